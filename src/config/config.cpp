@@ -1,0 +1,148 @@
+#include "config/config.hpp"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "base/text.hpp"
+
+namespace danemta::config {
+
+std::string_view to_string(TlsPolicy p) {
+  switch (p) {
+    case TlsPolicy::dane_only:
+      return "dane-only";
+    case TlsPolicy::dane:
+      return "dane";
+    case TlsPolicy::encrypt:
+      return "encrypt";
+    case TlsPolicy::may:
+      return "may";
+  }
+  return "dane";
+}
+
+std::optional<TlsPolicy> parse_tls_policy(std::string_view s) {
+  if (s == "dane-only") return TlsPolicy::dane_only;
+  if (s == "dane") return TlsPolicy::dane;
+  if (s == "encrypt") return TlsPolicy::encrypt;
+  if (s == "may") return TlsPolicy::may;
+  return std::nullopt;
+}
+
+TlsPolicy Config::policy_for(std::string_view domain) const {
+  auto it = policies.find(normalize_domain(domain));
+  return it == policies.end() ? TlsPolicy::dane : it->second;
+}
+
+bool valid_forwarder(std::string_view s) {
+  std::string_view host = s;
+  auto at = s.rfind('@');
+  if (at != std::string_view::npos) {
+    host = s.substr(0, at);
+    std::string_view port = s.substr(at + 1);
+    unsigned value = 0;
+    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc() || p != port.data() + port.size() || value == 0 || value > 65535)
+      return false;
+  }
+  std::string h(host);
+  unsigned char buf[16];
+  return inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1;
+}
+
+Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source_name);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << source_name << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+        << e.description();
+    return fail(msg.str(), Severity::permanent);
+  }
+
+  Config cfg;
+  auto bad = [&](std::string_view key, std::string_view what) {
+    return fail(std::string(source_name) + ": " + std::string(key) + ": " + std::string(what),
+                Severity::permanent);
+  };
+
+  for (auto&& [key, node] : root) {
+    std::string_view k = key.str();
+    if (k != "dns" && k != "policy" && k != "delivery")
+      return bad(k, "unknown section (expected dns, delivery, policy)");
+  }
+
+  if (auto* dns = root["dns"].as_table()) {
+    for (auto&& [key, node] : *dns) {
+      std::string_view k = key.str();
+      if (k == "forwarders") {
+        auto* arr = node.as_array();
+        if (!arr) return bad("dns.forwarders", "must be an array of \"IP[@PORT]\" strings");
+        for (auto&& item : *arr) {
+          auto v = item.value<std::string>();
+          if (!v || !valid_forwarder(*v))
+            return bad("dns.forwarders", "each entry must be \"IP\" or \"IP@PORT\"");
+          cfg.dns.forwarders.push_back(*v);
+        }
+      } else if (k == "trust_anchor_file") {
+        auto v = node.value<std::string>();
+        if (!v || v->empty()) return bad("dns.trust_anchor_file", "must be a file path");
+        cfg.dns.trust_anchor_file = *v;
+      } else if (k == "timeout_seconds") {
+        auto v = node.value<std::int64_t>();
+        if (!v || *v < 1 || *v > 600) return bad("dns.timeout_seconds", "must be 1..600");
+        cfg.dns.timeout = std::chrono::seconds(*v);
+      } else {
+        return bad(std::string("dns.") + std::string(k), "unknown key");
+      }
+    }
+  } else if (root.contains("dns")) {
+    return bad("dns", "must be a table");
+  }
+
+  if (auto* delivery = root["delivery"].as_table()) {
+    for (auto&& [key, node] : *delivery) {
+      std::string_view k = key.str();
+      if (k == "port") {
+        auto v = node.value<std::int64_t>();
+        if (!v || *v < 1 || *v > 65535) return bad("delivery.port", "must be 1..65535");
+        cfg.smtp_port = static_cast<std::uint16_t>(*v);
+      } else {
+        return bad(std::string("delivery.") + std::string(k), "unknown key");
+      }
+    }
+  } else if (root.contains("delivery")) {
+    return bad("delivery", "must be a table");
+  }
+
+  if (auto* policy = root["policy"].as_table()) {
+    for (auto&& [key, node] : *policy) {
+      std::string domain = normalize_domain(key.str());
+      auto v = node.value<std::string>();
+      auto p = v ? parse_tls_policy(*v) : std::nullopt;
+      if (domain.empty() || !p)
+        return bad(std::string("policy.\"") + std::string(key.str()) + "\"",
+                   "must be one of dane-only, dane, encrypt, may");
+      cfg.policies[domain] = *p;
+    }
+  } else if (root.contains("policy")) {
+    return bad("policy", "must be a table");
+  }
+  return cfg;
+}
+
+Result<Config> load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail("cannot read configuration file " + path, Severity::permanent);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse(text.str(), path);
+}
+
+}  // namespace danemta::config
