@@ -1,1 +1,114 @@
-int main() { return 0; }
+// danemta: command-line entry point (composition root).
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "app/cmd_check.hpp"
+#include "base/text.hpp"
+#include "config/config.hpp"
+
+namespace {
+
+// RFC 1035 section 2.3.4 lengths and the LDH characters (underscore allowed:
+// the checker may be pointed at service names).
+bool plausible_domain(std::string_view d) {
+  if (d.empty() || d.size() > 253) return false;
+  std::size_t label = 0;
+  for (char c : d) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    if (!ok || ++label > 63) return false;
+  }
+  return label > 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace danemta;
+
+  CLI::App app{"danemta: outbound SMTP relay with DNSSEC and DANE (RFC 7672)"};
+  app.set_version_flag("--version", "danemta 0.1.0");
+  app.require_subcommand(1);
+
+  std::string config_path;
+  app.add_option("-c,--config", config_path, "configuration file (TOML)");
+
+  app::CheckOptions check;
+  std::vector<std::string> resolvers;
+  std::string trust_anchor;
+  int port = 0;
+  std::string policy;
+  int timeout = 0;
+  CLI::App* cmd_check = app.add_subcommand(
+      "check", "validate a domain's DNSSEC and DANE setup as the relay would see it");
+  cmd_check->add_option("domain", check.domain, "the domain that receives mail")->required();
+  cmd_check->add_flag("--json", check.json, "print the report as JSON (docs/check-json.md)");
+  cmd_check->add_option("--resolver", resolvers,
+                        "forwarder IP[@PORT] (repeatable); answers are validated locally");
+  cmd_check->add_option(
+      "--trust-anchor", trust_anchor,
+      "trust anchor file (DS or DNSKEY records) instead of the built-in root KSKs");
+  cmd_check->add_option("--port", port, "SMTP port (TLSA records are looked up at _PORT._tcp)")
+      ->check(CLI::Range(1, 65535));
+  cmd_check->add_option("--policy", policy, "TLS policy to apply: dane-only, dane, encrypt, may");
+  cmd_check->add_option("--timeout", timeout, "DNS timeout in seconds")->check(CLI::Range(1, 600));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "danemta: " << e.what() << " (see danemta --help)\n";
+    return 2;
+  }
+
+  config::Config cfg;
+  if (!config_path.empty()) {
+    auto loaded = config::load(config_path);
+    if (!loaded) {
+      std::cerr << "danemta: " << loaded.error().message << "\n";
+      return 2;
+    }
+    cfg = std::move(*loaded);
+  }
+
+  if (cmd_check->parsed()) {
+    check.domain = normalize_domain(check.domain);
+    if (!plausible_domain(check.domain)) {
+      std::cerr << "danemta check: \"" << check.domain << "\" is not a domain name\n";
+      return 2;
+    }
+    for (const std::string& r : resolvers) {
+      if (!config::valid_forwarder(r)) {
+        std::cerr << "danemta check: --resolver " << r << ": expected IP or IP@PORT\n";
+        return 2;
+      }
+    }
+    if (!resolvers.empty()) cfg.dns.forwarders = resolvers;
+    if (!trust_anchor.empty()) cfg.dns.trust_anchor_file = trust_anchor;
+    if (port != 0) cfg.smtp_port = static_cast<std::uint16_t>(port);
+    if (timeout != 0) cfg.dns.timeout = std::chrono::seconds(timeout);
+    if (!policy.empty()) {
+      auto p = config::parse_tls_policy(policy);
+      if (!p) {
+        std::cerr << "danemta check: --policy " << policy
+                  << ": expected dane-only, dane, encrypt or may\n";
+        return 2;
+      }
+      cfg.policies[check.domain] = *p;
+    }
+    return app::run_check(cfg, check);
+  }
+  return 2;
+}

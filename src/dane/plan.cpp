@@ -405,41 +405,51 @@ PlanStep plan(std::string_view domain_in, const AnswerSet& answers, const PlanOp
   return step;
 }
 
-void plan_destination(dns::Resolver& resolver, std::string domain, PlanOptions options,
-                      std::function<void(DestinationPlan, AnswerSet)> done) {
-  struct State {
-    dns::Resolver& resolver;
-    std::string domain;
-    PlanOptions options;
-    std::function<void(DestinationPlan, AnswerSet)> done;
-    AnswerSet answers;
-    int rounds = 0;
-  };
-  auto state =
-      std::make_shared<State>(State{resolver, std::move(domain), options, std::move(done), {}, 0});
+namespace {
 
-  // Each round asks every query the planner needs next; RFC 7672 planning
-  // needs at most MX, addresses, one CNAME check and two TLSA rounds.
-  auto step = std::make_shared<std::function<void()>>();
-  *step = [state, step]() {
-    PlanStep s = plan(state->domain, state->answers, state->options);
-    bool give_up = !s.complete() && ++state->rounds > 16;
-    if (give_up) {
+// One destination's lookups: each round asks, concurrently, every query the
+// planner needs next. RFC 7672 planning needs at most MX, addresses, one
+// CNAME check and two TLSA rounds; the bound only guards against a planner bug.
+class PlanDriver : public std::enable_shared_from_this<PlanDriver> {
+ public:
+  PlanDriver(dns::Resolver& resolver, std::string domain, PlanOptions options,
+             std::function<void(DestinationPlan, AnswerSet)> done)
+      : resolver_(resolver),
+        domain_(std::move(domain)),
+        options_(options),
+        done_(std::move(done)) {}
+
+  void next() {
+    PlanStep s = plan(domain_, answers_, options_);
+    if (!s.complete() && ++rounds_ > 16) {
       s.plan.failure = Outcome::dns_failed;
-      s.plan.reason = "DNS lookups for " + state->domain + " did not converge";
+      s.plan.reason = "DNS lookups for " + domain_ + " did not converge";
+      s.missing.clear();
     }
-    if (s.complete() || give_up) {
-      auto finish = std::move(state->done);
-      *step = nullptr;  // break the self-reference
-      finish(std::move(s.plan), std::move(state->answers));
+    if (s.complete()) {
+      done_(std::move(s.plan), std::move(answers_));
       return;
     }
-    state->resolver.resolve(std::move(s.missing), [state, step](std::vector<Answer> got) {
-      for (Answer& a : got) state->answers.add(std::move(a));
-      if (*step) (*step)();
+    resolver_.resolve(std::move(s.missing), [self = shared_from_this()](std::vector<Answer> got) {
+      for (Answer& a : got) self->answers_.add(std::move(a));
+      self->next();
     });
-  };
-  (*step)();
+  }
+
+ private:
+  dns::Resolver& resolver_;
+  std::string domain_;
+  PlanOptions options_;
+  std::function<void(DestinationPlan, AnswerSet)> done_;
+  AnswerSet answers_;
+  int rounds_ = 0;
+};
+
+}  // namespace
+
+void plan_destination(dns::Resolver& resolver, std::string domain, PlanOptions options,
+                      std::function<void(DestinationPlan, AnswerSet)> done) {
+  std::make_shared<PlanDriver>(resolver, std::move(domain), options, std::move(done))->next();
 }
 
 }  // namespace danemta::dane

@@ -1,0 +1,20 @@
+// `danemta check DOMAIN`: the validation test, wired to the real resolver.
+#pragma once
+
+#include <string>
+
+#include "config/config.hpp"
+
+namespace danemta::app {
+
+struct CheckOptions {
+  std::string domain;
+  bool json = false;
+};
+
+// Runs the check and prints the report on stdout. Returns the exit status:
+// 0 mail gets the best protection the domain publishes, 1 mail would be
+// deferred or refused, 2 local error (printed as one line on stderr).
+int run_check(const config::Config& cfg, const CheckOptions& options);
+
+}  // namespace danemta::app
