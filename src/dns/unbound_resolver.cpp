@@ -276,11 +276,6 @@ Result<std::unique_ptr<UnboundResolver>> UnboundResolver::create(asio::io_contex
       return tl::unexpected(r.error());
     }
   }
-  // why_bogus carries the validator's reason only at val-log-level 2.
-  if (auto r = set("val-log-level", ub_ctx_set_option(ctx.get(), "val-log-level:", "2")); !r) {
-    return tl::unexpected(r.error());
-  }
-
   if (!cfg.trust_anchor_file.empty()) {
     if (auto r = check_trust_anchor_file(cfg.trust_anchor_file); !r) {
       return tl::unexpected(r.error());
