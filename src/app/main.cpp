@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "app/cmd_check.hpp"
+#include "app/cmd_tlsa.hpp"
 #include "base/text.hpp"
 #include "config/config.hpp"
 
@@ -60,6 +61,24 @@ int main(int argc, char** argv) {
   cmd_check->add_option("--policy", policy, "TLS policy to apply: dane-only, dane, encrypt, may");
   cmd_check->add_option("--timeout", timeout, "DNS timeout in seconds")->check(CLI::Range(1, 600));
 
+  app::TlsaOptions tlsa;
+  int tlsa_port = 25;
+  CLI::App* cmd_tlsa = app.add_subcommand(
+      "tlsa", "print TLSA records for a certificate, a chain file or a live server");
+  cmd_tlsa->add_option("file", tlsa.file, "PEM certificate or chain file (leaf first)");
+  cmd_tlsa->add_option("--host", tlsa.host,
+                       "MX host name for the owner name (default: the certificate's first name)");
+  cmd_tlsa->add_option("--port", tlsa_port, "SMTP port for the owner name (_PORT._tcp.HOST)")
+      ->check(CLI::Range(1, 65535));
+  cmd_tlsa
+      ->add_option("--usage", tlsa.usage, "3: the leaf (DANE-EE, default); 2: its issuer (DANE-TA)")
+      ->check(CLI::IsMember({2, 3}));
+  cmd_tlsa->add_option("--selector", tlsa.selector, "1: public key (default); 0: certificate")
+      ->check(CLI::IsMember({0, 1}));
+  cmd_tlsa->add_option("--mtype", tlsa.mtype, "1: SHA2-256 (default); 2: SHA2-512; 0: full")
+      ->check(CLI::IsMember({0, 1, 2}));
+  cmd_tlsa->add_flag("--all", tlsa.all, "3 1 1 for the leaf and 2 1 1 for its issuer");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -109,6 +128,10 @@ int main(int argc, char** argv) {
       cfg.policies[check.domain] = *p;
     }
     return app::run_check(cfg, check);
+  }
+  if (cmd_tlsa->parsed()) {
+    tlsa.port = static_cast<std::uint16_t>(tlsa_port);
+    return app::run_tlsa(tlsa);
   }
   return 2;
 }

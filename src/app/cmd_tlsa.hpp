@@ -1,0 +1,24 @@
+// `danemta tlsa`: TLSA records for a certificate, a chain or a live server.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace danemta::app {
+
+struct TlsaOptions {
+  std::string file;     // PEM certificate or chain (leaf first)
+  std::string connect;  // HOST[:PORT] of a live server instead of a file
+  bool starttls = false;
+  std::string host;  // TLSA base domain for the owner name
+  std::uint16_t port = 25;
+  int usage = 3;  // 3: the leaf (DANE-EE); 2: its issuer (DANE-TA)
+  int selector = 1;
+  int mtype = 1;
+  bool all = false;  // 3 1 1 for the leaf and 2 1 1 for the issuer
+};
+
+// Prints zone-file lines on stdout; returns 0, or 2 with one line on stderr.
+int run_tlsa(const TlsaOptions& options);
+
+}  // namespace danemta::app
