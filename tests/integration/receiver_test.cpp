@@ -145,6 +145,7 @@ class RawClient {
   }
   bool eof() const { return eof_; }
   int last_errno() const { return last_errno_; }
+  int fd() const { return fd_; }
 
  private:
   // Length of the first complete reply in `b`, or 0.
@@ -567,4 +568,39 @@ TEST(LabReceiver, EndlessMultilineUntilClientCloses) {
     EXPECT_EQ(got.find("250 "), std::string::npos);
   }
   ASSERT_TRUE(rx.wait_closed(1));
+}
+
+TEST(LabReceiver, PeerVanishingDuringTlsWritesEndsOnlyThatSession) {
+  lab::Behaviour b = with_chain(lab::self_signed({"mx1.good.example"}));
+  b.endless_multiline = true;
+  lab::Receiver rx(std::move(b));
+  {
+    RawClient c("127.0.0.10", rx.port());
+    c.reply();
+    c.send("STARTTLS\r\n");
+    ASSERT_EQ(c.reply().substr(0, 4), "220 ");
+    std::unique_ptr<SSL_CTX, void (*)(SSL_CTX*)> ctx(SSL_CTX_new(TLS_client_method()),
+                                                     SSL_CTX_free);
+    std::unique_ptr<SSL, void (*)(SSL*)> ssl(SSL_new(ctx.get()), SSL_free);
+    SSL_set_fd(ssl.get(), c.fd());
+    SSL_set_tlsext_host_name(ssl.get(), "mx1.good.example");
+    ASSERT_EQ(SSL_connect(ssl.get()), 1);
+    const std::string ehlo = "EHLO c.example\r\n";
+    ASSERT_EQ(SSL_write(ssl.get(), ehlo.data(), static_cast<int>(ehlo.size())),
+              static_cast<int>(ehlo.size()));
+    std::array<char, 16384> buf{};
+    std::size_t total = 0;
+    while (total < (1u << 20)) {
+      int n = SSL_read(ssl.get(), buf.data(), static_cast<int>(buf.size()));
+      ASSERT_GT(n, 0);
+      total += static_cast<std::size_t>(n);
+    }
+    EXPECT_EQ(std::string(buf.data(), 4), "250-");
+  }  // closed without close_notify while the server is writing
+  ASSERT_TRUE(rx.wait_closed(1));
+  const auto s = rx.sessions().at(0);
+  EXPECT_TRUE(s.starttls_completed);
+  EXPECT_EQ(s.sni, "mx1.good.example");
+  ASSERT_EQ(s.commands.size(), 2u);
+  EXPECT_TRUE(s.commands[1].in_tls);
 }

@@ -477,6 +477,14 @@ void Receiver::accept_loop() {
 
 // One connection, from greeting to close. `fd` stays owned by the caller.
 void Receiver::serve(int fd, std::size_t index) {
+  // OpenSSL writes to the socket with write(2): a peer that went away would raise SIGPIPE
+  // and kill the test process. Blocked here, it stays a thread-directed pending signal
+  // (discarded when the thread ends) and the write fails with EPIPE instead.
+  sigset_t pipe_signal;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+
   const Behaviour& b = behaviour_;
   Session s;
   {
@@ -635,6 +643,8 @@ void Receiver::serve(int fd, std::size_t index) {
             long_line = true;
             continue;
           }
+          // Only CRLF.CRLF ends the data; a bare-LF "." line is content (RFC 5321 4.1.1.4,
+          // no SMTP smuggling).
           if (data_line->raw == ".\r\n") break;
           std::string_view raw = data_line->raw;
           if (raw.front() == '.') raw.remove_prefix(1);  // RFC 5321 4.5.2
