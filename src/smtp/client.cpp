@@ -1,0 +1,662 @@
+#include "smtp/client.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <deque>
+#include <tuple>
+#include <utility>
+
+namespace danemta::smtp {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kBodyChunk = 64 * 1024;
+
+tl::unexpected<Failure> failed(FailureKind kind, Stage stage, std::string message,
+                               std::optional<Reply> reply = std::nullopt) {
+  return tl::unexpected<Failure>(Failure{kind, stage, std::move(reply), std::move(message)});
+}
+
+bool is_2xx(const Reply& r) {
+  return r.code >= 200 && r.code < 300;
+}
+
+// A reply other than the one the command expects: the server's refusal when
+// it is 4xx/5xx, a protocol error otherwise (e.g. 354 to RCPT).
+tl::unexpected<Failure> refused(Stage stage, Reply reply) {
+  if (reply.transient() || reply.permanent()) {
+    return failed(FailureKind::rejected, stage, "server refused", std::move(reply));
+  }
+  return failed(FailureKind::protocol_error, stage, "unexpected reply", std::move(reply));
+}
+
+// Text that goes into a command line: no control characters, so that a
+// name or address can never inject a command (RFC 5321 2.3.8, 4.1.2).
+bool safe_in_command(std::string_view s) {
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return false;
+  }
+  return true;
+}
+
+bool is_ascii(std::string_view s) {
+  for (const char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  }
+  return true;
+}
+
+// RFC 1870 section 3: the size in octets with CRLF line endings, without
+// dot-stuffing or the terminating ".CRLF".
+std::uint64_t normalized_size(std::string_view m) {
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    if (m[i] == '\r' && i + 1 < m.size() && m[i + 1] == '\n') {
+      n += 2;
+      ++i;
+    } else if (m[i] == '\r' || m[i] == '\n') {
+      n += 2;
+    } else {
+      ++n;
+    }
+  }
+  if (!m.empty() && m.back() != '\n' && m.back() != '\r') n += 2;
+  return n;
+}
+
+// Produces the DATA text in chunks: every line ending (CRLF, bare LF or bare
+// CR) becomes CRLF (RFC 5321 2.3.8), a line starting with "." gets another
+// "." (4.5.2), a missing final CRLF is added, and ".CRLF" ends it.
+class BodyEncoder {
+ public:
+  explicit BodyEncoder(std::string_view message) : rest_(message) {}
+
+  bool done() const { return finished_; }
+
+  // Appends to `out` until it holds at least `want` bytes or the text ends.
+  void fill(std::string& out, std::size_t want) {
+    while (out.size() < want && !rest_.empty()) {
+      if (rest_.front() == '\r' || rest_.front() == '\n') {
+        const bool crlf = rest_.size() >= 2 && rest_[0] == '\r' && rest_[1] == '\n';
+        rest_.remove_prefix(crlf ? 2 : 1);
+        out += "\r\n";
+        line_start_ = true;
+        continue;
+      }
+      if (line_start_ && rest_.front() == '.') out += '.';
+      line_start_ = false;
+      std::size_t run = rest_.find_first_of("\r\n");
+      if (run == std::string_view::npos) run = rest_.size();
+      run = std::min(run, want - out.size() + 1);
+      out.append(rest_.substr(0, run));
+      rest_.remove_prefix(run);
+    }
+    if (rest_.empty() && !finished_) {
+      if (!line_start_) out += "\r\n";
+      out += ".\r\n";
+      finished_ = true;
+    }
+  }
+
+ private:
+  std::string_view rest_;
+  bool line_start_ = true;
+  bool finished_ = false;
+};
+
+std::string one_line(const Reply& r) {
+  std::string s = r.to_string();
+  for (char& c : s) {
+    if (c == '\n') c = ' ';
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string_view to_string(Stage s) {
+  switch (s) {
+    case Stage::connect:
+      return "connect";
+    case Stage::greeting:
+      return "greeting";
+    case Stage::ehlo:
+      return "ehlo";
+    case Stage::helo:
+      return "helo";
+    case Stage::starttls:
+      return "starttls";
+    case Stage::tls_handshake:
+      return "tls-handshake";
+    case Stage::mail:
+      return "mail";
+    case Stage::rcpt:
+      return "rcpt";
+    case Stage::data:
+      return "data";
+    case Stage::body:
+      return "body";
+    case Stage::dot:
+      return "dot";
+    case Stage::rset:
+      return "rset";
+    case Stage::quit:
+      return "quit";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(FailureKind k) {
+  switch (k) {
+    case FailureKind::connect_refused:
+      return "connection refused";
+    case FailureKind::connect_failed:
+      return "connect failed";
+    case FailureKind::connect_timeout:
+      return "connect timeout";
+    case FailureKind::timeout:
+      return "timeout";
+    case FailureKind::connection_closed:
+      return "connection closed";
+    case FailureKind::protocol_error:
+      return "protocol error";
+    case FailureKind::tls_handshake_failed:
+      return "TLS handshake failed";
+    case FailureKind::tls_prepare_rejected:
+      return "TLS setup refused";
+    case FailureKind::rejected:
+      return "rejected";
+    case FailureKind::unsupported:
+      return "unsupported";
+  }
+  return "unknown";
+}
+
+Severity Failure::severity() const {
+  switch (kind) {
+    case FailureKind::rejected:
+      return reply && reply->permanent() ? Severity::permanent : Severity::transient;
+    case FailureKind::unsupported:
+      return Severity::permanent;
+    case FailureKind::connect_refused:
+    case FailureKind::connect_failed:
+    case FailureKind::connect_timeout:
+    case FailureKind::timeout:
+    case FailureKind::connection_closed:
+    case FailureKind::protocol_error:
+    case FailureKind::tls_handshake_failed:
+    case FailureKind::tls_prepare_rejected:
+      return Severity::transient;
+  }
+  return Severity::transient;
+}
+
+std::string Failure::to_string() const {
+  std::string s(smtp::to_string(stage));
+  s += ": ";
+  s += smtp::to_string(kind);
+  if (!message.empty()) {
+    s += ": ";
+    s += message;
+  }
+  if (reply) {
+    s += ": ";
+    s += one_line(*reply);
+  }
+  return s;
+}
+
+struct Client::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::io_context& io, ClientConfig c)
+      : config(std::move(c)), socket(io), timer(io), parser(config.reply_limits) {}
+
+  ClientConfig config;
+  tcp::socket socket;  // the connection until STARTTLS moves it into `tls`
+  std::optional<asio::ssl::stream<tcp::socket>> tls;
+  asio::steady_timer timer;
+  std::uint64_t watchdog_generation = 0;
+  bool watchdog_fired = false;
+  ReplyParser parser;
+  std::array<char, 4096> buffer{};
+  bool is_connected = false;
+  bool transaction_open = false;  // MAIL accepted, transaction not finished: RSET first
+  std::optional<Capabilities> caps;
+  std::deque<std::string> log;
+
+  tcp::socket& lowest() { return tls ? tls->next_layer() : socket; }
+
+  // The watchdog bounds one whole operation (a reply of many reads, a write,
+  // a handshake): at `deadline` it cancels the socket's pending I/O. The
+  // generation check makes a late expiry of an earlier arming harmless.
+  void arm(Clock::time_point deadline) {
+    const std::uint64_t generation = ++watchdog_generation;
+    watchdog_fired = false;
+    timer.expires_at(deadline);
+    timer.async_wait([weak = weak_from_this(), generation](const error_code& ec) {
+      if (ec) return;
+      const auto self = weak.lock();
+      if (!self || self->watchdog_generation != generation) return;
+      self->watchdog_fired = true;
+      error_code ignored;
+      self->lowest().cancel(ignored);
+    });
+  }
+
+  void disarm() {
+    ++watchdog_generation;
+    timer.cancel();
+  }
+
+  void close_connection() {
+    disarm();
+    error_code ignored;
+    lowest().close(ignored);
+    tls.reset();
+    is_connected = false;
+    transaction_open = false;
+    caps.reset();
+    parser.reset();
+  }
+
+  void record(std::string_view prefix, std::string_view text) {
+    if (config.transcript_entries == 0) return;
+    std::string entry(prefix);
+    entry.append(text.substr(0, config.transcript_entry_bytes));
+    if (text.size() > config.transcript_entry_bytes) entry += "...";
+    if (log.size() >= config.transcript_entries) log.pop_front();
+    log.push_back(std::move(entry));
+  }
+
+  // Classifies a failed socket/TLS operation and closes the connection.
+  Failure io_failure(Stage stage, const error_code& ec, std::string_view doing) {
+    const bool timed_out = watchdog_fired;
+    close_connection();
+    std::string what(doing);
+    if (timed_out) return Failure{FailureKind::timeout, stage, std::nullopt, "timed out " + what};
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+      return Failure{FailureKind::connection_closed, stage, std::nullopt,
+                     "connection closed by the server " + what};
+    }
+    return Failure{FailureKind::connection_closed, stage, std::nullopt, what + ": " + ec.message()};
+  }
+
+  asio::awaitable<std::tuple<error_code, std::size_t>> read_some() {
+    if (tls) co_return co_await tls->async_read_some(asio::buffer(buffer), use_tuple);
+    co_return co_await socket.async_read_some(asio::buffer(buffer), use_tuple);
+  }
+
+  asio::awaitable<Outcome<void>> write_all(Stage stage, std::string_view bytes,
+                                           Clock::duration timeout) {
+    if (!is_connected) {
+      co_return failed(FailureKind::connection_closed, stage, "not connected");
+    }
+    arm(Clock::now() + timeout);
+    std::tuple<error_code, std::size_t> r;
+    if (tls) {
+      r = co_await asio::async_write(*tls, asio::buffer(bytes.data(), bytes.size()), use_tuple);
+    } else {
+      r = co_await asio::async_write(socket, asio::buffer(bytes.data(), bytes.size()), use_tuple);
+    }
+    disarm();
+    if (std::get<0>(r)) {
+      co_return tl::unexpected(io_failure(stage, std::get<0>(r), "while sending"));
+    }
+    co_return Outcome<void>{};
+  }
+
+  // Sends command lines (several when pipelining), each recorded.
+  asio::awaitable<Outcome<void>> send_commands(Stage stage, std::vector<std::string> lines,
+                                               Clock::duration timeout) {
+    std::string wire;
+    for (const auto& line : lines) {
+      record("C: ", line);
+      wire += line;
+      wire += "\r\n";
+    }
+    co_return co_await write_all(stage, wire, timeout);
+  }
+
+  // One complete reply within `timeout` (for all its lines together).
+  asio::awaitable<Outcome<Reply>> read_reply(Stage stage, Clock::duration timeout) {
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+      if (auto reply = parser.next()) {
+        record("S: ", reply->to_string());
+        co_return std::move(*reply);
+      }
+      if (const auto e = parser.error()) {
+        close_connection();
+        co_return failed(FailureKind::protocol_error, stage, std::string(smtp::to_string(*e)));
+      }
+      if (!is_connected) {
+        co_return failed(FailureKind::connection_closed, stage, "not connected");
+      }
+      arm(deadline);
+      const auto [ec, n] = co_await read_some();
+      disarm();
+      if (ec) co_return tl::unexpected(io_failure(stage, ec, "while waiting for the reply"));
+      parser.feed(std::string_view(buffer.data(), n));
+    }
+  }
+
+  asio::awaitable<Outcome<Reply>> command(Stage stage, std::string line, Clock::duration timeout) {
+    std::vector<std::string> lines;
+    lines.push_back(std::move(line));
+    if (auto w = co_await send_commands(stage, std::move(lines), timeout); !w) {
+      co_return tl::unexpected(std::move(w.error()));
+    }
+    co_return co_await read_reply(stage, timeout);
+  }
+
+  asio::awaitable<Outcome<void>> do_rset() {
+    auto r = co_await command(Stage::rset, "RSET", config.rset);
+    if (!r) co_return tl::unexpected(std::move(r.error()));
+    if (!is_2xx(*r)) co_return refused(Stage::rset, std::move(*r));
+    transaction_open = false;
+    co_return Outcome<void>{};
+  }
+
+  // Writes the message text (Stage::body), then reads the end-of-data reply.
+  asio::awaitable<Outcome<Reply>> send_body(std::string_view message) {
+    record("C: ", "<message text, " + std::to_string(message.size()) + " bytes>");
+    BodyEncoder encoder(message);
+    std::string chunk;
+    chunk.reserve(kBodyChunk + 8);
+    while (!encoder.done()) {
+      chunk.clear();
+      encoder.fill(chunk, kBodyChunk);
+      if (auto w = co_await write_all(Stage::body, chunk, config.data_block); !w) {
+        co_return tl::unexpected(std::move(w.error()));
+      }
+    }
+    record("C: ", ".");
+    transaction_open = false;
+    co_return co_await read_reply(Stage::dot, config.dot);
+  }
+
+  // RFC 2920 3.1: DATA was accepted although nothing else was; a lone "."
+  // ends it. Its reply says nothing about any recipient.
+  asio::awaitable<Outcome<void>> abort_data() {
+    record("C: ", ".");
+    if (auto w = co_await write_all(Stage::dot, ".\r\n", config.data_block); !w) {
+      co_return tl::unexpected(std::move(w.error()));
+    }
+    transaction_open = false;
+    auto r = co_await read_reply(Stage::dot, config.dot);
+    if (!r) co_return tl::unexpected(std::move(r.error()));
+    co_return Outcome<void>{};
+  }
+};
+
+Client::Client(asio::io_context& io, ClientConfig config)
+    : impl_(std::make_shared<Impl>(io, std::move(config))) {}
+
+Client::~Client() {
+  impl_->close_connection();
+}
+
+bool Client::connected() const {
+  return impl_->is_connected;
+}
+bool Client::tls_active() const {
+  return impl_->tls.has_value() && impl_->is_connected;
+}
+SSL* Client::ssl() const {
+  return tls_active() ? impl_->tls->native_handle() : nullptr;
+}
+const std::optional<Capabilities>& Client::capabilities() const {
+  return impl_->caps;
+}
+std::vector<std::string> Client::transcript() const {
+  return {impl_->log.begin(), impl_->log.end()};
+}
+void Client::close() {
+  impl_->close_connection();
+}
+
+asio::awaitable<Outcome<Reply>> Client::connect(std::string address, std::uint16_t port) {
+  const std::shared_ptr<Impl> self = impl_;
+  self->close_connection();
+  error_code ec;
+  const auto ip = asio::ip::make_address(address, ec);
+  if (ec)
+    co_return failed(FailureKind::connect_failed, Stage::connect, "not an IP address: " + address);
+  self->record("C: ", "connect " + address + " port " + std::to_string(port));
+  self->arm(Clock::now() + self->config.connect);
+  const auto [cec] = co_await self->socket.async_connect(tcp::endpoint(ip, port), use_tuple);
+  const bool timed_out = self->watchdog_fired;
+  self->disarm();
+  if (cec) {
+    self->close_connection();
+    if (timed_out) co_return failed(FailureKind::connect_timeout, Stage::connect, "no answer");
+    if (cec == asio::error::connection_refused) {
+      co_return failed(FailureKind::connect_refused, Stage::connect, cec.message());
+    }
+    co_return failed(FailureKind::connect_failed, Stage::connect, cec.message());
+  }
+  self->is_connected = true;
+  // The last data write and small commands must not wait for delayed ACKs.
+  self->socket.set_option(tcp::no_delay(true), ec);
+  auto greeting = co_await self->read_reply(Stage::greeting, self->config.greeting);
+  if (!greeting) co_return tl::unexpected(std::move(greeting.error()));
+  // RFC 5321 3.1: 220 opens the session; 554 (or anything else) refuses it.
+  if (greeting->code != 220) co_return refused(Stage::greeting, std::move(*greeting));
+  co_return std::move(*greeting);
+}
+
+asio::awaitable<Outcome<Capabilities>> Client::ehlo(std::string helo_name) {
+  const std::shared_ptr<Impl> self = impl_;
+  if (helo_name.empty() || !safe_in_command(helo_name)) {
+    co_return failed(FailureKind::unsupported, Stage::ehlo, "invalid EHLO name");
+  }
+  self->caps.reset();
+  auto reply = co_await self->command(Stage::ehlo, "EHLO " + helo_name, self->config.ehlo);
+  if (!reply) co_return tl::unexpected(std::move(reply.error()));
+  if (is_2xx(*reply)) {
+    self->caps = parse_ehlo(*reply);
+    co_return *self->caps;
+  }
+  // RFC 5321 4.1.1.1: a server that does not know EHLO answers 5xx; HELO then.
+  if (!reply->permanent()) co_return refused(Stage::ehlo, std::move(*reply));
+  auto helo = co_await self->command(Stage::helo, "HELO " + helo_name, self->config.ehlo);
+  if (!helo) co_return tl::unexpected(std::move(helo.error()));
+  if (!is_2xx(*helo)) co_return refused(Stage::helo, std::move(*helo));
+  self->caps = Capabilities{};
+  co_return *self->caps;
+}
+
+asio::awaitable<Outcome<void>> Client::starttls(asio::ssl::context& context,
+                                                std::function<bool(SSL*)> prepare) {
+  const std::shared_ptr<Impl> self = impl_;
+  if (self->tls) {
+    co_return failed(FailureKind::protocol_error, Stage::starttls, "TLS is already active");
+  }
+  auto reply = co_await self->command(Stage::starttls, "STARTTLS", self->config.starttls);
+  if (!reply) co_return tl::unexpected(std::move(reply.error()));
+  if (reply->code != 220) co_return refused(Stage::starttls, std::move(*reply));
+  // RFC 3207 section 5: nothing may follow the 220 in clear; bytes that do
+  // would be read as if they came through TLS (response injection).
+  if (self->parser.ready() > 0 || self->parser.partial()) {
+    self->close_connection();
+    co_return failed(FailureKind::protocol_error, Stage::starttls,
+                     "data after the STARTTLS reply, before the TLS handshake");
+  }
+  // RFC 3207 4.2: what was learnt in clear is discarded.
+  self->caps.reset();
+  self->transaction_open = false;
+  self->tls.emplace(std::move(self->socket), context);
+  if (prepare && !prepare(self->tls->native_handle())) {
+    self->close_connection();
+    co_return failed(FailureKind::tls_prepare_rejected, Stage::tls_handshake,
+                     "the TLS parameters could not be set");
+  }
+  self->arm(Clock::now() + self->config.starttls);
+  const auto [ec] = co_await self->tls->async_handshake(asio::ssl::stream_base::client, use_tuple);
+  const bool timed_out = self->watchdog_fired;
+  self->disarm();
+  if (ec) {
+    std::string message = ec.message();
+    const long verify = SSL_get_verify_result(self->tls->native_handle());
+    if (verify != X509_V_OK) {
+      message += " (certificate verification: ";
+      message += X509_verify_cert_error_string(verify);
+      message += ")";
+    }
+    self->close_connection();
+    if (timed_out) {
+      co_return failed(FailureKind::timeout, Stage::tls_handshake, "TLS handshake timed out");
+    }
+    co_return failed(FailureKind::tls_handshake_failed, Stage::tls_handshake, std::move(message));
+  }
+  self->record("C: ", std::string("<TLS ") + SSL_get_version(self->tls->native_handle()) + " " +
+                          SSL_get_cipher_name(self->tls->native_handle()) + ">");
+  co_return Outcome<void>{};
+}
+
+asio::awaitable<Outcome<SendResult>> Client::send(Envelope envelope, std::string_view message) {
+  const std::shared_ptr<Impl> self = impl_;
+  if (!self->is_connected) {
+    co_return failed(FailureKind::connection_closed, Stage::mail, "not connected");
+  }
+  if (!self->caps) {
+    co_return failed(FailureKind::protocol_error, Stage::mail, "send() before ehlo()");
+  }
+  if (envelope.recipients.empty()) {
+    co_return failed(FailureKind::unsupported, Stage::rcpt, "no recipients");
+  }
+  bool needs_utf8 = !is_ascii(envelope.mail_from);
+  if (!safe_in_command(envelope.mail_from)) {
+    co_return failed(FailureKind::unsupported, Stage::mail, "control character in the sender");
+  }
+  for (const auto& rcpt : envelope.recipients) {
+    if (rcpt.empty() || !safe_in_command(rcpt)) {
+      co_return failed(FailureKind::unsupported, Stage::rcpt, "invalid recipient address");
+    }
+    needs_utf8 = needs_utf8 || !is_ascii(rcpt);
+  }
+  const Capabilities caps = *self->caps;
+  // RFC 6531 section 3.4: non-ASCII addresses only to an SMTPUTF8 server.
+  if (needs_utf8 && !caps.smtputf8) {
+    co_return failed(FailureKind::unsupported, Stage::mail,
+                     "non-ASCII address and the server does not offer SMTPUTF8 (RFC 6531)");
+  }
+  if (self->transaction_open) {
+    if (auto r = co_await self->do_rset(); !r) co_return tl::unexpected(std::move(r.error()));
+  }
+
+  std::string mail = "MAIL FROM:<" + envelope.mail_from + ">";
+  if (caps.size) mail += " SIZE=" + std::to_string(normalized_size(message));  // RFC 1870
+  if (caps.eightbitmime && !is_ascii(message)) mail += " BODY=8BITMIME";       // RFC 6152
+  if (needs_utf8) mail += " SMTPUTF8";
+  // Without 8BITMIME, 8-bit text is still sent as is (no downgrade): the
+  // alternative, refusing, loses mail that nearly every server accepts.
+
+  SendResult result;
+  result.recipients.reserve(envelope.recipients.size());
+  std::size_t accepted = 0;
+  const auto take_rcpt_reply = [&](std::string address, Reply reply) {
+    if (is_2xx(reply)) ++accepted;
+    result.recipients.push_back(RecipientResult{std::move(address), Stage::rcpt, std::move(reply)});
+  };
+  std::optional<Reply> data_reply;
+
+  if (caps.pipelining) {
+    // RFC 2920 3.1: MAIL, RCPT... and DATA (last) in one group; every reply is
+    // read, in order, whatever the earlier ones said.
+    std::vector<std::string> lines;
+    lines.reserve(envelope.recipients.size() + 2);
+    lines.push_back(mail);
+    for (const auto& rcpt : envelope.recipients) lines.push_back("RCPT TO:<" + rcpt + ">");
+    lines.emplace_back("DATA");
+    if (auto w = co_await self->send_commands(Stage::mail, std::move(lines), self->config.mail);
+        !w) {
+      co_return tl::unexpected(std::move(w.error()));
+    }
+    auto mail_reply = co_await self->read_reply(Stage::mail, self->config.mail);
+    if (!mail_reply) co_return tl::unexpected(std::move(mail_reply.error()));
+    for (auto& rcpt : envelope.recipients) {
+      auto r = co_await self->read_reply(Stage::rcpt, self->config.rcpt);
+      if (!r) co_return tl::unexpected(std::move(r.error()));
+      take_rcpt_reply(std::move(rcpt), std::move(*r));
+    }
+    auto d = co_await self->read_reply(Stage::data, self->config.data_init);
+    if (!d) co_return tl::unexpected(std::move(d.error()));
+    const bool mail_ok = is_2xx(*mail_reply);
+    if (!mail_ok || accepted == 0) {
+      if (d->code == 354) {
+        if (auto a = co_await self->abort_data(); !a)
+          co_return tl::unexpected(std::move(a.error()));
+      } else {
+        self->transaction_open = mail_ok;
+      }
+      if (!mail_ok) co_return refused(Stage::mail, std::move(*mail_reply));
+      co_return result;
+    }
+    self->transaction_open = true;
+    data_reply = std::move(*d);
+  } else {
+    auto mail_reply = co_await self->command(Stage::mail, mail, self->config.mail);
+    if (!mail_reply) co_return tl::unexpected(std::move(mail_reply.error()));
+    if (!is_2xx(*mail_reply)) co_return refused(Stage::mail, std::move(*mail_reply));
+    self->transaction_open = true;
+    for (auto& rcpt : envelope.recipients) {
+      auto r = co_await self->command(Stage::rcpt, "RCPT TO:<" + rcpt + ">", self->config.rcpt);
+      if (!r) co_return tl::unexpected(std::move(r.error()));
+      take_rcpt_reply(std::move(rcpt), std::move(*r));
+    }
+    if (accepted == 0) co_return result;
+    auto d = co_await self->command(Stage::data, "DATA", self->config.data_init);
+    if (!d) co_return tl::unexpected(std::move(d.error()));
+    data_reply = std::move(*d);
+  }
+
+  Stage decided_at = Stage::data;
+  if (data_reply->code == 354) {
+    auto final_reply = co_await self->send_body(message);
+    if (!final_reply) co_return tl::unexpected(std::move(final_reply.error()));
+    data_reply = std::move(*final_reply);
+    decided_at = Stage::dot;
+  }
+  for (auto& r : result.recipients) {
+    if (!is_2xx(r.reply)) continue;
+    r.stage = decided_at;
+    r.reply = *data_reply;
+  }
+  result.data_reply = std::move(data_reply);
+  co_return result;
+}
+
+asio::awaitable<Outcome<void>> Client::rset() {
+  const std::shared_ptr<Impl> self = impl_;
+  co_return co_await self->do_rset();
+}
+
+asio::awaitable<void> Client::quit() {
+  const std::shared_ptr<Impl> self = impl_;
+  if (self->is_connected) {
+    // RFC 5321 4.1.1.10: the reply does not matter to the mail.
+    (void)co_await self->command(Stage::quit, "QUIT", self->config.quit);
+  }
+  self->close_connection();
+}
+
+}  // namespace danemta::smtp
