@@ -45,6 +45,15 @@ constexpr OutcomeInfo kNoAddress{
     "no mail server of the destination has an IPv4 or IPv6 address",
     "Publish A or AAAA records for the MX hosts (or for the domain, when it has no MX)."};
 
+constexpr OutcomeInfo kConnectionFailed{
+    "connection-failed",
+    "",
+    "4.4.1",
+    "5.4.1",
+    true,
+    "no mail server of the destination could be reached, or each dropped the session",
+    "Make sure the MX hosts accept connections on port 25 from the sending relay."};
+
 constexpr OutcomeInfo kStarttls{
     "starttls-not-supported",
     "starttls-not-supported",
@@ -125,6 +134,8 @@ const OutcomeInfo& info(Outcome o) {
       return kDomainNotFound;
     case Outcome::no_address:
       return kNoAddress;
+    case Outcome::connection_failed:
+      return kConnectionFailed;
     case Outcome::starttls_not_supported:
       return kStarttls;
     case Outcome::certificate_expired:

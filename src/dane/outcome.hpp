@@ -13,6 +13,7 @@ enum class Outcome {
   dns_failed,                 // a lookup failed without a validation verdict
   domain_not_found,           // the destination domain does not exist (NXDOMAIN)
   no_address,                 // no MX host has an address
+  connection_failed,          // no MX host could be reached or held a session
   starttls_not_supported,     // TLS mandatory but STARTTLS absent or handshake failed
   certificate_expired,        // DANE-TA chain with an expired certificate
   tlsa_invalid,               // no usable TLSA record matched

@@ -1,0 +1,64 @@
+// One delivery attempt of one message to one destination: walks the planned
+// hosts in MX order and their addresses, applies each host's TLS requirement
+// and returns every recipient's fate. Never sends a byte of the message in
+// clear or unauthenticated to a host that requires DANE.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "dane/plan.hpp"
+#include "delivery/session.hpp"
+#include "smtp/client.hpp"
+
+namespace danemta::delivery {
+
+struct Message {
+  std::string id;         // queue id, for logs
+  std::string mail_from;  // empty: null reverse-path
+  std::vector<std::string> recipients;
+  std::string data;  // RFC 5322 message (CRLF or LF line ends)
+};
+
+enum class Status { delivered, deferred, bounced };
+std::string_view to_string(Status s);
+
+struct RecipientResult {
+  std::string recipient;
+  Status status = Status::deferred;
+  std::string dsn;                       // enhanced status code: "2.0.0", "4.7.323", "5.1.1"
+  std::string diagnostic;                // the server's reply, or what went wrong
+  std::optional<dane::Outcome> outcome;  // set for failures danemta decided
+  std::string relay;                     // "mx1.example.org[192.0.2.1]:25"
+  dane::Authentication tls = dane::Authentication::none;
+};
+
+// What happened at one address (for logs, TLS-RPT and `check`).
+struct AddressAttempt {
+  std::string host;
+  std::string address;
+  std::optional<dane::Outcome> failure;
+  std::string detail;
+  dane::Authentication tls = dane::Authentication::none;
+  tls::SessionFacts facts;
+  bool mail_sent = false;
+};
+
+struct AttemptResult {
+  std::vector<RecipientResult> recipients;  // same order as Message::recipients
+  std::vector<AddressAttempt> tried;
+};
+
+struct DeliveryOptions {
+  std::string helo_name = "localhost";
+  smtp::ClientConfig client;
+};
+
+boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_context,
+                                              dane::DestinationPlan plan, Message message,
+                                              DeliveryOptions options);
+
+}  // namespace danemta::delivery
