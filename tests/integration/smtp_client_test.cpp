@@ -422,6 +422,32 @@ TEST_F(SmtpClient, EmptyMessageIsJustTheTerminator) {
   EXPECT_EQ(server.lines[1], "MAIL FROM:<a@x>");  // no SIZE offered
 }
 
+// The text goes out in 64 KiB writes: stuffing and line endings must not
+// depend on where a write ends.
+TEST_F(SmtpClient, LargeMessageAcrossWrites) {
+  std::string message;
+  std::string expected;
+  for (int i = 0; i < 30000; ++i) {
+    const std::string line =
+        (i % 3 == 0 ? "." : "") + std::string(static_cast<std::size_t>(i % 7), 'a');
+    message += line + (i % 2 == 0 ? "\n" : "\r\n");
+    expected += (i % 3 == 0 ? "." : "") + line + "\r\n";
+  }
+  message += std::string(100000, 'b');  // one line longer than a write
+  expected += std::string(100000, 'b') + "\r\n.\r\n";
+  ScriptedServer server({send(kGreeting), expect("EHLO"), send(kEhloPipelining), expect_batch(3),
+                         send("250 Ok\r\n250 Ok\r\n354 go\r\n"), read_data(), send("250 Ok\r\n")});
+  Client c(io, fast_config());
+  open(c, server);
+  auto r = run(io, c.send(Envelope{"a@x", {"b@y"}}, message));
+  ASSERT_TRUE(r) << r.error().to_string();
+  server.join();
+  ASSERT_EQ(server.error, "");
+  ASSERT_EQ(server.data.size(), 1u);
+  EXPECT_EQ(server.data[0].size(), expected.size());
+  EXPECT_TRUE(server.data[0] == expected);
+}
+
 TEST_F(SmtpClient, HeloFallbackAfter5xxToEhlo) {
   ScriptedServer server({send(kGreeting), expect("EHLO client.example.net"),
                          send("500 5.5.1 what?\r\n"), expect("HELO client.example.net"),
