@@ -1,6 +1,7 @@
 // `danemta check DOMAIN`: the validation test, wired to the real resolver.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "config/config.hpp"
@@ -10,6 +11,8 @@ namespace danemta::app {
 struct CheckOptions {
   std::string domain;
   bool json = false;
+  bool connect = true;  // the live half: probe every MX address
+  std::chrono::seconds smtp_timeout{30};
 };
 
 // Runs the check and prints the report on stdout. Returns the exit status:

@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
       "check", "validate a domain's DNSSEC and DANE setup as the relay would see it");
   cmd_check->add_option("domain", check.domain, "the domain that receives mail")->required();
   cmd_check->add_flag("--json", check.json, "print the report as JSON (docs/check-json.md)");
+  bool no_connect = false;
+  cmd_check->add_flag("--no-connect", no_connect,
+                      "DNS only: do not connect to the MX hosts (the live probe is the default)");
   cmd_check->add_option("--resolver", resolvers,
                         "forwarder IP[@PORT] (repeatable); answers are validated locally");
   cmd_check->add_option(
@@ -59,7 +62,8 @@ int main(int argc, char** argv) {
   cmd_check->add_option("--port", port, "SMTP port (TLSA records are looked up at _PORT._tcp)")
       ->check(CLI::Range(1, 65535));
   cmd_check->add_option("--policy", policy, "TLS policy to apply: dane-only, dane, encrypt, may");
-  cmd_check->add_option("--timeout", timeout, "DNS timeout in seconds")->check(CLI::Range(1, 600));
+  cmd_check->add_option("--timeout", timeout, "DNS query and SMTP step timeout in seconds")
+      ->check(CLI::Range(1, 600));
 
   app::TlsaOptions tlsa;
   int tlsa_port = 25;
@@ -117,7 +121,11 @@ int main(int argc, char** argv) {
     if (!resolvers.empty()) cfg.dns.forwarders = resolvers;
     if (!trust_anchor.empty()) cfg.dns.trust_anchor_file = trust_anchor;
     if (port != 0) cfg.smtp_port = static_cast<std::uint16_t>(port);
-    if (timeout != 0) cfg.dns.timeout = std::chrono::seconds(timeout);
+    if (timeout != 0) {
+      cfg.dns.timeout = std::chrono::seconds(timeout);
+      check.smtp_timeout = std::chrono::seconds(timeout);
+    }
+    check.connect = !no_connect;
     if (!policy.empty()) {
       auto p = config::parse_tls_policy(policy);
       if (!p) {

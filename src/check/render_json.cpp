@@ -21,6 +21,39 @@ json string_or_null(const std::string& s) {
   return s.empty() ? json(nullptr) : json(s);
 }
 
+json cert_json(const tls::CertSummary& c) {
+  return json{{"subject", c.subject},         {"issuer", c.issuer},
+              {"dns_names", c.dns_names},     {"not_before", c.not_before},
+              {"not_after", c.not_after},     {"key", c.key},
+              {"spki_sha256", c.spki_sha256}, {"ca", c.is_ca}};
+}
+
+json probe_json(const AddressProbe& p) {
+  json j{{"address", p.address},
+         {"connected", p.connected},
+         {"greeting", string_or_null(p.greeting)},
+         {"starttls_offered", p.starttls_offered},
+         {"tls", p.tls},
+         {"protocol", p.tls ? json(p.facts.protocol) : json(nullptr)},
+         {"cipher", p.tls ? json(p.facts.cipher) : json(nullptr)},
+         {"sni", p.tls ? json(p.facts.sni) : json(nullptr)},
+         {"chain", json::array()},
+         {"tlsa_matches", json::array()},
+         {"matched_depth", p.matched_depth >= 0 ? json(p.matched_depth) : json(nullptr)},
+         {"matched_record", p.matched ? json(dns::to_string(*p.matched)) : json(nullptr)},
+         {"names_ok", p.names_ok ? json(*p.names_ok) : json(nullptr)},
+         {"rollover_ready", p.rollover_ready},
+         {"authentication", dane::to_string(p.authentication)},
+         {"reachable", !p.unreachable},
+         {"detail", p.detail},
+         {"warnings", p.warnings}};
+  for (const tls::CertSummary& c : p.facts.chain) j["chain"].push_back(cert_json(c));
+  for (const RecordMatch& m : p.matches)
+    j["tlsa_matches"].push_back({{"record", dns::to_string(m.record)}, {"depths", m.depths}});
+  j["outcome"] = p.failure ? outcome_json(*p.failure) : json(nullptr);
+  return j;
+}
+
 }  // namespace
 
 std::string render_json(const Report& r) {
@@ -29,6 +62,7 @@ std::string render_json(const Report& r) {
   j["domain"] = p.domain;
   j["policy"] = config::to_string(p.policy);
   j["port"] = p.port;
+  j["live"] = r.live;
 
   json mx{{"security", dns::to_string(p.mx_security)},
           {"ttl", r.mx_ttl},
@@ -72,6 +106,12 @@ std::string render_json(const Report& r) {
                               {"usable", v.usable},
                               {"note", v.note}});
     host["outcome"] = h.failure ? outcome_json(*h.failure) : json(nullptr);
+    if (r.live) {
+      host["probes"] = json::array();
+      for (const AddressProbe& pr : hr.probes) host["probes"].push_back(probe_json(pr));
+    } else {
+      host["probes"] = nullptr;
+    }
     j["hosts"].push_back(std::move(host));
   }
 
@@ -79,7 +119,7 @@ std::string render_json(const Report& r) {
   const Verdict& v = r.verdict;
   j["verdict"] = {{"status", to_string(v.status)},
                   {"outcome", v.outcome ? outcome_json(*v.outcome) : json(nullptr)},
-                  {"reason", string_or_null(p.reason)},
+                  {"reason", string_or_null(v.reason)},
                   {"summary", v.summary},
                   {"warnings", v.warnings},
                   {"exit_code", v.exit_code}};

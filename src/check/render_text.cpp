@@ -21,6 +21,55 @@ std::string outcome_label(dane::Outcome o, bool final_attempt) {
   return std::string(dane::code(o, final_attempt)) + " " + std::string(i.name);
 }
 
+std::string short_hex(const std::string& hex) {
+  return hex.size() > 16 ? hex.substr(0, 16) + "..." : hex;
+}
+
+void render_probe(std::ostringstream& out, const AddressProbe& p) {
+  out << "  probe       " << p.address;
+  if (!p.connected) {
+    out << "  not reachable: " << p.detail << "\n";
+    return;
+  }
+  out << "  " << p.greeting << "\n";
+  out << "              STARTTLS " << (p.starttls_offered ? "offered" : "NOT offered");
+  if (p.tls) out << "; " << p.facts.protocol << " " << p.facts.cipher << "; SNI " << p.facts.sni;
+  out << "\n";
+  for (std::size_t d = 0; d < p.facts.chain.size(); ++d) {
+    const tls::CertSummary& c = p.facts.chain[d];
+    out << "              cert " << d << "  " << c.subject;
+    if (!c.dns_names.empty()) out << "  [" << join(c.dns_names, ", ") << "]";
+    out << "\n                      issuer " << c.issuer << "; " << c.key << "; not after "
+        << c.not_after << "; SPKI SHA-256 " << short_hex(c.spki_sha256) << "\n";
+  }
+  for (const RecordMatch& m : p.matches) {
+    out << "              TLSA " << short_hex(dns::to_string(m.record)) << "  ";
+    if (m.depths.empty()) {
+      out << "matches no certificate\n";
+    } else {
+      out << "matches depth";
+      for (int d : m.depths) out << " " << d;
+      out << "\n";
+    }
+  }
+  if (!p.matches.empty())
+    out << "              rollover    "
+        << (p.rollover_ready ? "ready (another usable TLSA record is published)"
+                             : "NOT ready (publish the next key's TLSA record first)")
+        << "\n";
+  if (p.names_ok)
+    out << "              DANE-TA name check " << (*p.names_ok ? "ok" : "FAILED") << "\n";
+  if (p.failure)
+    out << "              result      FAIL " << outcome_label(*p.failure, false) << ": " << p.detail
+        << "\n";
+  else if (p.unreachable)
+    out << "              result      not usable: " << p.detail << "\n";
+  else
+    out << "              result      " << dane::to_string(p.authentication)
+        << (p.detail.empty() ? "" : ": " + p.detail) << "\n";
+  for (const std::string& w : p.warnings) out << "              warning: " << w << "\n";
+}
+
 }  // namespace
 
 std::string render_text(const Report& r) {
@@ -78,6 +127,7 @@ std::string render_text(const Report& r) {
         break;
     }
     out << "              " << h.reason << "\n";
+    for (const AddressProbe& pr : hr.probes) render_probe(out, pr);
   }
 
   for (const std::string& n : p.notes) out << "\nnote: " << n << "\n";
@@ -90,7 +140,7 @@ std::string render_text(const Report& r) {
     const dane::OutcomeInfo& i = dane::info(*v.outcome);
     out << "FAIL " << outcome_label(*v.outcome, v.status == Status::refused) << ": " << i.summary
         << "\n";
-    out << "        " << p.reason << "\n";
+    out << "        " << v.reason << "\n";
     out << "        " << v.summary << "\n";
     out << "        fix: " << i.fix << "\n";
   }

@@ -55,6 +55,50 @@ TlsaLookup describe_lookup(const std::string& owner, const dns::Answer* a) {
   return l;
 }
 
+std::string where(const AddressProbe& p) {
+  return p.host + "[" + p.address + "]";
+}
+
+// With live probes: mail goes to the first address, in MX order, whose
+// session met its host's requirement.
+void judge_live(Verdict& v, const dane::DestinationPlan& plan,
+                const std::vector<HostReport>& hosts) {
+  const AddressProbe* chosen = nullptr;
+  const AddressProbe* first_policy_failure = nullptr;
+  const AddressProbe* first_unreachable = nullptr;
+  for (const HostReport& h : hosts) {
+    for (const AddressProbe& p : h.probes) {
+      for (const std::string& w : p.warnings) v.warnings.push_back(where(p) + ": " + w);
+      if (p.failure) {
+        if (!first_policy_failure) first_policy_failure = &p;
+        v.warnings.push_back(where(p) + ": " + std::string(dane::code(*p.failure, false)) + " " +
+                             std::string(dane::info(*p.failure).name) + ": " + p.detail);
+      } else if (p.unreachable) {
+        if (!first_unreachable) first_unreachable = &p;
+        v.warnings.push_back(where(p) + ": not reachable: " + p.detail);
+      } else if (!chosen) {
+        chosen = &p;
+      }
+    }
+  }
+  if (chosen) {
+    v.summary = "mail to " + plan.domain + " is delivered to " + where(*chosen) + " with " +
+                std::string(dane::to_string(chosen->authentication)) +
+                (chosen->tls ? " TLS" : " (no TLS)");
+    return;
+  }
+  const AddressProbe* f = first_policy_failure ? first_policy_failure : first_unreachable;
+  dane::Outcome o = first_policy_failure ? *f->failure : dane::Outcome::connection_failed;
+  v.outcome = o;
+  v.status = Status::deferred;
+  v.exit_code = 1;
+  v.reason = f ? where(*f) + ": " + f->detail : "no address could be probed";
+  const dane::OutcomeInfo& i = dane::info(o);
+  v.summary = "mail to " + plan.domain + " would be deferred with " +
+              std::string(i.transient_code) + " and bounced with " + std::string(i.permanent_code) +
+              " when the queue lifetime ends";
+}
+
 Verdict judge(const dane::DestinationPlan& p) {
   Verdict v;
   if (p.failure) {
@@ -62,6 +106,7 @@ Verdict judge(const dane::DestinationPlan& p) {
     v.outcome = p.failure;
     v.status = i.retry ? Status::deferred : Status::refused;
     v.exit_code = 1;
+    v.reason = p.reason;
     v.summary = i.retry ? "mail to " + p.domain + " would be deferred with " +
                               std::string(i.transient_code) + " and bounced with " +
                               std::string(i.permanent_code) + " when the queue lifetime ends"
@@ -108,7 +153,8 @@ Verdict judge(const dane::DestinationPlan& p) {
 
 }  // namespace
 
-Report make_report(dane::DestinationPlan plan, const dane::AnswerSet& answers) {
+Report make_report(dane::DestinationPlan plan, const dane::AnswerSet& answers,
+                   std::optional<std::vector<std::vector<AddressProbe>>> probes) {
   Report r;
   if (const dns::Answer* mx = answers.find(plan.domain, dns::RrType::MX)) {
     r.mx_ttl = mx->ttl;
@@ -126,6 +172,14 @@ Report make_report(dane::DestinationPlan plan, const dane::AnswerSet& answers) {
     r.hosts.push_back(std::move(hr));
   }
   r.verdict = judge(plan);
+  if (probes && !plan.failure) {
+    r.live = true;
+    for (std::size_t i = 0; i < r.hosts.size() && i < probes->size(); ++i)
+      r.hosts[i].probes = std::move((*probes)[i]);
+    // The DNS-only verdict's hedged summary and per-host warnings are
+    // replaced by what the servers actually did; DNS warnings stay.
+    judge_live(r.verdict, plan, r.hosts);
+  }
   r.plan = std::move(plan);
   return r;
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "check/probe.hpp"
 #include "dane/plan.hpp"
 
 namespace danemta::check {
@@ -31,6 +32,7 @@ struct Verdict {
   Status status = Status::ok;
   std::optional<dane::Outcome> outcome;
   std::string summary;  // one line
+  std::string reason;   // the specific failure, when there is one
   std::vector<std::string> warnings;
   int exit_code = 0;  // 0 ok, 1 deferred or refused
 };
@@ -39,6 +41,7 @@ struct Verdict {
 struct HostReport {
   std::vector<TlsaLookup> tlsa_lookups;
   std::uint32_t tlsa_ttl = 0;
+  std::vector<AddressProbe> probes;  // live half; empty with --no-connect
 };
 
 struct Report {
@@ -46,11 +49,14 @@ struct Report {
   std::uint32_t mx_ttl = 0;
   std::string mx_why;             // validator reason when the MX lookup failed
   std::vector<HostReport> hosts;  // parallel to plan.hosts
+  bool live = false;              // the servers were probed
   Verdict verdict;
 };
 
-// Builds the report from a complete plan and the answers it was made from.
-Report make_report(dane::DestinationPlan plan, const dane::AnswerSet& answers);
+// Builds the report from a complete plan and the answers it was made from,
+// and, for the live check, the probes (one vector per host of the plan).
+Report make_report(dane::DestinationPlan plan, const dane::AnswerSet& answers,
+                   std::optional<std::vector<std::vector<AddressProbe>>> probes = std::nullopt);
 
 // The authentication level a successful delivery to this host reaches
 // before any connection ("dane-verified" needs a matching chain later).

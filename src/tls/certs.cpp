@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -79,6 +80,9 @@ CertSummary summarize(x509_st* cert) {
   }
 
   if (auto spki = association_data(cert, 1, 1)) s.spki_sha256 = to_hex(*spki);
+  if (auto der = association_data(cert, 0, 0)) s.cert_der = std::move(*der);
+  if (auto der = association_data(cert, 1, 0)) s.spki_der = std::move(*der);
+  s.is_ca = X509_check_ca(cert) != 0;
   if (EVP_PKEY* key = X509_get0_pubkey(cert)) {
     int bits = EVP_PKEY_get_bits(key);
     if (EVP_PKEY_is_a(key, "RSA")) {
@@ -155,6 +159,43 @@ Result<std::vector<X509Ptr>> load_pem_chain(const std::string& path) {
   ERR_clear_error();
   if (chain.empty()) return fail(path + ": no PEM certificate found", Severity::permanent);
   return chain;
+}
+
+bool matches(const CertSummary& cert, const dns::TlsaRecord& record) {
+  const std::vector<std::uint8_t>& der = record.selector == 0 ? cert.cert_der : cert.spki_der;
+  if (record.selector > 1 || der.empty()) return false;
+  const EVP_MD* md = nullptr;
+  switch (record.mtype) {
+    case 0:
+      return der == record.data;
+    case 1:
+      md = EVP_sha256();
+      break;
+    case 2:
+      md = EVP_sha512();
+      break;
+    default:
+      return false;
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(der.data(), der.size(), digest, &len, md, nullptr) != 1) return false;
+  return record.data.size() == len && std::equal(digest, digest + len, record.data.begin());
+}
+
+bool names_match(const CertSummary& cert, const std::vector<std::string>& names) {
+  for (const std::string& raw : cert.dns_names) {
+    std::string id = normalize_domain(raw);
+    for (const std::string& name : names) {
+      if (id == name) return true;
+      if (id.size() > 2 && id[0] == '*' && id[1] == '.') {
+        auto dot = name.find('.');
+        if (dot != std::string::npos && dot > 0 && name.substr(dot + 1) == id.substr(2))
+          return true;
+      }
+    }
+  }
+  return false;
 }
 
 std::vector<CertSummary> summarize_chain(stack_st_X509* chain) {

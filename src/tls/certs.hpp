@@ -30,7 +30,19 @@ struct CertSummary {
   std::string spki_sha256;           // hex: the data of a "x 1 1" TLSA record
   std::string key;                   // "RSA 2048", "EC P-256", ...
   bool self_issued = false;
+  bool is_ca = false;  // basicConstraints CA:TRUE
+  // DER encodings, for matching TLSA records after the connection is gone.
+  std::vector<std::uint8_t> cert_der;
+  std::vector<std::uint8_t> spki_der;
 };
+
+// Whether a TLSA record's association data matches this certificate
+// (selector and matching type applied; usage not considered).
+bool matches(const CertSummary& cert, const dns::TlsaRecord& record);
+
+// RFC 6125 section 6.4 as RFC 7672 section 3.2.3 applies it: a DNS-ID equal to
+// one of `names`, or a wildcard standing for exactly the leftmost label.
+bool names_match(const CertSummary& cert, const std::vector<std::string>& names);
 
 CertSummary summarize(x509_st* cert);
 

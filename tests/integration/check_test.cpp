@@ -1,15 +1,13 @@
 // `danemta check` end to end: the real binary, libunbound validating a signed
 // lab world served by NSD on loopback. One world holds every scenario.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "lab/lab.hpp"
+#include "lab/run.hpp"
 
 namespace {
 
@@ -85,10 +83,7 @@ std::string spec() {
   return json{{"zones", zones}}.dump();
 }
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out;
-};
+using CliRun = danemta::lab::CommandResult;
 
 class CheckTest : public ::testing::Test {
  protected:
@@ -97,20 +92,11 @@ class CheckTest : public ::testing::Test {
 
   static CliRun run(const std::string& args) {
     return run_raw("check --resolver " + world_->resolver() + " --trust-anchor " +
-                   world_->trust_anchor_file() + " --timeout 10 " + args);
+                   world_->trust_anchor_file() + " --timeout 10 --no-connect " + args);
   }
 
   static CliRun run_raw(const std::string& args) {
-    std::string cmd = std::string(DANEMTA_BINARY) + " " + args + " 2>&1";
-    CliRun r;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return r;
-    std::array<char, 4096> buf;
-    std::size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-    int status = pclose(p);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
+    return danemta::lab::run_command(std::string(DANEMTA_BINARY) + " " + args);
   }
 
   static json check_json(const std::string& domain, int expected_exit,

@@ -15,6 +15,7 @@
 #include "lab/certs.hpp"
 #include "lab/lab.hpp"
 #include "lab/receiver.hpp"
+#include "lab/receivers.hpp"
 #include "tls/context.hpp"
 
 namespace {
@@ -32,33 +33,10 @@ struct Attempt {
   delivery::AttemptResult result;
 };
 
-// Receivers on 127.0.<net>.x sharing one port (the TLSA owner name carries it).
-class Receivers {
- public:
-  explicit Receivers(int net) : net_(net) {}
-  Receiver& add(int host, Behaviour b) {
-    b.address = host == 0 ? "::1" : "127.0." + std::to_string(net_) + "." + std::to_string(host);
-    b.port = port_;
-    list_.push_back(std::make_unique<Receiver>(std::move(b)));
-    if (port_ == 0) port_ = list_.back()->port();
-    return *list_.back();
-  }
-  std::uint16_t port() const { return port_; }
-  std::string ip(int host) const {
-    return "127.0." + std::to_string(net_) + "." + std::to_string(host);
-  }
-
- private:
-  int net_;
-  std::uint16_t port_ = 0;
-  std::vector<std::unique_ptr<Receiver>> list_;
-};
+using lab::Receivers;
 
 Behaviour with_chain(lab::Chain chain, const std::string& hostname) {
-  Behaviour b;
-  b.hostname = hostname;
-  b.chain = std::move(chain);
-  return b;
+  return Receivers::with_chain(std::move(chain), hostname);
 }
 
 Attempt deliver_to(const lab::World& world, const std::string& domain, std::uint16_t port,
