@@ -4,13 +4,15 @@
 #include <cstdint>
 #include <string>
 
+#include "config/config.hpp"
+
 namespace danemta::app {
 
 struct TlsaOptions {
-  std::string file;     // PEM certificate or chain (leaf first)
-  std::string connect;  // HOST[:PORT] of a live server instead of a file
-  bool starttls = false;
-  std::string host;  // TLSA base domain for the owner name
+  std::string file;      // PEM certificate or chain (leaf first)
+  std::string connect;   // HOST[:PORT] of a live server instead of a file
+  bool starttls = true;  // --connect always uses STARTTLS (SMTP)
+  std::string host;      // TLSA base domain for the owner name
   std::uint16_t port = 25;
   int usage = 3;  // 3: the leaf (DANE-EE); 2: its issuer (DANE-TA)
   int selector = 1;
@@ -19,6 +21,6 @@ struct TlsaOptions {
 };
 
 // Prints zone-file lines on stdout; returns 0, or 2 with one line on stderr.
-int run_tlsa(const TlsaOptions& options);
+int run_tlsa(const config::Config& cfg, const TlsaOptions& options);
 
 }  // namespace danemta::app

@@ -82,6 +82,11 @@ int main(int argc, char** argv) {
   cmd_tlsa->add_option("--mtype", tlsa.mtype, "1: SHA2-256 (default); 2: SHA2-512; 0: full")
       ->check(CLI::IsMember({0, 1, 2}));
   cmd_tlsa->add_flag("--all", tlsa.all, "3 1 1 for the leaf and 2 1 1 for its issuer");
+  cmd_tlsa->add_option("--connect", tlsa.connect,
+                       "fetch the chain from a live SMTP server HOST[:PORT] (default port 25)");
+  cmd_tlsa->add_flag("--starttls", tlsa.starttls, "use STARTTLS with --connect (the only mode)");
+  std::vector<std::string> tlsa_resolvers;
+  cmd_tlsa->add_option("--resolver", tlsa_resolvers, "forwarder IP[@PORT] to find HOST's address");
 
   try {
     app.parse(argc, argv);
@@ -139,7 +144,14 @@ int main(int argc, char** argv) {
   }
   if (cmd_tlsa->parsed()) {
     tlsa.port = static_cast<std::uint16_t>(tlsa_port);
-    return app::run_tlsa(tlsa);
+    for (const std::string& r : tlsa_resolvers) {
+      if (!config::valid_forwarder(r)) {
+        std::cerr << "danemta tlsa: --resolver " << r << ": expected IP or IP@PORT\n";
+        return 2;
+      }
+    }
+    if (!tlsa_resolvers.empty()) cfg.dns.forwarders = tlsa_resolvers;
+    return app::run_tlsa(cfg, tlsa);
   }
   return 2;
 }

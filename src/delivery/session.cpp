@@ -59,11 +59,14 @@ boost::asio::awaitable<SessionSetup> establish(smtp::Client& client,
   }
 
   std::string prepare_error;
-  auto tls = co_await client.starttls(tls_context, [&host, &prepare_error](SSL* ssl) {
+  // Named, not a temporary inside the co_await expression: g++ 12 may
+  // destroy such temporaries twice.
+  const std::function<bool(SSL*)> prepare = [&host, &prepare_error](SSL* ssl) {
     auto ok = dane::prepare_ssl(ssl, host);
     if (!ok) prepare_error = ok.error().message;
     return static_cast<bool>(ok);
-  });
+  };
+  auto tls = co_await client.starttls(tls_context, prepare);
   if (!tls) {
     const smtp::Failure& f = tls.error();
     if (!prepare_error.empty()) {
