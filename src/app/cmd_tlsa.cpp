@@ -199,7 +199,8 @@ int run_tlsa(const config::Config& cfg, const TlsaOptions& o) {
     }
     host = normalize_domain(leaf.dns_names.front());
   }
-  std::string owner = dane::tlsa_owner(host, o.port);
+  std::uint16_t owner_port = o.port_given || o.connect.empty() ? o.port : connect_port;
+  std::string owner = dane::tlsa_owner(host, owner_port);
 
   std::vector<Target> targets;
   if (o.all) {

@@ -9,12 +9,13 @@
 namespace danemta::app {
 
 struct TlsaOptions {
-  std::string file;      // PEM certificate or chain (leaf first)
-  std::string connect;   // HOST[:PORT] of a live server instead of a file
-  bool starttls = true;  // --connect always uses STARTTLS (SMTP)
-  std::string host;      // TLSA base domain for the owner name
-  std::uint16_t port = 25;
-  int usage = 3;  // 3: the leaf (DANE-EE); 2: its issuer (DANE-TA)
+  std::string file;         // PEM certificate or chain (leaf first)
+  std::string connect;      // HOST[:PORT] of a live server instead of a file
+  bool starttls = true;     // --connect always uses STARTTLS (SMTP)
+  std::string host;         // TLSA base domain for the owner name
+  std::uint16_t port = 25;  // for the owner name _PORT._tcp.HOST
+  bool port_given = false;  // otherwise the --connect port names the owner
+  int usage = 3;            // 3: the leaf (DANE-EE); 2: its issuer (DANE-TA)
   int selector = 1;
   int mtype = 1;
   bool all = false;  // 3 1 1 for the leaf and 2 1 1 for the issuer

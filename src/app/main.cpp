@@ -144,6 +144,7 @@ int main(int argc, char** argv) {
   }
   if (cmd_tlsa->parsed()) {
     tlsa.port = static_cast<std::uint16_t>(tlsa_port);
+    tlsa.port_given = cmd_tlsa->count("--port") > 0;
     for (const std::string& r : tlsa_resolvers) {
       if (!config::valid_forwarder(r)) {
         std::cerr << "danemta tlsa: --resolver " << r << ": expected IP or IP@PORT\n";
