@@ -79,7 +79,7 @@ TEST(CheckLive, ValidStaleAndMissingStarttls) {
   for (const json& m : p["tlsa_matches"]) {
     // DNS does not keep the RRset's order: find each record by its data.
     if (m["record"] == lab::tlsa_rdata(good.leaf, 3, 1, 1))
-      EXPECT_EQ(m["depths"], json({0}));
+      EXPECT_EQ(m["depths"], json::array({0}));
     else
       EXPECT_TRUE(m["depths"].empty()) << "the next key matches nothing yet";
   }
