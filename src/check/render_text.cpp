@@ -136,6 +136,11 @@ std::string render_text(const Report& r) {
   out << "\nResult  ";
   if (v.status == Status::ok) {
     out << "OK: " << v.summary << "\n";
+  } else if (v.status == Status::degraded) {
+    const dane::OutcomeInfo& i = dane::info(*v.outcome);
+    out << "DEGRADED " << outcome_label(*v.outcome, false) << ": " << i.summary << "\n";
+    out << "        " << v.summary << "\n";
+    out << "        fix: " << i.fix << "\n";
   } else {
     const dane::OutcomeInfo& i = dane::info(*v.outcome);
     out << "FAIL " << outcome_label(*v.outcome, v.status == Status::refused) << ": " << i.summary

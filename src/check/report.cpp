@@ -11,6 +11,8 @@ std::string_view to_string(Status s) {
   switch (s) {
     case Status::ok:
       return "ok";
+    case Status::degraded:
+      return "degraded";
     case Status::deferred:
       return "deferred";
     case Status::refused:
@@ -85,6 +87,13 @@ void judge_live(Verdict& v, const dane::DestinationPlan& plan,
     v.summary = "mail to " + plan.domain + " is delivered to " + where(*chosen) + " with " +
                 std::string(dane::to_string(chosen->authentication)) +
                 (chosen->tls ? " TLS" : " (no TLS)");
+    if (first_policy_failure && !v.outcome) {
+      v.status = Status::degraded;
+      v.exit_code = 1;
+      v.outcome = first_policy_failure->failure;
+      v.reason = where(*first_policy_failure) + ": " + first_policy_failure->detail;
+    }
+    if (v.status == Status::degraded) v.summary += ", but " + v.reason;
     return;
   }
   const AddressProbe* f = first_policy_failure ? first_policy_failure : first_unreachable;
@@ -129,9 +138,19 @@ Verdict judge(const dane::DestinationPlan& p) {
                : first.requirement == Requirement::encrypt ? " TLS"
                                                            : " TLS when offered");
 
-  for (const dane::HostPlan& h : p.hosts)
-    if (h.requirement == Requirement::unusable)
-      v.warnings.push_back(h.name + " is skipped: " + h.reason);
+  for (const dane::HostPlan& h : p.hosts) {
+    if (h.requirement != Requirement::unusable) continue;
+    v.warnings.push_back(h.name + " is skipped: " + h.reason);
+    // Another host takes the mail, but this one is broken by the domain's
+    // own DNSSEC or policy: not healthy, whatever the fallback does.
+    if (h.failure && dane::policy_failure(*h.failure) && !v.outcome) {
+      v.status = Status::degraded;
+      v.exit_code = 1;
+      v.outcome = h.failure;
+      v.reason = h.name + ": " + h.reason;
+    }
+  }
+  if (v.status == Status::degraded) v.summary += ", but " + v.reason;
   if (dane > 0 && dane + unusable < p.hosts.size())
     v.warnings.push_back(
         "only some MX hosts publish usable TLSA records: an attacker who blocks the DANE "

@@ -22,6 +22,7 @@ struct TlsaLookup {
 
 enum class Status {
   ok,        // mail is delivered with the best protection the domain publishes
+  degraded,  // mail is delivered, but a host fails the domain's own DANE/DNSSEC policy
   deferred,  // mail would be queued and retried, then bounced
   refused,   // mail would be bounced at once
 };
@@ -34,7 +35,7 @@ struct Verdict {
   std::string summary;  // one line
   std::string reason;   // the specific failure, when there is one
   std::vector<std::string> warnings;
-  int exit_code = 0;  // 0 ok, 1 deferred or refused
+  int exit_code = 0;  // 0 ok, 1 degraded, deferred or refused
 };
 
 // What the report adds to a dane::HostPlan (same index in Report::hosts).

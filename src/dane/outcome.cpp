@@ -154,6 +154,26 @@ const OutcomeInfo& info(Outcome o) {
   return kValidationFailure;
 }
 
+bool policy_failure(Outcome o) {
+  switch (o) {
+    case Outcome::dnssec_invalid:
+    case Outcome::starttls_not_supported:
+    case Outcome::certificate_expired:
+    case Outcome::tlsa_invalid:
+    case Outcome::certificate_host_mismatch:
+    case Outcome::dane_required:
+    case Outcome::validation_failure:
+      return true;
+    case Outcome::dns_failed:
+    case Outcome::domain_not_found:
+    case Outcome::no_address:
+    case Outcome::connection_failed:
+    case Outcome::null_mx:
+      return false;
+  }
+  return true;
+}
+
 std::string_view code(Outcome o, bool final_attempt) {
   const OutcomeInfo& i = info(o);
   if (final_attempt || !i.retry) return i.permanent_code;

@@ -35,6 +35,11 @@ struct OutcomeInfo {
 
 const OutcomeInfo& info(Outcome o);
 
+// A failure of the destination's DNSSEC or TLS policy (as opposed to an
+// unreachable server or a missing record): these are what TLS-RPT reports
+// and what `danemta check` refuses to call healthy.
+bool policy_failure(Outcome o);
+
 // The status code to use now: transient while retrying, permanent at the end.
 std::string_view code(Outcome o, bool final_attempt);
 

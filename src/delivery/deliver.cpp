@@ -43,26 +43,6 @@ void fail_all(AttemptResult& result, const std::vector<std::size_t>& pending, da
   }
 }
 
-bool is_security_failure(dane::Outcome o) {
-  switch (o) {
-    case dane::Outcome::dnssec_invalid:
-    case dane::Outcome::starttls_not_supported:
-    case dane::Outcome::certificate_expired:
-    case dane::Outcome::tlsa_invalid:
-    case dane::Outcome::certificate_host_mismatch:
-    case dane::Outcome::dane_required:
-    case dane::Outcome::validation_failure:
-      return true;
-    case dane::Outcome::dns_failed:
-    case dane::Outcome::domain_not_found:
-    case dane::Outcome::no_address:
-    case dane::Outcome::connection_failed:
-    case dane::Outcome::null_mx:
-      return false;
-  }
-  return false;
-}
-
 }  // namespace
 
 boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_context,
@@ -92,7 +72,7 @@ boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_con
   std::optional<dane::Outcome> first_other;
   std::string first_other_reason;
   auto note = [&](dane::Outcome o, const std::string& why) {
-    if (is_security_failure(o)) {
+    if (dane::policy_failure(o)) {
       if (!first_security) first_security = o, first_security_reason = why;
     } else if (!first_other) {
       first_other = o, first_other_reason = why;

@@ -147,6 +147,27 @@ TEST(CheckLive, DaneTaNamesExpiryAndWarnings) {
       << ee.j["verdict"]["warnings"];
 }
 
+TEST(CheckLive, StalePreferredMxIsDegraded) {
+  Receivers rx(44);
+  auto chain1 = lab::self_signed({"mx1.d44.example"});
+  auto old_key = lab::self_signed({"mx1.d44.example"});
+  auto chain2 = lab::self_signed({"mx2.d44.example"});
+  rx.add(10, Receivers::with_chain(chain1, "mx1.d44.example"));
+  rx.add(11, Receivers::with_chain(chain2, "mx2.d44.example"));
+  lab::World world(
+      spec({{{"name", "d44.example"},
+             {"records",
+              {"@ MX 10 mx1", "@ MX 20 mx2", "mx1 A " + rx.ip(10), "mx2 A " + rx.ip(11),
+               rx.tlsa_line("mx1", lab::tlsa_rdata(old_key.leaf, 3, 1, 1)),
+               rx.tlsa_line("mx2", lab::tlsa_rdata(chain2.leaf, 3, 1, 1))}}}}));
+  Live l = check(world, rx, "d44.example");
+  EXPECT_EQ(l.exit_code, 1) << l.text;
+  EXPECT_EQ(l.j["verdict"]["status"], "degraded");
+  EXPECT_EQ(l.j["verdict"]["outcome"]["code"], "4.7.323");
+  EXPECT_NE(l.j["verdict"]["summary"].get<std::string>().find("mx2.d44.example"),
+            std::string::npos);
+}
+
 TEST(CheckLive, UnreachableMxFallsBackToTheNextOneWithAWarning) {
   Receivers rx(43);
   auto chain = lab::self_signed({"mx2.d43.example"});

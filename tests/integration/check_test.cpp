@@ -72,6 +72,12 @@ std::string spec() {
         {"records",
          {"@ MX 10 a", "@ MX 20 b", "a A 127.0.0.16", "b A 127.0.0.17",
           tlsa("_25._tcp.a", "3 1 1", kHash1)}}});
+  // The preferred MX is broken (bogus TLSA); the backup takes the mail.
+  zone({{"name", "degraded.example"},
+        {"records",
+         {"@ MX 10 a", "@ MX 20 b", "a A 127.0.0.21", "b A 127.0.0.22",
+          tlsa("_25._tcp.a", "3 1 1", kHash1)}},
+        {"tamper", {"_25._tcp.a TLSA"}}});
   zone({{"name", "agility.example"},
         {"records",
          {"@ MX 10 mx", "mx A 127.0.0.18", tlsa("_25._tcp.mx", "3 1 1", kHash1),
@@ -273,6 +279,16 @@ TEST_F(CheckTest, TwoMxOnlyOneWithTlsaWarns) {
   EXPECT_EQ(j["hosts"][0]["requirement"], "dane");
   EXPECT_EQ(j["hosts"][1]["requirement"], "opportunistic");
   EXPECT_NE(j["verdict"]["warnings"].dump().find("only some MX hosts"), std::string::npos);
+}
+
+TEST_F(CheckTest, BrokenPreferredMxIsDegradedEvenWithAWorkingBackup) {
+  json j = check_json("degraded.example", 1);
+  EXPECT_EQ(j["verdict"]["status"], "degraded");
+  EXPECT_EQ(j["verdict"]["outcome"]["code"], "4.7.324");
+  EXPECT_EQ(j["hosts"][1]["requirement"], "opportunistic");
+  CliRun text = run("degraded.example");
+  EXPECT_NE(text.out.find("DEGRADED 4.7.324 dnssec-invalid"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("is delivered to b.degraded.example"), std::string::npos) << text.out;
 }
 
 TEST_F(CheckTest, DigestAgilityUsesOnlyTheStrongestDigest) {
