@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "app/cmd_check.hpp"
+#include "app/cmd_deliver.hpp"
 #include "app/cmd_tlsa.hpp"
 #include "base/text.hpp"
 #include "config/config.hpp"
@@ -54,8 +55,10 @@ int main(int argc, char** argv) {
   bool no_connect = false;
   cmd_check->add_flag("--no-connect", no_connect,
                       "DNS only: do not connect to the MX hosts (the live probe is the default)");
-  cmd_check->add_option("--resolver", resolvers,
-                        "forwarder IP[@PORT] (repeatable); answers are validated locally");
+  cmd_check
+      ->add_option("--resolver", resolvers,
+                   "forwarder IP[@PORT] (repeatable); answers are validated locally")
+      ->allow_extra_args(false);
   cmd_check->add_option(
       "--trust-anchor", trust_anchor,
       "trust anchor file (DS or DNSKEY records) instead of the built-in root KSKs");
@@ -86,7 +89,27 @@ int main(int argc, char** argv) {
                        "fetch the chain from a live SMTP server HOST[:PORT] (default port 25)");
   cmd_tlsa->add_flag("--starttls", tlsa.starttls, "use STARTTLS with --connect (the only mode)");
   std::vector<std::string> tlsa_resolvers;
-  cmd_tlsa->add_option("--resolver", tlsa_resolvers, "forwarder IP[@PORT] to find HOST's address");
+  cmd_tlsa->add_option("--resolver", tlsa_resolvers, "forwarder IP[@PORT] to find HOST's address")
+      ->allow_extra_args(false);
+
+  app::DeliverOptions deliver;
+  std::vector<std::string> deliver_resolvers;
+  std::string deliver_trust_anchor;
+  int deliver_port = 0;
+  CLI::App* cmd_deliver = app.add_subcommand(
+      "deliver", "deliver one message now (one attempt, no queue, no retry) and log the result");
+  cmd_deliver->add_option("--from", deliver.from, "envelope sender (default: null sender)");
+  cmd_deliver->add_option("--to", deliver.recipients, "recipient (repeatable, one domain)")
+      ->required()
+      ->allow_extra_args(false);
+  cmd_deliver->add_option("message", deliver.message_file,
+                          "RFC 5322 message file (default: standard input)");
+  cmd_deliver->add_option("--helo", deliver.helo_name, "EHLO name (default: this host's name)");
+  cmd_deliver->add_option("--resolver", deliver_resolvers, "forwarder IP[@PORT] (repeatable)")
+      ->allow_extra_args(false);
+  cmd_deliver->add_option("--trust-anchor", deliver_trust_anchor, "trust anchor file");
+  cmd_deliver->add_option("--port", deliver_port, "destination SMTP port (TLSA at _PORT._tcp)")
+      ->check(CLI::Range(1, 65535));
 
   try {
     app.parse(argc, argv);
@@ -141,6 +164,18 @@ int main(int argc, char** argv) {
       cfg.policies[check.domain] = *p;
     }
     return app::run_check(cfg, check);
+  }
+  if (cmd_deliver->parsed()) {
+    for (const std::string& r : deliver_resolvers) {
+      if (!config::valid_forwarder(r)) {
+        std::cerr << "danemta deliver: --resolver " << r << ": expected IP or IP@PORT\n";
+        return 2;
+      }
+    }
+    if (!deliver_resolvers.empty()) cfg.dns.forwarders = deliver_resolvers;
+    if (!deliver_trust_anchor.empty()) cfg.dns.trust_anchor_file = deliver_trust_anchor;
+    if (deliver_port != 0) cfg.smtp_port = static_cast<std::uint16_t>(deliver_port);
+    return app::run_deliver(cfg, deliver);
   }
   if (cmd_tlsa->parsed()) {
     tlsa.port = static_cast<std::uint16_t>(tlsa_port);

@@ -57,6 +57,29 @@ std::string openssl_error() {
   return buf;
 }
 
+// RFC 6698 section 2.1.3: 0 = the data itself, 1 = SHA2-256, 2 = SHA2-512.
+Result<std::vector<std::uint8_t>> apply_mtype(std::vector<std::uint8_t> data, int mtype) {
+  const EVP_MD* md = nullptr;
+  switch (mtype) {
+    case 0:
+      return data;
+    case 1:
+      md = EVP_sha256();
+      break;
+    case 2:
+      md = EVP_sha512();
+      break;
+    default:
+      return fail("matching type must be 0, 1 or 2", Severity::permanent);
+  }
+  std::vector<std::uint8_t> digest(static_cast<std::size_t>(EVP_MD_get_size(md)));
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), digest.data(), &len, md, nullptr) != 1)
+    return fail("digest failed: " + openssl_error());
+  digest.resize(len);
+  return digest;
+}
+
 }  // namespace
 
 CertSummary summarize(x509_st* cert) {
@@ -113,25 +136,7 @@ Result<std::vector<std::uint8_t>> association_data(x509_st* cert, int selector, 
   std::vector<std::uint8_t> data(der, der + len);
   OPENSSL_free(der);
 
-  const EVP_MD* md = nullptr;
-  switch (mtype) {
-    case 0:
-      return data;
-    case 1:
-      md = EVP_sha256();
-      break;
-    case 2:
-      md = EVP_sha512();
-      break;
-    default:
-      return fail("matching type must be 0, 1 or 2", Severity::permanent);
-  }
-  std::vector<std::uint8_t> digest(static_cast<std::size_t>(EVP_MD_get_size(md)));
-  unsigned int out_len = 0;
-  if (EVP_Digest(data.data(), data.size(), digest.data(), &out_len, md, nullptr) != 1)
-    return fail("digest failed: " + openssl_error());
-  digest.resize(out_len);
-  return digest;
+  return apply_mtype(std::move(data), mtype);
 }
 
 Result<dns::TlsaRecord> make_tlsa(x509_st* cert, int usage, int selector, int mtype) {
@@ -164,23 +169,8 @@ Result<std::vector<X509Ptr>> load_pem_chain(const std::string& path) {
 bool matches(const CertSummary& cert, const dns::TlsaRecord& record) {
   const std::vector<std::uint8_t>& der = record.selector == 0 ? cert.cert_der : cert.spki_der;
   if (record.selector > 1 || der.empty()) return false;
-  const EVP_MD* md = nullptr;
-  switch (record.mtype) {
-    case 0:
-      return der == record.data;
-    case 1:
-      md = EVP_sha256();
-      break;
-    case 2:
-      md = EVP_sha512();
-      break;
-    default:
-      return false;
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(der.data(), der.size(), digest, &len, md, nullptr) != 1) return false;
-  return record.data.size() == len && std::equal(digest, digest + len, record.data.begin());
+  auto data = apply_mtype(der, record.mtype);
+  return data && *data == record.data;
 }
 
 bool names_match(const CertSummary& cert, const std::vector<std::string>& names) {

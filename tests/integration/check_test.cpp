@@ -326,6 +326,13 @@ TEST_F(CheckTest, NonexistentDomain) {
   EXPECT_EQ(j["verdict"]["outcome"]["final_code"], "5.1.2");
 }
 
+TEST_F(CheckTest, ResolverOptionJustBeforeTheDomainTakesOneValue) {
+  CliRun r = run_raw("check --no-connect --trust-anchor " + world_->trust_anchor_file() +
+                     " --resolver " + world_->resolver() + " good.example");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("danemta check good.example"), std::string::npos) << r.out;
+}
+
 TEST_F(CheckTest, UsageErrorsExitTwoWithOneLine) {
   CliRun r = run("--port 0 good.example");
   EXPECT_EQ(r.exit_code, 2) << r.out;

@@ -1,0 +1,102 @@
+#include "app/cmd_deliver.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <optional>
+#include <sstream>
+
+#include "base/text.hpp"
+#include "dane/plan.hpp"
+#include "delivery/deliver.hpp"
+#include "delivery/log.hpp"
+#include "dns/unbound_resolver.hpp"
+#include "tls/context.hpp"
+
+namespace danemta::app {
+
+namespace {
+
+std::string domain_of(const std::string& address) {
+  auto at = address.rfind('@');
+  return at == std::string::npos ? "" : normalize_domain(address.substr(at + 1));
+}
+
+}  // namespace
+
+int run_deliver(const config::Config& cfg, const DeliverOptions& o) {
+  if (o.recipients.empty()) {
+    std::cerr << "danemta deliver: give at least one recipient\n";
+    return 2;
+  }
+  std::string domain = domain_of(o.recipients.front());
+  for (const std::string& r : o.recipients) {
+    if (domain_of(r).empty() || domain_of(r) != domain) {
+      std::cerr << "danemta deliver: recipients must be addresses in one domain (" << r << ")\n";
+      return 2;
+    }
+  }
+
+  std::string data;
+  if (o.message_file.empty() || o.message_file == "-") {
+    data.assign(std::istreambuf_iterator<char>(std::cin), {});
+  } else {
+    std::ifstream in(o.message_file, std::ios::binary);
+    if (!in) {
+      std::cerr << "danemta deliver: cannot read " << o.message_file << "\n";
+      return 2;
+    }
+    data.assign(std::istreambuf_iterator<char>(in), {});
+  }
+
+  boost::asio::io_context io;
+  auto resolver = dns::UnboundResolver::create(io, cfg.dns);
+  if (!resolver) {
+    std::cerr << "danemta deliver: " << resolver.error().message << "\n";
+    return 2;
+  }
+  boost::asio::ssl::context tls_context(boost::asio::ssl::context::tls_client);
+  if (auto ok = tls::configure_client_context(tls_context.native_handle()); !ok) {
+    std::cerr << "danemta deliver: " << ok.error().message << "\n";
+    return 2;
+  }
+
+  delivery::Message message{"direct", o.from, o.recipients, std::move(data)};
+  delivery::DeliveryOptions options;
+  options.helo_name = o.helo_name;
+  if (options.helo_name.empty()) {
+    char buf[256] = "localhost";
+    gethostname(buf, sizeof buf - 1);
+    options.helo_name = buf;
+  }
+
+  std::optional<delivery::AttemptResult> result;
+  dane::plan_destination(
+      **resolver, domain, dane::PlanOptions{cfg.policy_for(domain), cfg.smtp_port},
+      [&](dane::DestinationPlan plan, dane::AnswerSet) {
+        boost::asio::co_spawn(io, delivery::deliver(tls_context, std::move(plan), message, options),
+                              [&result](std::exception_ptr e, delivery::AttemptResult r) {
+                                if (!e) result = std::move(r);
+                              });
+      });
+  io.run();
+  if (!result) {
+    std::cerr << "danemta deliver: the attempt did not complete\n";
+    return 2;
+  }
+  for (const delivery::AddressAttempt& a : result->tried)
+    if (!a.mail_sent) std::cout << delivery::log_attempt(message.id, a) << "\n";
+  bool all = true;
+  for (const delivery::RecipientResult& r : result->recipients) {
+    std::cout << delivery::log_line(message.id, r) << "\n";
+    all = all && r.status == delivery::Status::delivered;
+  }
+  return all ? 0 : 1;
+}
+
+}  // namespace danemta::app
