@@ -42,7 +42,7 @@ int run_check(const config::Config& cfg, const CheckOptions& options) {
   }
 
   check::ProbeOptions probe_options;
-  probe_options.helo_name = local_hostname();
+  probe_options.helo_name = cfg.helo_name.empty() ? local_hostname() : cfg.helo_name;
   probe_options.now = static_cast<std::int64_t>(std::time(nullptr));
   auto& c = probe_options.client;
   c.connect = c.greeting = c.ehlo = c.starttls = c.quit = options.smtp_timeout;

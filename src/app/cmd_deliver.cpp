@@ -68,7 +68,17 @@ int run_deliver(const config::Config& cfg, const DeliverOptions& o) {
 
   delivery::Message message{"direct", o.from, o.recipients, std::move(data)};
   delivery::DeliveryOptions options;
-  options.helo_name = o.helo_name;
+  options.helo_name = o.helo_name.empty() ? cfg.helo_name : o.helo_name;
+  smtp::ClientConfig& c = options.client;
+  c.connect = cfg.timeouts.connect;
+  c.greeting = cfg.timeouts.greeting;
+  c.ehlo = cfg.timeouts.ehlo;
+  c.starttls = cfg.timeouts.starttls;
+  c.mail = cfg.timeouts.mail;
+  c.rcpt = cfg.timeouts.rcpt;
+  c.data_init = cfg.timeouts.data_init;
+  c.data_block = cfg.timeouts.data_block;
+  c.dot = cfg.timeouts.dot;
   if (options.helo_name.empty()) {
     char buf[256] = "localhost";
     gethostname(buf, sizeof buf - 1);

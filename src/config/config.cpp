@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <toml++/toml.h>
@@ -113,6 +115,33 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         auto v = node.value<std::int64_t>();
         if (!v || *v < 1 || *v > 65535) return bad("delivery.port", "must be 1..65535");
         cfg.smtp_port = static_cast<std::uint16_t>(*v);
+      } else if (k == "helo_name") {
+        auto v = node.value<std::string>();
+        if (!v || v->empty() || v->find_first_of(" \t\r\n") != std::string::npos)
+          return bad("delivery.helo_name", "must be a host name");
+        cfg.helo_name = *v;
+      } else if (k == "timeouts") {
+        auto* t = node.as_table();
+        if (!t) return bad("delivery.timeouts", "must be a table of seconds");
+        const std::pair<const char*, std::chrono::seconds*> fields[] = {
+            {"connect", &cfg.timeouts.connect},
+            {"greeting", &cfg.timeouts.greeting},
+            {"ehlo", &cfg.timeouts.ehlo},
+            {"starttls", &cfg.timeouts.starttls},
+            {"mail", &cfg.timeouts.mail},
+            {"rcpt", &cfg.timeouts.rcpt},
+            {"data_init", &cfg.timeouts.data_init},
+            {"data_block", &cfg.timeouts.data_block},
+            {"dot", &cfg.timeouts.dot}};
+        for (auto&& [tkey, tnode] : *t) {
+          std::string name = "delivery.timeouts." + std::string(tkey.str());
+          auto field = std::find_if(std::begin(fields), std::end(fields),
+                                    [&](const auto& f) { return tkey.str() == f.first; });
+          if (field == std::end(fields)) return bad(name, "unknown key");
+          auto v = tnode.value<std::int64_t>();
+          if (!v || *v < 1 || *v > 3600) return bad(name, "must be 1..3600 seconds");
+          *field->second = std::chrono::seconds(*v);
+        }
       } else {
         return bad(std::string("delivery.") + std::string(k), "unknown key");
       }

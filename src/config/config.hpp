@@ -34,9 +34,25 @@ enum class TlsPolicy {
 std::string_view to_string(TlsPolicy p);
 std::optional<TlsPolicy> parse_tls_policy(std::string_view s);
 
+// [delivery.timeouts]: RFC 5321 section 4.5.3.2 values by default; each
+// covers a whole reply (or one write of message text), in seconds.
+struct SmtpTimeouts {
+  std::chrono::seconds connect{30};
+  std::chrono::seconds greeting{300};
+  std::chrono::seconds ehlo{300};
+  std::chrono::seconds starttls{120};
+  std::chrono::seconds mail{300};
+  std::chrono::seconds rcpt{300};
+  std::chrono::seconds data_init{120};
+  std::chrono::seconds data_block{180};
+  std::chrono::seconds dot{600};
+};
+
 struct Config {
   DnsConfig dns;
   std::uint16_t smtp_port = 25;  // destination port; the TLSA owner name follows it
+  std::string helo_name;         // EHLO name; empty: this host's name
+  SmtpTimeouts timeouts;
   std::map<std::string, TlsPolicy> policies;  // key: normalized domain
 
   TlsPolicy policy_for(std::string_view domain) const;

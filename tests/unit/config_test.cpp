@@ -23,6 +23,11 @@ timeout_seconds = 5
 
 [delivery]
 port = 2525
+helo_name = "relay.example.net"
+
+[delivery.timeouts]
+connect = 10
+dot = 900
 
 [policy]
 "Bank.Example." = "dane-only"
@@ -33,6 +38,10 @@ port = 2525
   EXPECT_EQ(cfg->dns.trust_anchor_file, "/etc/danemta/root.key");
   EXPECT_EQ(cfg->dns.timeout, std::chrono::seconds(5));
   EXPECT_EQ(cfg->smtp_port, 2525);
+  EXPECT_EQ(cfg->helo_name, "relay.example.net");
+  EXPECT_EQ(cfg->timeouts.connect, std::chrono::seconds(10));
+  EXPECT_EQ(cfg->timeouts.dot, std::chrono::seconds(900));
+  EXPECT_EQ(cfg->timeouts.rcpt, std::chrono::seconds(300)) << "RFC 5321 default kept";
   EXPECT_EQ(cfg->policy_for("bank.example"), TlsPolicy::dane_only);
   EXPECT_EQ(cfg->policy_for("LEGACY.example."), TlsPolicy::may);
   EXPECT_EQ(cfg->policy_for("other.example"), TlsPolicy::dane);
@@ -48,6 +57,9 @@ TEST(Config, RejectsBadInputWithTheKeyNamed) {
       {"[dns]\ntimeout_seconds = 0\n", "dns.timeout_seconds"},
       {"[dns]\nbogus_key = 1\n", "dns.bogus_key"},
       {"[delivery]\nport = 70000\n", "delivery.port"},
+      {"[delivery]\nhelo_name = \"a b\"\n", "delivery.helo_name"},
+      {"[delivery.timeouts]\nrcpt = 0\n", "delivery.timeouts.rcpt"},
+      {"[delivery.timeouts]\nbogus = 5\n", "delivery.timeouts.bogus"},
       {"[policy]\n\"example.org\" = \"sometimes\"\n", "policy"},
       {"[nonsense]\n", "nonsense"},
       {"[dns\n", "config:"},
