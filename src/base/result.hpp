@@ -20,8 +20,7 @@ struct Error {
 template <class T>
 using Result = tl::expected<T, Error>;
 
-inline tl::unexpected<Error> fail(std::string message,
-                                  Severity severity = Severity::transient) {
+inline tl::unexpected<Error> fail(std::string message, Severity severity = Severity::transient) {
   return tl::unexpected<Error>(Error{severity, std::move(message)});
 }
 

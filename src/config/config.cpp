@@ -134,9 +134,10 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
             {"data_block", &cfg.timeouts.data_block},
             {"dot", &cfg.timeouts.dot}};
         for (auto&& [tkey, tnode] : *t) {
-          std::string name = "delivery.timeouts." + std::string(tkey.str());
+          const std::string_view tk = tkey.str();
+          std::string name = "delivery.timeouts." + std::string(tk);
           auto field = std::find_if(std::begin(fields), std::end(fields),
-                                    [&](const auto& f) { return tkey.str() == f.first; });
+                                    [tk](const auto& f) { return tk == f.first; });
           if (field == std::end(fields)) return bad(name, "unknown key");
           auto v = tnode.value<std::int64_t>();
           if (!v || *v < 1 || *v > 3600) return bad(name, "must be 1..3600 seconds");

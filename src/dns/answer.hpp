@@ -77,9 +77,7 @@ struct Answer {
   std::string malformed;
 
   // A lookup that answered authoritatively: records or a proven absence.
-  bool answered() const {
-    return security == Security::secure || security == Security::insecure;
-  }
+  bool answered() const { return security == Security::secure || security == Security::insecure; }
 };
 
 }  // namespace danemta::dns
