@@ -1,0 +1,124 @@
+// The durable queue: accepted messages and each recipient's fate. The relay
+// answers 250 to a submitter only after enqueue() returned, and enqueue()
+// returns only after the message is on stable storage (fsync): a message
+// acknowledged with 250 survives kill -9 and power loss (DESIGN.md section 8).
+//
+// Spool is the narrow interface the relay uses; SqliteSpool is the embedded
+// implementation (WAL). Later implementations (PostgreSQL for fleet mode)
+// implement the same interface. Methods block (they may fsync): call them off
+// the event loop. Implementations are safe to call from several threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.hpp"
+
+namespace danemta::queue {
+
+// Seconds since the epoch (UTC). The relay passes the clock in; the spool
+// never reads it itself, so tests control time.
+using Time = std::int64_t;
+
+struct NewMessage {
+  std::string mail_from;                // "" = null reverse-path (a bounce)
+  std::vector<std::string> recipients;  // at least one; each "local@domain"
+  std::string data;                     // the message as received (CRLF lines, unstuffed)
+  Time received_at = 0;
+  std::string received_from;  // submitter, for logs: "[127.0.0.1]" or "local"
+};
+
+enum class RecipientState { pending, delivered, bounced };
+std::string_view to_string(RecipientState s);
+
+struct RecipientStatus {
+  std::string address;
+  std::string domain;  // lower case
+  RecipientState state = RecipientState::pending;
+  int attempts = 0;
+  Time next_attempt_at = 0;
+  std::string last_dsn;         // "4.7.323"
+  std::string last_diagnostic;  // reason or server reply of the last attempt
+  std::string last_outcome;     // dane::OutcomeInfo::name, or "" (server reply)
+};
+
+// One destination's share of one message: the unit of delivery.
+struct Job {
+  std::string message_id;
+  std::string domain;
+  std::string mail_from;
+  Time received_at = 0;
+  std::vector<std::size_t> recipient_indexes;  // into the message's recipients
+  std::vector<std::string> recipients;         // same order
+  int attempts = 0;                            // max over these recipients
+};
+
+struct MessageInfo {
+  std::string id;
+  std::string mail_from;
+  Time received_at = 0;
+  std::string received_from;
+  std::size_t size = 0;
+  std::vector<RecipientStatus> recipients;
+  bool finished() const;  // no recipient pending
+};
+
+// What one attempt did to one recipient of a job.
+struct RecipientUpdate {
+  std::size_t index = 0;
+  RecipientState state = RecipientState::pending;  // pending = deferred
+  Time next_attempt_at = 0;                        // for pending
+  std::string dsn;
+  std::string diagnostic;
+  std::string outcome;
+};
+
+class Spool {
+ public:
+  virtual ~Spool() = default;
+
+  // Stores the message durably and returns its queue id (letters and digits,
+  // unique). Only after this returns may the submitter be told 250.
+  virtual Result<std::string> enqueue(const NewMessage& message) = 0;
+
+  // Jobs with pending recipients whose next attempt is due at `now`, oldest
+  // first, at most `limit`, skipping messages in `busy` (being delivered).
+  virtual Result<std::vector<Job>> due(Time now, std::size_t limit,
+                                       const std::vector<std::string>& busy) = 0;
+
+  // The earliest next_attempt_at of any pending recipient; nullopt if none.
+  virtual Result<std::optional<Time>> next_due() = 0;
+
+  virtual Result<std::string> data(const std::string& message_id) = 0;
+
+  // Records one attempt's results durably (each update increments that
+  // recipient's attempt count).
+  virtual Result<void> record(const std::string& message_id,
+                              const std::vector<RecipientUpdate>& updates) = 0;
+
+  virtual Result<std::optional<MessageInfo>> info(const std::string& message_id) = 0;
+  virtual Result<std::vector<MessageInfo>> list() = 0;
+
+  // Makes every pending recipient of the message (or of all messages when
+  // `message_id` is empty) due now. Returns how many recipients changed.
+  virtual Result<std::size_t> flush(const std::string& message_id, Time now) = 0;
+
+  // Deletes a message whatever its state (operator action). False if absent.
+  virtual Result<bool> remove(const std::string& message_id) = 0;
+
+  // Deletes messages with no pending recipient. Returns how many.
+  virtual Result<std::size_t> purge_finished() = 0;
+};
+
+// Opens (creating if needed) the SQLite spool at `path` (WAL, synchronous=FULL).
+Result<std::unique_ptr<Spool>> open_sqlite_spool(const std::string& path);
+
+// Retry schedule: the delay before attempt `attempts + 1` after `attempts`
+// failed ones: 5 min, then doubling up to 1 h (Postfix-like), with up to
+// `jitter_fraction` of random spread (the caller passes `random01` in [0,1)).
+Time retry_delay(int attempts, double random01, double jitter_fraction = 0.1);
+
+}  // namespace danemta::queue
