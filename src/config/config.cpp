@@ -57,6 +57,68 @@ bool valid_forwarder(std::string_view s) {
   return inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1;
 }
 
+std::optional<Network> parse_network(std::string_view s) {
+  std::string addr(s);
+  int prefix = -1;
+  auto slash = s.find('/');
+  if (slash != std::string_view::npos) {
+    addr = std::string(s.substr(0, slash));
+    std::string_view p = s.substr(slash + 1);
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
+    if (ec != std::errc() || end != p.data() + p.size()) return std::nullopt;
+  }
+  unsigned char buf[16];
+  int max = -1;
+  if (inet_pton(AF_INET, addr.c_str(), buf) == 1) max = 32;
+  if (inet_pton(AF_INET6, addr.c_str(), buf) == 1) max = 128;
+  if (max < 0) return std::nullopt;
+  if (prefix < 0) prefix = max;
+  if (prefix > max) return std::nullopt;
+  return Network{addr, prefix};
+}
+
+bool contains(const Network& net, std::string_view address) {
+  unsigned char a[16] = {}, n[16] = {};
+  std::string text(address);
+  // An IPv4-mapped IPv6 peer ("::ffff:127.0.0.1") is its IPv4 address.
+  if (text.rfind("::ffff:", 0) == 0 && text.find('.') != std::string::npos) text = text.substr(7);
+  int family = text.find(':') == std::string::npos ? AF_INET : AF_INET6;
+  int net_family = net.address.find(':') == std::string::npos ? AF_INET : AF_INET6;
+  if (family != net_family) return false;
+  if (inet_pton(family, text.c_str(), a) != 1 || inet_pton(family, net.address.c_str(), n) != 1)
+    return false;
+  int bits = net.prefix;
+  for (int i = 0; bits > 0; ++i, bits -= 8) {
+    unsigned mask = bits >= 8 ? 0xffu : (0xffu << (8 - bits)) & 0xffu;
+    if ((a[i] & mask) != (n[i] & mask)) return false;
+  }
+  return true;
+}
+
+bool valid_listen(std::string_view s) {
+  std::string host;
+  std::string_view port;
+  if (!s.empty() && s.front() == '[') {
+    auto close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':')
+      return false;
+    host = std::string(s.substr(1, close - 1));
+    port = s.substr(close + 2);
+  } else {
+    auto colon = s.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    host = std::string(s.substr(0, colon));
+    if (host.find(':') != std::string::npos) return false;  // IPv6 needs [brackets]
+    port = s.substr(colon + 1);
+  }
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535)
+    return false;
+  unsigned char buf[16];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
 Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
   toml::table root;
   try {
@@ -76,8 +138,8 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
 
   for (auto&& [key, node] : root) {
     std::string_view k = key.str();
-    if (k != "dns" && k != "policy" && k != "delivery")
-      return bad(k, "unknown section (expected dns, delivery, policy)");
+    if (k != "dns" && k != "policy" && k != "delivery" && k != "relay")
+      return bad(k, "unknown section (expected dns, delivery, relay, policy)");
   }
 
   if (auto* dns = root["dns"].as_table()) {
@@ -149,6 +211,79 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
     }
   } else if (root.contains("delivery")) {
     return bad("delivery", "must be a table");
+  }
+
+  if (auto* relay = root["relay"].as_table()) {
+    RelayConfig& rc = cfg.relay;
+    auto seconds = [&](std::string_view key, const toml::node& node, std::int64_t min,
+                       std::int64_t max, std::chrono::seconds& out) -> Result<void> {
+      auto v = node.value<std::int64_t>();
+      if (!v || *v < min || *v > max)
+        return bad("relay." + std::string(key),
+                   "must be " + std::to_string(min) + ".." + std::to_string(max));
+      out = std::chrono::seconds(*v);
+      return {};
+    };
+    for (auto&& [key, node] : *relay) {
+      std::string_view k = key.str();
+      std::string name = "relay." + std::string(k);
+      if (k == "listen" || k == "allow") {
+        auto* arr = node.as_array();
+        if (!arr) return bad(name, "must be an array of strings");
+        std::vector<std::string> items;
+        for (auto&& item : *arr) {
+          auto v = item.value<std::string>();
+          if (!v) return bad(name, "must be an array of strings");
+          items.push_back(*v);
+        }
+        if (k == "listen") {
+          for (const std::string& l : items)
+            if (!valid_listen(l))
+              return bad(name, "each entry must be \"IP:PORT\" or \"[IPv6]:PORT\"");
+          rc.listen = items;
+        } else {
+          rc.allow.clear();
+          for (const std::string& a : items) {
+            auto n = parse_network(a);
+            if (!n) return bad(name, "\"" + a + "\" is not an address or ADDRESS/PREFIX");
+            rc.allow.push_back(*n);
+          }
+        }
+      } else if (k == "spool") {
+        auto v = node.value<std::string>();
+        if (!v || v->empty()) return bad(name, "must be a file path");
+        rc.spool = *v;
+      } else if (k == "hostname") {
+        auto v = node.value<std::string>();
+        if (!v || v->empty() || v->find_first_of(" \t\r\n") != std::string::npos)
+          return bad(name, "must be a host name");
+        rc.hostname = *v;
+      } else if (k == "queue_lifetime_seconds") {
+        if (auto r = seconds(k, node, 1, 30L * 86400, rc.queue_lifetime); !r)
+          return tl::unexpected(r.error());
+      } else if (k == "min_backoff_seconds") {
+        if (auto r = seconds(k, node, 1, 86400, rc.min_backoff); !r)
+          return tl::unexpected(r.error());
+      } else if (k == "max_backoff_seconds") {
+        if (auto r = seconds(k, node, 1, 86400, rc.max_backoff); !r)
+          return tl::unexpected(r.error());
+      } else if (k == "max_deliveries" || k == "max_per_destination") {
+        auto v = node.value<std::int64_t>();
+        if (!v || *v < 1 || *v > 100000) return bad(name, "must be 1..100000");
+        (k == "max_deliveries" ? rc.max_deliveries : rc.max_per_destination) =
+            static_cast<std::size_t>(*v);
+      } else if (k == "max_message_bytes") {
+        auto v = node.value<std::int64_t>();
+        if (!v || *v < 1024 || *v > (1LL << 31)) return bad(name, "must be 1024..2147483648");
+        rc.max_message_bytes = static_cast<std::size_t>(*v);
+      } else {
+        return bad(name, "unknown key");
+      }
+    }
+    if (rc.min_backoff > rc.max_backoff)
+      return bad("relay.min_backoff_seconds", "must not exceed max_backoff_seconds");
+  } else if (root.contains("relay")) {
+    return bad("relay", "must be a table");
   }
 
   if (auto* policy = root["policy"].as_table()) {

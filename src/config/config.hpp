@@ -2,6 +2,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -48,8 +50,38 @@ struct SmtpTimeouts {
   std::chrono::seconds dot{600};
 };
 
+// A client network allowed to submit mail: address and prefix length.
+struct Network {
+  std::string address;  // "127.0.0.0", "::1"
+  int prefix = 0;
+  friend bool operator==(const Network&, const Network&) = default;
+};
+
+// "127.0.0.0/8", "::1/128", "192.0.2.7" (a host): nullopt when malformed.
+std::optional<Network> parse_network(std::string_view s);
+// Whether `address` (text form) lies inside `net`.
+bool contains(const Network& net, std::string_view address);
+
+// [relay]: the daemon.
+struct RelayConfig {
+  // Where local submitters connect: "IP:PORT" or "[IPv6]:PORT".
+  std::vector<std::string> listen = {"127.0.0.1:10025"};
+  // Client networks allowed to submit; anyone else gets 554 5.7.1. Loopback
+  // only by default: never an open relay.
+  std::vector<Network> allow = {{"127.0.0.0", 8}, {"::1", 128}};
+  std::string spool = "/var/spool/danemta/queue.db";
+  std::string hostname;  // greeting and bounces; empty: this host's name
+  std::chrono::seconds queue_lifetime{5 * 24 * 3600};
+  std::chrono::seconds min_backoff{300};
+  std::chrono::seconds max_backoff{3600};
+  std::size_t max_deliveries = 100;      // concurrent delivery attempts
+  std::size_t max_per_destination = 20;  // concurrent attempts per domain
+  std::size_t max_message_bytes = 50 * 1024 * 1024;
+};
+
 struct Config {
   DnsConfig dns;
+  RelayConfig relay;
   std::uint16_t smtp_port = 25;  // destination port; the TLSA owner name follows it
   std::string helo_name;         // EHLO name; empty: this host's name
   SmtpTimeouts timeouts;
@@ -61,6 +93,9 @@ struct Config {
 // Parses a TOML document. Errors name the key and say what is wrong.
 Result<Config> parse(std::string_view toml_text, std::string_view source_name = "config");
 Result<Config> load(const std::string& path);
+
+// "127.0.0.1:10025", "[::1]:10025": checks the syntax of a listen address.
+bool valid_listen(std::string_view s);
 
 // "192.0.2.1", "192.0.2.1@5353", "2001:db8::1@53": checks the syntax.
 bool valid_forwarder(std::string_view s);

@@ -89,3 +89,82 @@ TEST(Config, MissingFileIsAClearError) {
 
 }  // namespace
 }  // namespace danemta::config
+
+namespace danemta::config {
+namespace {
+
+TEST(Config, RelaySection) {
+  auto cfg = parse(R"(
+[relay]
+listen = ["127.0.0.1:2525", "[::1]:2525"]
+allow = ["127.0.0.0/8", "::1", "192.0.2.0/24"]
+spool = "/tmp/q.db"
+hostname = "relay.example.net"
+queue_lifetime_seconds = 3600
+min_backoff_seconds = 10
+max_backoff_seconds = 60
+max_deliveries = 5
+max_per_destination = 2
+)");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  const RelayConfig& r = cfg->relay;
+  EXPECT_EQ(r.listen.size(), 2u);
+  ASSERT_EQ(r.allow.size(), 3u);
+  EXPECT_EQ(r.allow[1], (Network{"::1", 128}));
+  EXPECT_EQ(r.spool, "/tmp/q.db");
+  EXPECT_EQ(r.queue_lifetime, std::chrono::seconds(3600));
+  EXPECT_EQ(r.min_backoff, std::chrono::seconds(10));
+  EXPECT_EQ(r.max_per_destination, 2u);
+}
+
+TEST(Config, RelayDefaultsAreLoopbackOnly) {
+  auto cfg = parse("");
+  ASSERT_TRUE(cfg);
+  for (const Network& n : cfg->relay.allow) {
+    EXPECT_TRUE(n.address == "127.0.0.0" || n.address == "::1") << n.address;
+  }
+  EXPECT_FALSE(contains(cfg->relay.allow[0], "192.0.2.1"));
+}
+
+TEST(Config, RelayRejectsBadValues) {
+  const char* cases[][2] = {
+      {"[relay]\nlisten = [\"127.0.0.1\"]\n", "relay.listen"},
+      {"[relay]\nallow = [\"10.0.0.0/33\"]\n", "relay.allow"},
+      {"[relay]\nallow = [\"example.org\"]\n", "relay.allow"},
+      {"[relay]\nmin_backoff_seconds = 100\nmax_backoff_seconds = 10\n", "min_backoff"},
+      {"[relay]\nmax_deliveries = 0\n", "relay.max_deliveries"},
+      {"[relay]\nwhatever = 1\n", "relay.whatever"},
+  };
+  for (const auto& c : cases) {
+    auto cfg = parse(c[0]);
+    ASSERT_FALSE(cfg) << c[0];
+    EXPECT_NE(cfg.error().message.find(c[1]), std::string::npos) << cfg.error().message;
+  }
+}
+
+TEST(Config, NetworkMatching) {
+  auto v4 = parse_network("192.0.2.0/24");
+  ASSERT_TRUE(v4);
+  EXPECT_TRUE(contains(*v4, "192.0.2.200"));
+  EXPECT_FALSE(contains(*v4, "192.0.3.1"));
+  EXPECT_TRUE(contains(*v4, "::ffff:192.0.2.9")) << "IPv4-mapped peers match IPv4 networks";
+  EXPECT_FALSE(contains(*v4, "2001:db8::1"));
+  auto odd = parse_network("10.0.0.0/9");
+  ASSERT_TRUE(odd);
+  EXPECT_TRUE(contains(*odd, "10.127.255.255"));
+  EXPECT_FALSE(contains(*odd, "10.128.0.0"));
+  auto v6 = parse_network("2001:db8::/32");
+  ASSERT_TRUE(v6);
+  EXPECT_TRUE(contains(*v6, "2001:db8:ffff::1"));
+  EXPECT_FALSE(contains(*v6, "2001:db9::1"));
+  auto host = parse_network("::1");
+  ASSERT_TRUE(host);
+  EXPECT_EQ(host->prefix, 128);
+  EXPECT_FALSE(parse_network("1.2.3.4/x"));
+  EXPECT_TRUE(valid_listen("[::1]:25"));
+  EXPECT_FALSE(valid_listen("::1:25"));
+  EXPECT_FALSE(valid_listen("127.0.0.1:0"));
+}
+
+}  // namespace
+}  // namespace danemta::config
