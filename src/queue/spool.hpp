@@ -7,12 +7,19 @@
 // implementation (WAL). Later implementations (PostgreSQL for fleet mode)
 // implement the same interface. Methods block (they may fsync): call them off
 // the event loop. Implementations are safe to call from several threads.
+//
+// Errors: storage failures (I/O, disk full, locked, corrupt file) are
+// transient and name the spool's path and the storage engine's message;
+// misuse that a retry cannot fix (no recipient, an address without '@', an
+// unknown message id or recipient index) is permanent.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.hpp"
@@ -63,7 +70,7 @@ struct MessageInfo {
   std::string received_from;
   std::size_t size = 0;
   std::vector<RecipientStatus> recipients;
-  bool finished() const;  // no recipient pending
+  bool finished() const;  // no recipient pending (every one delivered or bounced)
 };
 
 // What one attempt did to one recipient of a job.
@@ -82,28 +89,39 @@ class Spool {
 
   // Stores the message durably and returns its queue id (letters and digits,
   // unique). Only after this returns may the submitter be told 250.
+  // Every recipient starts pending, due at received_at. The domain of a
+  // recipient is the part after its last '@', lower-cased.
+  // Ids sort by the time they were issued (SqliteSpool: 13 upper-case hex
+  // digits of microseconds since the epoch, then 4 random hex digits).
   virtual Result<std::string> enqueue(const NewMessage& message) = 0;
 
   // Jobs with pending recipients whose next attempt is due at `now`, oldest
   // first, at most `limit`, skipping messages in `busy` (being delivered).
+  // A job holds the due recipients of one message for one domain; jobs are
+  // ordered by (received_at, message id, domain), recipients by index.
   virtual Result<std::vector<Job>> due(Time now, std::size_t limit,
                                        const std::vector<std::string>& busy) = 0;
 
   // The earliest next_attempt_at of any pending recipient; nullopt if none.
   virtual Result<std::optional<Time>> next_due() = 0;
 
+  // The message as received; a permanent error if there is no such message.
   virtual Result<std::string> data(const std::string& message_id) = 0;
 
   // Records one attempt's results durably (each update increments that
-  // recipient's attempt count).
+  // recipient's attempt count). All or nothing: an unknown message or
+  // recipient index is a permanent error and changes nothing.
   virtual Result<void> record(const std::string& message_id,
                               const std::vector<RecipientUpdate>& updates) = 0;
 
+  // info: nullopt if there is no such message. list: every message, ordered
+  // like due() (received_at, then id); recipients by index in both.
   virtual Result<std::optional<MessageInfo>> info(const std::string& message_id) = 0;
   virtual Result<std::vector<MessageInfo>> list() = 0;
 
   // Makes every pending recipient of the message (or of all messages when
-  // `message_id` is empty) due now. Returns how many recipients changed.
+  // `message_id` is empty) due now. Returns how many recipients changed
+  // (those that were not due yet; already due ones are left alone).
   virtual Result<std::size_t> flush(const std::string& message_id, Time now) = 0;
 
   // Deletes a message whatever its state (operator action). False if absent.
@@ -119,6 +137,8 @@ Result<std::unique_ptr<Spool>> open_sqlite_spool(const std::string& path);
 // Retry schedule: the delay before attempt `attempts + 1` after `attempts`
 // failed ones: 5 min, then doubling up to 1 h (Postfix-like), with up to
 // `jitter_fraction` of random spread (the caller passes `random01` in [0,1)).
+// attempts <= 1 gives the first delay; the 1 h cap applies before jitter;
+// random01 and jitter_fraction are clamped to [0,1]; never less than 60 s.
 Time retry_delay(int attempts, double random01, double jitter_fraction = 0.1);
 
 }  // namespace danemta::queue

@@ -1,0 +1,627 @@
+// The embedded spool: one SQLite 3 file in WAL mode with synchronous=FULL, so
+// every committed transaction is fsync'd to the write-ahead log before the
+// call returns (DESIGN.md section 8: acknowledged = durable). One connection,
+// serialised by a mutex; callers are worker threads, never the event loop.
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+#include "base/text.hpp"
+#include "queue/spool.hpp"
+
+namespace danemta::queue {
+
+namespace {
+
+// Schema versions (PRAGMA user_version): 0 = empty file, 1 = this layout. A
+// later version adds a migration step from the previous one in migrate().
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE messages (
+  id            TEXT PRIMARY KEY NOT NULL,
+  mail_from     TEXT NOT NULL,
+  data          BLOB NOT NULL,
+  size          INTEGER NOT NULL,
+  received_at   INTEGER NOT NULL,
+  received_from TEXT NOT NULL
+);
+CREATE TABLE recipients (
+  message_id      TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  idx             INTEGER NOT NULL,
+  address         TEXT NOT NULL,
+  domain          TEXT NOT NULL,
+  state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'bounced')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  last_dsn        TEXT NOT NULL DEFAULT '',
+  last_diagnostic TEXT NOT NULL DEFAULT '',
+  last_outcome    TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (message_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX recipients_due ON recipients(state, next_attempt_at);
+CREATE INDEX messages_age ON messages(received_at, id);
+PRAGMA user_version = 1;
+)sql";
+
+// Milliseconds a statement waits for another process's lock (`danemta queue`
+// next to the relay) before failing with SQLITE_BUSY, a transient error.
+constexpr int kBusyTimeoutMs = 10'000;
+
+// Attempts at a fresh queue id after a UNIQUE violation.
+constexpr int kIdAttempts = 16;
+
+struct DbClose {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalize {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbClose>;
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
+
+// Passes `T**` to a C constructor and hands the result to `owner` at the end
+// of the full expression, so a handle is owned on the line that creates it
+// (SQLite allocates a connection even when opening fails).
+template <class Ptr>
+class OutPtr {
+ public:
+  explicit OutPtr(Ptr& owner) : owner_(owner) {}
+  OutPtr(const OutPtr&) = delete;
+  OutPtr& operator=(const OutPtr&) = delete;
+  ~OutPtr() { owner_.reset(raw_); }
+  operator typename Ptr::pointer *() { return &raw_; }
+
+ private:
+  Ptr& owner_;
+  typename Ptr::pointer raw_ = nullptr;
+};
+
+template <class Ptr>
+OutPtr<Ptr> out_ptr(Ptr& owner) {
+  return OutPtr<Ptr>(owner);
+}
+
+std::string_view state_text(RecipientState s) {
+  return to_string(s);
+}
+
+bool parse_state(std::string_view text, RecipientState& out) {
+  for (RecipientState s :
+       {RecipientState::pending, RecipientState::delivered, RecipientState::bounced}) {
+    if (to_string(s) == text) {
+      out = s;
+      return true;
+    }
+  }
+  return false;
+}
+
+// A cached prepared statement in use: binds, steps, reads columns, and resets
+// itself when it goes out of scope so the next user starts clean.
+class Query {
+ public:
+  explicit Query(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+  ~Query() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  Query& bind(int i, std::string_view text) {
+    keep(sqlite3_bind_text64(stmt_, i, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+    return *this;
+  }
+  Query& bind_blob(int i, std::string_view bytes) {
+    // A zero-length blob still needs a non-null pointer or SQLite stores NULL.
+    static constexpr char kEmpty = 0;
+    keep(sqlite3_bind_blob64(stmt_, i, bytes.empty() ? &kEmpty : bytes.data(), bytes.size(),
+                             SQLITE_TRANSIENT));
+    return *this;
+  }
+  Query& bind(int i, std::int64_t value) {
+    keep(sqlite3_bind_int64(stmt_, i, value));
+    return *this;
+  }
+
+  // SQLITE_ROW, SQLITE_DONE, or an error code (a failed bind included).
+  int step() {
+    if (bind_rc_ != SQLITE_OK) return bind_rc_;
+    return sqlite3_step(stmt_);
+  }
+
+  std::string text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    const int n = sqlite3_column_bytes(stmt_, col);
+    return p == nullptr ? std::string() : std::string(p, static_cast<std::size_t>(n));
+  }
+  std::string blob(int col) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+    const int n = sqlite3_column_bytes(stmt_, col);
+    return p == nullptr ? std::string() : std::string(p, static_cast<std::size_t>(n));
+  }
+  std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+ private:
+  void keep(int rc) {
+    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  }
+
+  sqlite3_stmt* stmt_;
+  int bind_rc_ = SQLITE_OK;
+};
+
+class SqliteSpool final : public Spool {
+ public:
+  explicit SqliteSpool(std::string path) : path_(std::move(path)), rng_(std::random_device{}()) {}
+
+  Result<void> open();
+
+  Result<std::string> enqueue(const NewMessage& message) override;
+  Result<std::vector<Job>> due(Time now, std::size_t limit,
+                               const std::vector<std::string>& busy) override;
+  Result<std::optional<Time>> next_due() override;
+  Result<std::string> data(const std::string& message_id) override;
+  Result<void> record(const std::string& message_id,
+                      const std::vector<RecipientUpdate>& updates) override;
+  Result<std::optional<MessageInfo>> info(const std::string& message_id) override;
+  Result<std::vector<MessageInfo>> list() override;
+  Result<std::size_t> flush(const std::string& message_id, Time now) override;
+  Result<bool> remove(const std::string& message_id) override;
+  Result<std::size_t> purge_finished() override;
+
+ private:
+  // A transaction that rolls back unless commit() succeeded.
+  class Transaction {
+   public:
+    explicit Transaction(SqliteSpool& spool) : spool_(spool) {}
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+    ~Transaction() {
+      if (open_) sqlite3_exec(spool_.db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    // IMMEDIATE takes the write lock up front: a writer never fails half-way
+    // on a lock upgrade against another process.
+    Result<void> begin(bool write) {
+      auto r = spool_.exec(write ? "BEGIN IMMEDIATE" : "BEGIN", "begin transaction");
+      if (r) open_ = true;
+      return r;
+    }
+    Result<void> commit() {
+      auto r = spool_.exec("COMMIT", "commit");
+      if (r) open_ = false;
+      return r;
+    }
+
+   private:
+    SqliteSpool& spool_;
+    bool open_ = false;
+  };
+
+  tl::unexpected<Error> db_error(std::string_view what) const {
+    return fail("spool " + path_ + ": " + std::string(what) + ": " + sqlite3_errmsg(db_.get()));
+  }
+  tl::unexpected<Error> usage_error(std::string_view what) const {
+    return fail("spool " + path_ + ": " + std::string(what), Severity::permanent);
+  }
+
+  Result<void> exec(const char* sql, std::string_view what) {
+    if (sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return db_error(what);
+    }
+    return {};
+  }
+
+  // The prepared statement for `sql` (a string literal), prepared once.
+  Result<sqlite3_stmt*> statement(const char* sql, std::string_view what = "prepare statement") {
+    auto it = statements_.find(sql);
+    if (it != statements_.end()) return it->second.get();
+    StmtPtr stmt;
+    if (sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, out_ptr(stmt), nullptr) !=
+        SQLITE_OK) {
+      return db_error(what);
+    }
+    sqlite3_stmt* raw = stmt.get();
+    statements_.emplace(sql, std::move(stmt));
+    return raw;
+  }
+
+  Result<void> migrate();
+  std::string new_id();
+  Result<std::vector<RecipientStatus>> recipients_of(const std::string& message_id);
+  Result<RecipientStatus> read_recipient(const Query& q, int first_col);
+
+  std::string path_;
+  DbPtr db_;  // declared before statements_: closed after they are finalised
+  std::unordered_map<const char*, StmtPtr> statements_;
+  std::mutex mutex_;
+  std::mt19937_64 rng_;
+};
+
+Result<void> SqliteSpool::open() {
+  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(path_.c_str(), out_ptr(db_), flags, nullptr) != SQLITE_OK) {
+    if (!db_) return fail("spool " + path_ + ": open: out of memory");
+    return db_error("open");
+  }
+  sqlite3_extended_result_codes(db_.get(), 1);
+  sqlite3_busy_timeout(db_.get(), kBusyTimeoutMs);
+
+  // journal_mode answers with the mode in force; anything but "wal" means the
+  // file system or file refused it, and the durability contract would not hold.
+  {
+    auto stmt = statement("PRAGMA journal_mode = WAL", "open");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    const int rc = q.step();
+    if (rc != SQLITE_ROW) return db_error("set WAL journal mode");
+    const std::string mode = q.text(0);
+    if (mode != "wal") return fail("spool " + path_ + ": journal mode is " + mode + ", not wal");
+  }
+  statements_.clear();
+  if (auto r = exec("PRAGMA synchronous = FULL", "set synchronous=FULL"); !r) return r;
+  if (auto r = exec("PRAGMA foreign_keys = ON", "enable foreign keys"); !r) return r;
+  return migrate();
+}
+
+Result<void> SqliteSpool::migrate() {
+  Transaction tx(*this);
+  if (auto r = tx.begin(true); !r) return r;
+  int version = 0;
+  {
+    auto stmt = statement("PRAGMA user_version", "open");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    if (q.step() != SQLITE_ROW) return db_error("read schema version");
+    version = static_cast<int>(q.int64(0));
+  }
+  statements_.clear();
+  if (version > kSchemaVersion) {
+    return fail("spool " + path_ + ": schema version " + std::to_string(version) +
+                    " is newer than this danemta's (" + std::to_string(kSchemaVersion) + ")",
+                Severity::permanent);
+  }
+  if (version == 0) {
+    if (auto r = exec(kSchemaV1, "create schema"); !r) return r;
+  }
+  return tx.commit();
+}
+
+// Time-sortable and unique: 13 hex digits of microseconds since the epoch
+// (enough until 2112) and 4 random hex digits; enqueue() retries on the rare
+// collision.
+std::string SqliteSpool::new_id() {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  auto micros = static_cast<std::uint64_t>(now);
+  std::uint64_t random = rng_();
+  std::string id(17, '0');
+  for (int i = 12; i >= 0; --i) {
+    id[static_cast<std::size_t>(i)] = kDigits[micros & 0xf];
+    micros >>= 4;
+  }
+  for (std::size_t i = 13; i < 17; ++i) {
+    id[i] = kDigits[random & 0xf];
+    random >>= 4;
+  }
+  return id;
+}
+
+Result<std::string> SqliteSpool::enqueue(const NewMessage& message) {
+  if (message.recipients.empty()) return usage_error("enqueue: no recipients");
+  std::vector<std::string> domains;
+  domains.reserve(message.recipients.size());
+  for (const std::string& address : message.recipients) {
+    const auto at = address.rfind('@');
+    if (at == std::string::npos || at + 1 == address.size()) {
+      return usage_error("enqueue: recipient without a domain: \"" + address + "\"");
+    }
+    domains.push_back(normalize_domain(std::string_view(address).substr(at + 1)));
+  }
+
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (auto r = tx.begin(true); !r) return tl::unexpected(r.error());
+
+  auto insert_message = statement(
+      "INSERT INTO messages (id, mail_from, data, size, received_at, received_from) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  if (!insert_message) return tl::unexpected(insert_message.error());
+  std::string id;
+  for (int attempt = 0;; ++attempt) {
+    id = new_id();
+    Query q(*insert_message);
+    q.bind(1, id)
+        .bind(2, message.mail_from)
+        .bind_blob(3, message.data)
+        .bind(4, static_cast<std::int64_t>(message.data.size()))
+        .bind(5, message.received_at)
+        .bind(6, message.received_from);
+    const int rc = q.step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_CONSTRAINT_PRIMARYKEY || attempt + 1 == kIdAttempts) {
+      return db_error("enqueue: insert message");
+    }
+  }
+
+  auto insert_recipient = statement(
+      "INSERT INTO recipients (message_id, idx, address, domain, state, next_attempt_at) "
+      "VALUES (?1, ?2, ?3, ?4, 'pending', ?5)");
+  if (!insert_recipient) return tl::unexpected(insert_recipient.error());
+  for (std::size_t i = 0; i < message.recipients.size(); ++i) {
+    Query q(*insert_recipient);
+    q.bind(1, id)
+        .bind(2, static_cast<std::int64_t>(i))
+        .bind(3, message.recipients[i])
+        .bind(4, domains[i])
+        .bind(5, message.received_at);
+    if (q.step() != SQLITE_DONE) return db_error("enqueue: insert recipient");
+  }
+  if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
+  return id;
+}
+
+Result<std::vector<Job>> SqliteSpool::due(Time now, std::size_t limit,
+                                          const std::vector<std::string>& busy) {
+  std::vector<Job> jobs;
+  if (limit == 0) return jobs;
+  const std::unordered_set<std::string> skip(busy.begin(), busy.end());
+
+  std::lock_guard lock(mutex_);
+  auto stmt = statement(
+      "SELECT r.message_id, r.domain, r.idx, r.address, r.attempts, m.mail_from, m.received_at "
+      "FROM recipients r JOIN messages m ON m.id = r.message_id "
+      "WHERE r.state = 'pending' AND r.next_attempt_at <= ?1 "
+      "ORDER BY m.received_at, m.id, r.domain, r.idx");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  q.bind(1, now);
+  for (;;) {
+    const int rc = q.step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db_error("due");
+    std::string message_id = q.text(0);
+    if (skip.contains(message_id)) continue;
+    std::string domain = q.text(1);
+    if (jobs.empty() || jobs.back().message_id != message_id || jobs.back().domain != domain) {
+      if (jobs.size() == limit) break;
+      Job job;
+      job.message_id = std::move(message_id);
+      job.domain = std::move(domain);
+      job.mail_from = q.text(5);
+      job.received_at = q.int64(6);
+      jobs.push_back(std::move(job));
+    }
+    Job& job = jobs.back();
+    job.recipient_indexes.push_back(static_cast<std::size_t>(q.int64(2)));
+    job.recipients.push_back(q.text(3));
+    job.attempts = std::max(job.attempts, static_cast<int>(q.int64(4)));
+  }
+  return jobs;
+}
+
+Result<std::optional<Time>> SqliteSpool::next_due() {
+  std::lock_guard lock(mutex_);
+  auto stmt = statement("SELECT MIN(next_attempt_at) FROM recipients WHERE state = 'pending'");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  if (q.step() != SQLITE_ROW) return db_error("next_due");
+  if (q.is_null(0)) return std::optional<Time>();
+  return std::optional<Time>(q.int64(0));
+}
+
+Result<std::string> SqliteSpool::data(const std::string& message_id) {
+  std::lock_guard lock(mutex_);
+  auto stmt = statement("SELECT data FROM messages WHERE id = ?1");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  q.bind(1, message_id);
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return usage_error("data: no message " + message_id);
+  if (rc != SQLITE_ROW) return db_error("data");
+  return q.blob(0);
+}
+
+Result<void> SqliteSpool::record(const std::string& message_id,
+                                 const std::vector<RecipientUpdate>& updates) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (auto r = tx.begin(true); !r) return r;
+  {
+    auto exists = statement("SELECT 1 FROM messages WHERE id = ?1");
+    if (!exists) return tl::unexpected(exists.error());
+    Query q(*exists);
+    q.bind(1, message_id);
+    const int rc = q.step();
+    if (rc == SQLITE_DONE) return usage_error("record: no message " + message_id);
+    if (rc != SQLITE_ROW) return db_error("record");
+  }
+  auto update = statement(
+      "UPDATE recipients SET state = ?3, next_attempt_at = ?4, last_dsn = ?5, "
+      "last_diagnostic = ?6, last_outcome = ?7, attempts = attempts + 1 "
+      "WHERE message_id = ?1 AND idx = ?2");
+  if (!update) return tl::unexpected(update.error());
+  for (const RecipientUpdate& u : updates) {
+    Query q(*update);
+    q.bind(1, message_id)
+        .bind(2, static_cast<std::int64_t>(u.index))
+        .bind(3, state_text(u.state))
+        .bind(4, u.next_attempt_at)
+        .bind(5, u.dsn)
+        .bind(6, u.diagnostic)
+        .bind(7, u.outcome);
+    if (q.step() != SQLITE_DONE) return db_error("record");
+    if (sqlite3_changes(db_.get()) == 0) {
+      return usage_error("record: message " + message_id + " has no recipient " +
+                         std::to_string(u.index));
+    }
+  }
+  return tx.commit();
+}
+
+Result<RecipientStatus> SqliteSpool::read_recipient(const Query& q, int c) {
+  RecipientStatus r;
+  r.address = q.text(c);
+  r.domain = q.text(c + 1);
+  const std::string state = q.text(c + 2);
+  if (!parse_state(state, r.state)) {
+    return fail("spool " + path_ + ": unknown recipient state \"" + state + "\"");
+  }
+  r.attempts = static_cast<int>(q.int64(c + 3));
+  r.next_attempt_at = q.int64(c + 4);
+  r.last_dsn = q.text(c + 5);
+  r.last_diagnostic = q.text(c + 6);
+  r.last_outcome = q.text(c + 7);
+  return r;
+}
+
+Result<std::vector<RecipientStatus>> SqliteSpool::recipients_of(const std::string& message_id) {
+  auto stmt = statement(
+      "SELECT address, domain, state, attempts, next_attempt_at, last_dsn, last_diagnostic, "
+      "last_outcome FROM recipients WHERE message_id = ?1 ORDER BY idx");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  q.bind(1, message_id);
+  std::vector<RecipientStatus> out;
+  for (;;) {
+    const int rc = q.step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db_error("read recipients");
+    auto r = read_recipient(q, 0);
+    if (!r) return tl::unexpected(r.error());
+    out.push_back(std::move(*r));
+  }
+  return out;
+}
+
+Result<std::optional<MessageInfo>> SqliteSpool::info(const std::string& message_id) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (auto r = tx.begin(false); !r) return tl::unexpected(r.error());
+  MessageInfo m;
+  {
+    auto stmt = statement(
+        "SELECT id, mail_from, received_at, received_from, size FROM messages WHERE id = ?1");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    q.bind(1, message_id);
+    const int rc = q.step();
+    if (rc == SQLITE_DONE) return std::optional<MessageInfo>();
+    if (rc != SQLITE_ROW) return db_error("info");
+    m.id = q.text(0);
+    m.mail_from = q.text(1);
+    m.received_at = q.int64(2);
+    m.received_from = q.text(3);
+    m.size = static_cast<std::size_t>(q.int64(4));
+  }
+  auto recipients = recipients_of(message_id);
+  if (!recipients) return tl::unexpected(recipients.error());
+  m.recipients = std::move(*recipients);
+  if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
+  return std::optional<MessageInfo>(std::move(m));
+}
+
+Result<std::vector<MessageInfo>> SqliteSpool::list() {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (auto r = tx.begin(false); !r) return tl::unexpected(r.error());
+  std::vector<MessageInfo> out;
+  std::map<std::string, std::size_t> position;
+  {
+    auto stmt = statement(
+        "SELECT id, mail_from, received_at, received_from, size FROM messages "
+        "ORDER BY received_at, id");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    for (;;) {
+      const int rc = q.step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return db_error("list");
+      MessageInfo m;
+      m.id = q.text(0);
+      m.mail_from = q.text(1);
+      m.received_at = q.int64(2);
+      m.received_from = q.text(3);
+      m.size = static_cast<std::size_t>(q.int64(4));
+      position.emplace(m.id, out.size());
+      out.push_back(std::move(m));
+    }
+  }
+  {
+    auto stmt = statement(
+        "SELECT message_id, address, domain, state, attempts, next_attempt_at, last_dsn, "
+        "last_diagnostic, last_outcome FROM recipients ORDER BY message_id, idx");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    for (;;) {
+      const int rc = q.step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return db_error("list");
+      auto it = position.find(q.text(0));
+      if (it == position.end()) continue;
+      auto r = read_recipient(q, 1);
+      if (!r) return tl::unexpected(r.error());
+      out[it->second].recipients.push_back(std::move(*r));
+    }
+  }
+  if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
+  return out;
+}
+
+Result<std::size_t> SqliteSpool::flush(const std::string& message_id, Time now) {
+  std::lock_guard lock(mutex_);
+  auto stmt = statement(
+      "UPDATE recipients SET next_attempt_at = ?1 "
+      "WHERE state = 'pending' AND next_attempt_at > ?1 AND (?2 = '' OR message_id = ?2)");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  q.bind(1, now).bind(2, message_id);
+  if (q.step() != SQLITE_DONE) return db_error("flush");
+  return static_cast<std::size_t>(sqlite3_changes(db_.get()));
+}
+
+Result<bool> SqliteSpool::remove(const std::string& message_id) {
+  std::lock_guard lock(mutex_);
+  auto stmt = statement("DELETE FROM messages WHERE id = ?1");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  q.bind(1, message_id);
+  if (q.step() != SQLITE_DONE) return db_error("remove");
+  return sqlite3_changes(db_.get()) > 0;
+}
+
+Result<std::size_t> SqliteSpool::purge_finished() {
+  std::lock_guard lock(mutex_);
+  auto stmt = statement(
+      "DELETE FROM messages WHERE NOT EXISTS "
+      "(SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND r.state = 'pending')");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  if (q.step() != SQLITE_DONE) return db_error("purge_finished");
+  return static_cast<std::size_t>(sqlite3_changes(db_.get()));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Spool>> open_sqlite_spool(const std::string& path) {
+  auto spool = std::make_unique<SqliteSpool>(path);
+  if (auto r = spool->open(); !r) return tl::unexpected(r.error());
+  return std::unique_ptr<Spool>(std::move(spool));
+}
+
+}  // namespace danemta::queue
