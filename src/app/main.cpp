@@ -7,6 +7,7 @@
 
 #include "app/cmd_check.hpp"
 #include "app/cmd_deliver.hpp"
+#include "app/cmd_relay.hpp"
 #include "app/cmd_tlsa.hpp"
 #include "base/text.hpp"
 #include "config/config.hpp"
@@ -111,6 +112,26 @@ int main(int argc, char** argv) {
   cmd_deliver->add_option("--port", deliver_port, "destination SMTP port (TLSA at _PORT._tcp)")
       ->check(CLI::Range(1, 65535));
 
+  CLI::App* cmd_relay = app.add_subcommand(
+      "relay", "run the relay: accept local submissions, queue durably, deliver with DANE");
+
+  app::QueueOptions queue_opts;
+  CLI::App* cmd_queue =
+      app.add_subcommand("queue",
+                         "inspect and manage the queue: list, show ID, flush [ID], "
+                         "delete ID, purge");
+  cmd_queue->add_option("action", queue_opts.action, "list, show, flush, delete or purge")
+      ->required()
+      ->check(CLI::IsMember({"list", "show", "flush", "delete", "purge"}));
+  cmd_queue->add_option("id", queue_opts.id, "queue id");
+
+  app::SendOptions send;
+  CLI::App* cmd_send = app.add_subcommand(
+      "send", "submit a message (standard input) to the local relay, like sendmail");
+  cmd_send->add_option("-f,--from", send.from, "envelope sender");
+  cmd_send->add_option("recipients", send.recipients, "recipient addresses")->required();
+  cmd_send->add_option("--file", send.message_file, "message file instead of standard input");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -177,6 +198,15 @@ int main(int argc, char** argv) {
     if (deliver_port != 0) cfg.smtp_port = static_cast<std::uint16_t>(deliver_port);
     return app::run_deliver(cfg, deliver);
   }
+  if (cmd_relay->parsed()) return app::run_relay(cfg);
+  if (cmd_queue->parsed()) {
+    if ((queue_opts.action == "show" || queue_opts.action == "delete") && queue_opts.id.empty()) {
+      std::cerr << "danemta queue " << queue_opts.action << ": give a queue id\n";
+      return 2;
+    }
+    return app::run_queue(cfg, queue_opts);
+  }
+  if (cmd_send->parsed()) return app::run_send(cfg, send);
   if (cmd_tlsa->parsed()) {
     tlsa.port = static_cast<std::uint16_t>(tlsa_port);
     tlsa.port_given = cmd_tlsa->count("--port") > 0;

@@ -154,6 +154,16 @@ const OutcomeInfo& info(Outcome o) {
   return kValidationFailure;
 }
 
+std::optional<Outcome> outcome_named(std::string_view name) {
+  for (Outcome o :
+       {Outcome::dnssec_invalid, Outcome::dns_failed, Outcome::domain_not_found,
+        Outcome::no_address, Outcome::connection_failed, Outcome::starttls_not_supported,
+        Outcome::certificate_expired, Outcome::tlsa_invalid, Outcome::certificate_host_mismatch,
+        Outcome::dane_required, Outcome::validation_failure, Outcome::null_mx})
+    if (info(o).name == name) return o;
+  return std::nullopt;
+}
+
 bool policy_failure(Outcome o) {
   switch (o) {
     case Outcome::dnssec_invalid:

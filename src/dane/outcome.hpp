@@ -4,6 +4,7 @@
 // final NDR. NDRs, logs, TLS-RPT and `danemta check` all read it from here.
 #pragma once
 
+#include <optional>
 #include <string_view>
 
 namespace danemta::dane {
@@ -39,6 +40,9 @@ const OutcomeInfo& info(Outcome o);
 // unreachable server or a missing record): these are what TLS-RPT reports
 // and what `danemta check` refuses to call healthy.
 bool policy_failure(Outcome o);
+
+// The outcome whose OutcomeInfo::name is `name` ("tlsa-invalid").
+std::optional<Outcome> outcome_named(std::string_view name);
 
 // The status code to use now: transient while retrying, permanent at the end.
 std::string_view code(Outcome o, bool final_attempt);

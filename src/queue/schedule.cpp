@@ -5,16 +5,13 @@
 
 namespace danemta::queue {
 
-namespace {
-constexpr Time kFirstDelay = 5 * 60;
-constexpr Time kMaxDelay = 60 * 60;
-constexpr Time kMinDelay = 60;
-}  // namespace
-
-Time retry_delay(int attempts, double random01, double jitter_fraction) {
-  Time delay = kFirstDelay;
-  for (int i = 1; i < attempts && delay < kMaxDelay; ++i) delay *= 2;
-  delay = std::min(delay, kMaxDelay);
+Time retry_delay(int attempts, double random01, Time first, Time cap, double jitter_fraction) {
+  first = std::max<Time>(first, 1);
+  cap = std::max(cap, first);
+  const Time kMinDelay = std::min<Time>(60, first);
+  Time delay = first;
+  for (int i = 1; i < attempts && delay < cap; ++i) delay *= 2;
+  delay = std::min(delay, cap);
 
   // NaN compares false everywhere: treat it as "no spread".
   const double r = std::isnan(random01) ? 0.5 : std::clamp(random01, 0.0, 1.0);

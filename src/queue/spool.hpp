@@ -135,10 +135,12 @@ class Spool {
 Result<std::unique_ptr<Spool>> open_sqlite_spool(const std::string& path);
 
 // Retry schedule: the delay before attempt `attempts + 1` after `attempts`
-// failed ones: 5 min, then doubling up to 1 h (Postfix-like), with up to
-// `jitter_fraction` of random spread (the caller passes `random01` in [0,1)).
-// attempts <= 1 gives the first delay; the 1 h cap applies before jitter;
-// random01 and jitter_fraction are clamped to [0,1]; never less than 60 s.
-Time retry_delay(int attempts, double random01, double jitter_fraction = 0.1);
+// failed ones: `first` (5 min), then doubling up to `cap` (1 h; Postfix's
+// minimal and maximal backoff), with up to `jitter_fraction` of random spread
+// (the caller passes `random01` in [0,1)). attempts <= 1 gives the first
+// delay; the cap applies before jitter; random01 and jitter_fraction are
+// clamped to [0,1]; never less than `floor` (60 s, or `first` if smaller).
+Time retry_delay(int attempts, double random01, Time first = 300, Time cap = 3600,
+                 double jitter_fraction = 0.1);
 
 }  // namespace danemta::queue

@@ -528,3 +528,16 @@ TEST(Outcome, TableMatchesTheDesign) {
 
 }  // namespace
 }  // namespace danemta::dane
+
+namespace danemta::dane {
+namespace {
+
+TEST(Outcome, NamesRoundTrip) {
+  for (Outcome o : {Outcome::dnssec_invalid, Outcome::tlsa_invalid, Outcome::null_mx,
+                    Outcome::connection_failed})
+    EXPECT_EQ(outcome_named(info(o).name), o);
+  EXPECT_FALSE(outcome_named("no-such-outcome"));
+}
+
+}  // namespace
+}  // namespace danemta::dane

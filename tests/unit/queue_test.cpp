@@ -491,8 +491,8 @@ TEST(RetryDelay, JitterStaysWithinItsFraction) {
   EXPECT_EQ(retry_delay(1, 1.0), 330);
   EXPECT_EQ(retry_delay(5, 0.0), 3240);
   EXPECT_EQ(retry_delay(5, 1.0), 3960);
-  EXPECT_EQ(retry_delay(5, 0.0, 0.0), 3600);
-  EXPECT_EQ(retry_delay(3, 0.25, 0.5), 900);
+  EXPECT_EQ(retry_delay(5, 0.0, 300, 3600, 0.0), 3600);
+  EXPECT_EQ(retry_delay(3, 0.25, 300, 3600, 0.5), 900);
   for (int attempts = 1; attempts <= 8; ++attempts) {
     for (double r = 0.0; r < 1.0; r += 0.05) {
       const Time base = retry_delay(attempts, 0.5);
@@ -503,11 +503,18 @@ TEST(RetryDelay, JitterStaysWithinItsFraction) {
   }
 }
 
+TEST(RetryDelay, ConfiguredBackoff) {
+  EXPECT_EQ(retry_delay(1, 0.5, 10, 60), 10);
+  EXPECT_EQ(retry_delay(3, 0.5, 10, 60), 40);
+  EXPECT_EQ(retry_delay(9, 0.5, 10, 60), 60);
+  EXPECT_EQ(retry_delay(1, 0.0, 1, 1), 1) << "a floor below the first delay never raises it";
+}
+
 TEST(RetryDelay, NeverBelowAMinute) {
-  EXPECT_EQ(retry_delay(1, 0.0, 1.0), 60);
-  EXPECT_EQ(retry_delay(1, 0.0, 5.0), 60);
-  EXPECT_EQ(retry_delay(1, -1.0, 1.0), 60);
-  EXPECT_EQ(retry_delay(1, 2.0, 1.0), 600);
+  EXPECT_EQ(retry_delay(1, 0.0, 300, 3600, 1.0), 60);
+  EXPECT_EQ(retry_delay(1, 0.0, 300, 3600, 5.0), 60);
+  EXPECT_EQ(retry_delay(1, -1.0, 300, 3600, 1.0), 60);
+  EXPECT_EQ(retry_delay(1, 2.0, 300, 3600, 1.0), 600);
 }
 
 TEST(RecipientState, Names) {

@@ -1,0 +1,29 @@
+// `danemta relay`, `danemta queue ...` and `danemta send`: the daemon, its
+// queue tools and the local submission client.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace danemta::app {
+
+// Runs until SIGINT/SIGTERM; logs one line per event on stdout.
+int run_relay(const config::Config& cfg);
+
+struct QueueOptions {
+  std::string action;  // list, show, flush, delete, purge
+  std::string id;
+};
+int run_queue(const config::Config& cfg, const QueueOptions& options);
+
+struct SendOptions {
+  std::string from;
+  std::vector<std::string> recipients;
+  std::string message_file;  // "" or "-": standard input
+};
+// Submits one message to the local relay (the first [relay] listen address).
+int run_send(const config::Config& cfg, const SendOptions& options);
+
+}  // namespace danemta::app

@@ -1,0 +1,63 @@
+// The running relay: listeners for local submitters, the durable queue, the
+// scheduler that hands due jobs to delivery attempts, and bounces.
+//
+// Flow: a submitter's message is stored durably (Spool::enqueue, fsync)
+// before it gets 250; the scheduler picks due jobs (one message's recipients
+// at one domain), plans the destination (dane::plan over the resolver),
+// runs one delivery attempt, records every recipient's fate, retries with
+// backoff, and when a recipient fails permanently or its queue lifetime ends
+// sends the sender an RFC 3464 bounce with the code and what the receiving
+// admin must fix.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "base/result.hpp"
+#include "config/config.hpp"
+#include "dns/resolver.hpp"
+#include "queue/spool.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace danemta::relay {
+
+class Relay {
+ public:
+  // `resolver`, `spool` and `log` must outlive the relay; everything runs on
+  // `io` (spool calls on an internal worker thread). `now` is the clock.
+  Relay(boost::asio::io_context& io, config::Config config, dns::Resolver& resolver,
+        queue::Spool& spool, std::ostream& log, std::function<queue::Time()> now);
+  ~Relay();
+  Relay(const Relay&) = delete;
+  Relay& operator=(const Relay&) = delete;
+
+  // Binds the listeners and starts the scheduler. Errors name the address.
+  Result<void> start();
+  // Stops accepting and scheduling; attempts in flight run to their end.
+  void stop();
+  // Runs a scheduler pass now (e.g. after `danemta queue flush`).
+  void wake();
+
+  std::size_t in_flight() const;
+  // "127.0.0.1:10025" for each listener, with the port actually bound.
+  std::vector<std::string> listening() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// The line for the final status of a recipient whose queue lifetime ended:
+// the permanent code of the outcome (5.7.323), or 5.4.7 (delivery time
+// expired, RFC 3463) after a server's own 4xx replies.
+std::string expired_status(const std::string& outcome_name, const std::string& last_dsn);
+
+}  // namespace danemta::relay

@@ -1,0 +1,217 @@
+// `danemta relay` end to end: the daemon binary with its SQLite spool, fed by
+// swaks, delivering through the signed lab world to lab receivers; bounces,
+// restarts after kill -9, and refusal of clients outside `allow`.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "lab/certs.hpp"
+#include "lab/lab.hpp"
+#include "lab/process.hpp"
+#include "lab/receivers.hpp"
+#include "lab/run.hpp"
+
+namespace {
+
+using namespace danemta;
+using lab::Receivers;
+using nlohmann::json;
+
+std::uint16_t free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// A relay config in the world's directory, listening on a free port.
+struct RelaySetup {
+  std::string config_path;
+  std::string log_path;
+  std::uint16_t listen_port;
+
+  RelaySetup(const lab::World& world, std::uint16_t smtp_port, const std::string& extra) {
+    listen_port = free_port();
+    config_path = world.dir() + "/danemta.toml";
+    log_path = world.dir() + "/relay.log";
+    std::ofstream(config_path) << "[dns]\nforwarders = [\"" << world.resolver()
+                               << "\"]\ntrust_anchor_file = \"" << world.trust_anchor_file()
+                               << "\"\ntimeout_seconds = 10\n\n[delivery]\nport = " << smtp_port
+                               << "\n\n[relay]\nlisten = [\"127.0.0.1:" << listen_port
+                               << "\"]\nspool = \"" << world.dir()
+                               << "/queue.db\"\nhostname = \"relay.lab.example\"\n"
+                               << extra;
+  }
+
+  std::unique_ptr<lab::Process> start() const {
+    auto p = std::make_unique<lab::Process>(
+        std::vector<std::string>{DANEMTA_BINARY, "--config", config_path, "relay"}, log_path);
+    EXPECT_TRUE(p->wait_for_log("listening on")) << p->log();
+    return p;
+  }
+
+  lab::CommandResult swaks(const std::string& from, const std::string& to,
+                           const std::string& from_ip = "127.0.0.1") const {
+    return lab::run_command("swaks --server 127.0.0.1:" + std::to_string(listen_port) +
+                            " --local-interface " + from_ip + " --from " + from + " --to " + to +
+                            " --header 'Subject: relay test' --body 'hello through danemta'");
+  }
+
+  lab::CommandResult queue(const std::string& args) const {
+    return lab::run_command(std::string(DANEMTA_BINARY) + " --config " + config_path + " queue " +
+                            args);
+  }
+};
+
+std::size_t messages(const lab::Receiver& r) {
+  std::size_t n = 0;
+  for (const lab::Session& s : r.sessions()) n += s.messages.size();
+  return n;
+}
+
+bool wait_messages(const lab::Receiver& r, std::size_t n,
+                   std::chrono::seconds timeout = std::chrono::seconds(15)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (messages(r) >= n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+std::string spec(std::vector<json> zones) {
+  return json{{"zones", zones}}.dump();
+}
+
+TEST(Relay, DeliversWithDaneAndLogsIt) {
+  Receivers rx(71);
+  auto chain = lab::self_signed({"mx.good71.example"});
+  lab::Receiver& mx = rx.add(10, Receivers::with_chain(chain, "mx.good71.example"));
+  lab::World world(spec({{{"name", "good71.example"},
+                          {"records",
+                           {"@ MX 10 mx", "mx A " + rx.ip(10),
+                            rx.tlsa_line("mx", lab::tlsa_rdata(chain.leaf, 3, 1, 1))}}}}));
+  RelaySetup setup(world, rx.port(), "");
+  auto relay = setup.start();
+
+  lab::CommandResult sent = setup.swaks("a@sender.example", "b@good71.example");
+  ASSERT_EQ(sent.exit_code, 0) << sent.out;
+  EXPECT_NE(sent.out.find("queued as"), std::string::npos) << sent.out;
+  ASSERT_TRUE(wait_messages(mx, 1)) << relay->log();
+  ASSERT_TRUE(relay->wait_for_log("status=sent")) << relay->log();
+  std::string log = relay->log();
+  EXPECT_NE(log.find("to=<b@good71.example>, relay=mx.good71.example[" + rx.ip(10)),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("tls=dane-verified"), std::string::npos) << log;
+  const std::vector<lab::Session> sessions = mx.sessions();  // a copy: keep it alive
+  const lab::Message& m = sessions[0].messages[0];
+  EXPECT_TRUE(m.in_tls);
+  EXPECT_EQ(m.mail_from, "a@sender.example");
+  EXPECT_NE(m.data.find("Received: from "), std::string::npos) << "trace header (RFC 5321 4.4)";
+  EXPECT_NE(m.data.find("hello through danemta"), std::string::npos);
+
+  lab::CommandResult q = setup.queue("list");
+  EXPECT_EQ(q.exit_code, 0) << q.out;
+  EXPECT_NE(q.out.find("delivered"), std::string::npos) << q.out;
+  EXPECT_EQ(relay->stop(SIGTERM), 0) << relay->log();
+  EXPECT_NE(relay->log().find("danemta relay: stopped"), std::string::npos);
+}
+
+TEST(Relay, StaleTlsaDefersThenBouncesWithTheCodeAndTheFix) {
+  Receivers rx(72);
+  auto good = lab::self_signed({"mx.home72.example"});
+  auto old_key = lab::self_signed({"mx.stale72.example"});
+  lab::Receiver& home = rx.add(10, Receivers::with_chain(good, "mx.home72.example"));
+  lab::Receiver& stale = rx.add(11, Receivers::with_chain(good, "mx.stale72.example"));
+  lab::World world(spec({{{"name", "home72.example"},
+                          {"records",
+                           {"@ MX 10 mx", "mx A " + rx.ip(10),
+                            rx.tlsa_line("mx", lab::tlsa_rdata(good.leaf, 3, 1, 1))}}},
+                         {{"name", "stale72.example"},
+                          {"records",
+                           {"@ MX 10 mx", "mx A " + rx.ip(11),
+                            rx.tlsa_line("mx", lab::tlsa_rdata(old_key.leaf, 3, 1, 1))}}}}));
+  RelaySetup setup(
+      world, rx.port(),
+      "queue_lifetime_seconds = 2\nmin_backoff_seconds = 1\nmax_backoff_seconds = 1\n");
+  auto relay = setup.start();
+
+  lab::CommandResult sent = setup.swaks("alice@home72.example", "bob@stale72.example");
+  ASSERT_EQ(sent.exit_code, 0) << sent.out;
+  ASSERT_TRUE(relay->wait_for_log("dsn=4.7.323, status=deferred tlsa-invalid")) << relay->log();
+  ASSERT_TRUE(relay->wait_for_log("queue lifetime expired")) << relay->log();
+  ASSERT_TRUE(wait_messages(home, 1)) << relay->log();
+  EXPECT_EQ(messages(stale), 0u) << "never a byte of mail to the impostor";
+
+  const std::vector<lab::Session> sessions = home.sessions();
+  const lab::Message& bounce = sessions[0].messages[0];
+  EXPECT_EQ(bounce.mail_from, "") << "bounces have the null sender";
+  EXPECT_EQ(bounce.rcpt_to, std::vector<std::string>{"alice@home72.example"});
+  EXPECT_NE(bounce.data.find("multipart/report"), std::string::npos) << bounce.data;
+  EXPECT_NE(bounce.data.find("Status: 5.7.323"), std::string::npos) << bounce.data;
+  EXPECT_NE(bounce.data.find("Final-Recipient: rfc822; bob@stale72.example"), std::string::npos)
+      << bounce.data;
+  EXPECT_NE(bounce.data.find("Publish a TLSA record for the certificate"), std::string::npos)
+      << "the words for the receiving admin: " << bounce.data;
+  relay->stop(SIGTERM);
+}
+
+TEST(Relay, AcceptedMessageSurvivesKillNine) {
+  Receivers rx(73);
+  auto chain = lab::self_signed({"mx.later73.example"});
+  // Fix the port with a first receiver, then take it away: the MX is down.
+  auto probe = std::make_unique<lab::Receiver>([&] {
+    lab::Behaviour b = Receivers::with_chain(chain, "mx.later73.example");
+    b.address = rx.ip(10);
+    return b;
+  }());
+  std::uint16_t port = probe->port();
+  probe.reset();
+  lab::World world(spec({{{"name", "later73.example"},
+                          {"records",
+                           {"@ MX 10 mx", "mx A " + rx.ip(10),
+                            "_" + std::to_string(port) + "._tcp.mx TLSA " +
+                                lab::tlsa_rdata(chain.leaf, 3, 1, 1)}}}}));
+  RelaySetup setup(world, port, "min_backoff_seconds = 1\nmax_backoff_seconds = 1\n");
+  auto relay = setup.start();
+  lab::CommandResult sent = setup.swaks("a@sender.example", "c@later73.example");
+  ASSERT_EQ(sent.exit_code, 0) << sent.out;
+  ASSERT_TRUE(relay->wait_for_log("status=deferred")) << relay->log();
+  relay->stop(SIGKILL);
+
+  lab::Behaviour b = Receivers::with_chain(chain, "mx.later73.example");
+  b.address = rx.ip(10);
+  b.port = port;
+  lab::Receiver mx(b);
+  auto again = setup.start();
+  ASSERT_TRUE(wait_messages(mx, 1)) << again->log();
+  EXPECT_TRUE(again->wait_for_log("status=sent")) << again->log();
+  again->stop(SIGTERM);
+}
+
+TEST(Relay, RefusesClientsOutsideAllow) {
+  lab::World world(
+      spec({{{"name", "x74.example"}, {"records", {"@ MX 10 mx", "mx A 127.0.74.10"}}}}));
+  RelaySetup setup(world, 25, "allow = [\"127.0.0.2/32\"]\n");
+  auto relay = setup.start();
+  lab::CommandResult refused = setup.swaks("a@sender.example", "b@x74.example", "127.0.0.1");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.out.find("554 5.7.1"), std::string::npos) << refused.out;
+  lab::CommandResult allowed = setup.swaks("a@sender.example", "b@x74.example", "127.0.0.2");
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.out;
+  EXPECT_EQ(relay->log().find("client=[127.0.0.1]"), std::string::npos) << relay->log();
+  relay->stop(SIGTERM);
+}
+
+}  // namespace
