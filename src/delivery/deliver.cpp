@@ -32,7 +32,7 @@ std::string dsn_of(const smtp::Reply& r) {
 }
 
 void fail_all(AttemptResult& result, const std::vector<std::size_t>& pending, dane::Outcome o,
-              const std::string& reason) {
+              const std::string& reason, const std::string& relay = "") {
   const dane::OutcomeInfo& i = dane::info(o);
   for (std::size_t k : pending) {
     RecipientResult& r = result.recipients[k];
@@ -40,8 +40,17 @@ void fail_all(AttemptResult& result, const std::vector<std::size_t>& pending, da
     r.dsn = std::string(dane::code(o, false));
     r.diagnostic = reason;
     r.outcome = o;
+    r.relay = relay;
   }
 }
+
+// A failure met on the way, kept to explain the attempt if no host takes
+// the message.
+struct Noted {
+  dane::Outcome outcome;
+  std::string why;
+  std::string relay;  // "host[address]:port", or "" when no connection was made
+};
 
 }  // namespace
 
@@ -67,16 +76,11 @@ boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_con
 
   // The outcome reported when no host takes the message: the first policy
   // (security) failure in MX order, else the first failure of any kind.
-  std::optional<dane::Outcome> first_security;
-  std::string first_security_reason;
-  std::optional<dane::Outcome> first_other;
-  std::string first_other_reason;
-  auto note = [&](dane::Outcome o, const std::string& why) {
-    if (dane::policy_failure(o)) {
-      if (!first_security) first_security = o, first_security_reason = why;
-    } else if (!first_other) {
-      first_other = o, first_other_reason = why;
-    }
+  std::optional<Noted> first_security;
+  std::optional<Noted> first_other;
+  auto note = [&](dane::Outcome o, const std::string& why, const std::string& at = "") {
+    std::optional<Noted>& slot = dane::policy_failure(o) ? first_security : first_other;
+    if (!slot) slot = Noted{o, why, at};
   };
 
   for (const dane::HostPlan& host : plan.hosts) {
@@ -94,11 +98,11 @@ boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_con
 
       if (!s.ready()) {
         if (s.failure) {
-          note(*s.failure, relay + ": " + s.reason);
+          note(*s.failure, relay + ": " + s.reason, relay);
         } else {
           // A server that refuses us at the greeting or EHLO with 5xx, or a
           // network failure: try the next address (RFC 5321 section 5.1).
-          note(dane::Outcome::connection_failed, relay + ": " + s.reason);
+          note(dane::Outcome::connection_failed, relay + ": " + s.reason, relay);
         }
         result.tried.push_back(std::move(attempt));
         continue;
@@ -139,7 +143,7 @@ boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_con
           co_await client.quit();
           co_return result;
         }
-        note(dane::Outcome::connection_failed, relay + ": " + f.to_string());
+        note(dane::Outcome::connection_failed, relay + ": " + f.to_string(), relay);
         client.close();
         continue;
       }
@@ -168,10 +172,8 @@ boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_con
     }
   }
 
-  if (first_security) {
-    fail_all(result, pending, *first_security, first_security_reason);
-  } else if (first_other) {
-    fail_all(result, pending, *first_other, first_other_reason);
+  if (const std::optional<Noted>& n = first_security ? first_security : first_other) {
+    fail_all(result, pending, n->outcome, n->why, n->relay);
   } else {
     fail_all(result, pending, dane::Outcome::no_address, "no MX host has an address");
   }
