@@ -329,7 +329,9 @@ awaitable<void> run_job(ImplPtr r, queue::Job job) {
 }
 
 awaitable<void> scheduler(ImplPtr r) {
-  constexpr queue::Time kIdle = 30;  // at most this long between passes
+  // At most this long between passes, so `danemta queue flush` from another
+  // process takes effect within seconds.
+  constexpr queue::Time kIdle = 5;
   while (!r->stopping) {
     r->woken = false;
     bool started = false;

@@ -200,6 +200,50 @@ TEST(Relay, AcceptedMessageSurvivesKillNine) {
   again->stop(SIGTERM);
 }
 
+TEST(Relay, SendAndQueueCommands) {
+  // The MX is down: the message stays pending for the queue commands to see.
+  lab::World world(
+      spec({{{"name", "down75.example"}, {"records", {"@ MX 10 mx", "mx A 127.0.75.10"}}}}));
+  RelaySetup setup(world, 25, "min_backoff_seconds = 60\nmax_backoff_seconds = 60\n");
+  auto relay = setup.start();
+  std::string msg = world.dir() + "/m.eml";
+  std::ofstream(msg) << "Subject: queued\n\nbody\n";
+  lab::CommandResult sent =
+      lab::run_command(std::string(DANEMTA_BINARY) + " --config " + setup.config_path +
+                       " send -f me@sender.example you@down75.example < " + msg);
+  ASSERT_EQ(sent.exit_code, 0) << sent.out;
+  auto at = sent.out.find("queued as ");
+  ASSERT_NE(at, std::string::npos) << sent.out;
+  std::string id = sent.out.substr(at + 10, sent.out.find_first_of("\r\n", at) - at - 10);
+  ASSERT_TRUE(relay->wait_for_log(id + ": to=<you@down75.example>")) << relay->log();
+
+  lab::CommandResult show = setup.queue("show " + id);
+  EXPECT_EQ(show.exit_code, 0) << show.out;
+  EXPECT_NE(show.out.find("<you@down75.example>  pending  attempts=1"), std::string::npos)
+      << show.out;
+  EXPECT_NE(show.out.find("connection-failed"), std::string::npos) << show.out;
+
+  lab::CommandResult flush = setup.queue("flush " + id);
+  EXPECT_EQ(flush.exit_code, 0) << flush.out;
+  EXPECT_NE(flush.out.find("1 recipient(s) due now"), std::string::npos) << flush.out;
+  // The running relay retries within its idle poll (5 s), not after the 60 s backoff.
+  const auto first = relay->log().find(id + ": to=<you@down75.example>");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (relay->log().find(id + ": to=<you@down75.example>", first + 1) == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_NE(relay->log().find(id + ": to=<you@down75.example>", first + 1), std::string::npos)
+      << "flush made the relay try again: " << relay->log();
+
+  EXPECT_EQ(setup.queue("delete " + id).exit_code, 0);
+  lab::CommandResult gone = setup.queue("show " + id);
+  EXPECT_EQ(gone.exit_code, 1) << gone.out;
+  EXPECT_NE(gone.out.find("no message " + id), std::string::npos) << gone.out;
+  EXPECT_EQ(setup.queue("delete " + id).exit_code, 1);
+  EXPECT_EQ(setup.queue("show").exit_code, 2) << "show needs an id";
+  relay->stop(SIGTERM);
+}
+
 TEST(Relay, RefusesClientsOutsideAllow) {
   lab::World world(
       spec({{{"name", "x74.example"}, {"records", {"@ MX 10 mx", "mx A 127.0.74.10"}}}}));
