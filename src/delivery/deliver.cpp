@@ -5,6 +5,8 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include <algorithm>
+
 namespace danemta::delivery {
 
 std::string_view to_string(Status s) {
@@ -54,27 +56,79 @@ struct Noted {
 
 }  // namespace
 
-boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_context,
-                                              dane::DestinationPlan plan, Message message,
-                                              DeliveryOptions options) {
-  AttemptResult result;
-  for (const std::string& rcpt : message.recipients) {
-    RecipientResult r;
-    r.recipient = rcpt;
-    result.recipients.push_back(std::move(r));
+namespace {
+
+// The fate of every recipient of `message` from one transaction's replies.
+void take_replies(AttemptResult& result, const smtp::SendResult& sent, const std::string& relay,
+                  dane::Authentication tls) {
+  for (std::size_t i = 0; i < sent.recipients.size() && i < result.recipients.size(); ++i) {
+    const smtp::RecipientResult& rr = sent.recipients[i];
+    RecipientResult& r = result.recipients[i];
+    r.relay = relay;
+    r.tls = tls;
+    r.dsn = dsn_of(rr.reply);
+    r.diagnostic = rr.reply.to_string();
+    if (rr.delivered()) {
+      r.status = Status::delivered;
+      if (rr.reply.enhanced.empty()) r.dsn = "2.0.0";
+    } else {
+      r.status = rr.reply.permanent() ? Status::bounced : Status::deferred;
+      r.diagnostic = relay + " said: " + rr.reply.to_string();
+    }
   }
-  std::vector<std::size_t> pending;
-  for (std::size_t k = 0; k < message.recipients.size(); ++k) pending.push_back(k);
+}
+
+// The server refused the whole message (MAIL FROM or DATA), or it cannot be
+// sent on this session at all: final for this attempt.
+void refuse_all(AttemptResult& result, const smtp::Failure& f, const std::string& relay,
+                dane::Authentication tls) {
+  for (RecipientResult& r : result.recipients) {
+    r.relay = relay;
+    r.tls = tls;
+    if (f.kind == smtp::FailureKind::unsupported) {
+      // RFC 6531 section 3.5: SMTPUTF8 needed but not offered.
+      r.status = Status::bounced;
+      r.dsn = "5.6.7";
+      r.diagnostic = f.to_string();
+    } else {
+      r.status = f.reply->permanent() ? Status::bounced : Status::deferred;
+      r.dsn = dsn_of(*f.reply);
+      r.diagnostic = relay + " said: " + f.reply->to_string();
+    }
+  }
+}
+
+}  // namespace
+
+boost::asio::awaitable<std::vector<AttemptResult>> deliver_batch(
+    boost::asio::ssl::context& tls_context, dane::DestinationPlan plan,
+    std::vector<Message> messages, DeliveryOptions options) {
+  std::vector<AttemptResult> results(messages.size());
+  std::vector<bool> done(messages.size(), false);
+  for (std::size_t m = 0; m < messages.size(); ++m) {
+    for (const std::string& rcpt : messages[m].recipients) {
+      RecipientResult r;
+      r.recipient = rcpt;
+      results[m].recipients.push_back(std::move(r));
+    }
+  }
+  auto fail_message = [&](std::size_t m, dane::Outcome o, const std::string& why,
+                          const std::string& relay) {
+    std::vector<std::size_t> every(messages[m].recipients.size());
+    for (std::size_t k = 0; k < every.size(); ++k) every[k] = k;
+    fail_all(results[m], every, o, why, relay);
+  };
 
   if (plan.failure) {
-    fail_all(result, pending, *plan.failure, plan.reason);
-    co_return result;
+    for (std::size_t m = 0; m < messages.size(); ++m)
+      fail_message(m, *plan.failure, plan.reason, "");
+    co_return results;
   }
 
   auto executor = co_await boost::asio::this_coro::executor;
   auto& io = static_cast<boost::asio::io_context&>(executor.context());
 
-  // The outcome reported when no host takes the message: the first policy
+  // The outcome reported when no host takes a message: the first policy
   // (security) failure in MX order, else the first failure of any kind.
   std::optional<Noted> first_security;
   std::optional<Noted> first_other;
@@ -82,6 +136,7 @@ boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_con
     std::optional<Noted>& slot = dane::policy_failure(o) ? first_security : first_other;
     if (!slot) slot = Noted{o, why, at};
   };
+  auto pending = [&]() { return std::find(done.begin(), done.end(), false) != done.end(); };
 
   for (const dane::HostPlan& host : plan.hosts) {
     if (host.requirement == dane::Requirement::unusable) {
@@ -89,6 +144,7 @@ boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_con
       continue;
     }
     for (const std::string& address : host.addresses) {
+      if (!pending()) break;
       smtp::Client client(io, options.client);
       SessionOptions so{options.helo_name, plan.port, true};
       SessionSetup s = co_await establish(client, tls_context, host, address, so);
@@ -104,80 +160,62 @@ boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_con
           // network failure: try the next address (RFC 5321 section 5.1).
           note(dane::Outcome::connection_failed, relay + ": " + s.reason, relay);
         }
-        result.tried.push_back(std::move(attempt));
+        for (std::size_t m = 0; m < messages.size(); ++m)
+          if (!done[m]) results[m].tried.push_back(attempt);
         continue;
       }
 
-      smtp::Envelope env;
-      env.mail_from = message.mail_from;
-      for (std::size_t k : pending) env.recipients.push_back(message.recipients[k]);
-      auto sent = co_await client.send(env, message.data);
-      attempt.mail_sent = true;
-      if (!sent) {
-        const smtp::Failure& f = sent.error();
-        attempt.detail = f.to_string();
-        result.tried.push_back(std::move(attempt));
-        if (f.kind == smtp::FailureKind::rejected && f.reply) {
-          // The server refused the whole message (MAIL FROM or DATA): its
-          // answer is final for this attempt.
-          for (std::size_t k : pending) {
-            RecipientResult& r = result.recipients[k];
-            r.status = f.reply->permanent() ? Status::bounced : Status::deferred;
-            r.dsn = dsn_of(*f.reply);
-            r.diagnostic = relay + " said: " + f.reply->to_string();
-            r.relay = relay;
-            r.tls = s.authentication();
-          }
-          co_await client.quit();
-          co_return result;
-        }
-        if (f.kind == smtp::FailureKind::unsupported) {
-          // RFC 6531 section 3.5: SMTPUTF8 needed but not offered.
-          for (std::size_t k : pending) {
-            RecipientResult& r = result.recipients[k];
-            r.status = Status::bounced;
-            r.dsn = "5.6.7";
-            r.diagnostic = f.to_string();
-            r.relay = relay;
-          }
-          co_await client.quit();
-          co_return result;
-        }
-        note(dane::Outcome::connection_failed, relay + ": " + f.to_string(), relay);
-        client.close();
-        continue;
-      }
-
-      for (std::size_t i = 0; i < sent->recipients.size() && i < pending.size(); ++i) {
-        const smtp::RecipientResult& rr = sent->recipients[i];
-        RecipientResult& r = result.recipients[pending[i]];
-        r.relay = relay;
-        r.tls = s.authentication();
-        r.dsn = dsn_of(rr.reply);
-        r.diagnostic = rr.reply.to_string();
-        if (rr.delivered()) {
-          r.status = Status::delivered;
-          if (rr.reply.enhanced.empty()) r.dsn = "2.0.0";
-        } else if (rr.reply.permanent()) {
-          r.status = Status::bounced;
-          r.diagnostic = relay + " said: " + rr.reply.to_string();
+      // DESIGN.md section 8: several transactions over one authenticated
+      // session (the client sends RSET between them when needed). The
+      // session met this host's requirement; it is used for this host only.
+      bool session_alive = true;
+      for (std::size_t m = 0; m < messages.size() && session_alive; ++m) {
+        if (done[m]) continue;
+        smtp::Envelope env{messages[m].mail_from, messages[m].recipients};
+        auto sent = co_await client.send(env, messages[m].data);
+        AddressAttempt mine = attempt;
+        mine.mail_sent = true;
+        if (sent) {
+          take_replies(results[m], *sent, relay, s.authentication());
+          done[m] = true;
+        } else if ((sent.error().kind == smtp::FailureKind::rejected && sent.error().reply) ||
+                   sent.error().kind == smtp::FailureKind::unsupported) {
+          mine.detail = sent.error().to_string();
+          refuse_all(results[m], sent.error(), relay, s.authentication());
+          done[m] = true;
         } else {
-          r.status = Status::deferred;
-          r.diagnostic = relay + " said: " + rr.reply.to_string();
+          // The session broke: this message and the rest go to the next address.
+          mine.detail = sent.error().to_string();
+          note(dane::Outcome::connection_failed, relay + ": " + sent.error().to_string(), relay);
+          session_alive = false;
         }
+        results[m].tried.push_back(std::move(mine));
       }
-      result.tried.push_back(std::move(attempt));
-      co_await client.quit();
-      co_return result;
+      if (session_alive)
+        co_await client.quit();
+      else
+        client.close();
     }
   }
 
-  if (const std::optional<Noted>& n = first_security ? first_security : first_other) {
-    fail_all(result, pending, n->outcome, n->why, n->relay);
-  } else {
-    fail_all(result, pending, dane::Outcome::no_address, "no MX host has an address");
+  for (std::size_t m = 0; m < messages.size(); ++m) {
+    if (done[m]) continue;
+    if (const std::optional<Noted>& n = first_security ? first_security : first_other)
+      fail_message(m, n->outcome, n->why, n->relay);
+    else
+      fail_message(m, dane::Outcome::no_address, "no MX host has an address", "");
   }
-  co_return result;
+  co_return results;
+}
+
+boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_context,
+                                              dane::DestinationPlan plan, Message message,
+                                              DeliveryOptions options) {
+  std::vector<Message> one;
+  one.push_back(std::move(message));
+  std::vector<AttemptResult> results =
+      co_await deliver_batch(tls_context, std::move(plan), std::move(one), std::move(options));
+  co_return std::move(results.front());
 }
 
 }  // namespace danemta::delivery

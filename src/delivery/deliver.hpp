@@ -61,4 +61,14 @@ boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_con
                                               dane::DestinationPlan plan, Message message,
                                               DeliveryOptions options);
 
+// Several messages to one destination: each session that meets a host's
+// requirement carries as many of them as it can, one transaction after the
+// other (DESIGN.md section 8: a TLS handshake costs more than the rest of a
+// delivery). A message whose session breaks goes on to the next address.
+// One result per message, in order; each message's `tried` lists the
+// attempts made while it was still pending.
+boost::asio::awaitable<std::vector<AttemptResult>> deliver_batch(
+    boost::asio::ssl::context& tls_context, dane::DestinationPlan plan,
+    std::vector<Message> messages, DeliveryOptions options);
+
 }  // namespace danemta::delivery

@@ -238,100 +238,143 @@ awaitable<void> send_bounce(ImplPtr r, queue::Job job, std::string original,
   }
 }
 
-awaitable<void> deliver_job(ImplPtr r, queue::Job job) {
-  const std::string id = job.message_id;
-  const std::function<Result<std::string>()> read = [r, id]() { return r->spool.data(id); };
-  Result<std::string> data = co_await r->blocking(read);
-  queue::Time now = r->now();
-  std::vector<queue::RecipientUpdate> updates;
-  std::vector<dsn::FailedRecipient> failed;
-
-  if (!data) {
-    r->line(id + ": cannot read the message from the spool: " + data.error().message);
-    for (std::size_t i = 0; i < job.recipients.size(); ++i)
-      updates.push_back({job.recipient_indexes[i], queue::RecipientState::pending,
-                         now + r->backoff(job.attempts + 1), "4.3.0", data.error().message, ""});
-  } else {
-    dane::PlanOptions options{r->cfg.policy_for(job.domain), r->cfg.smtp_port};
-    dane::DestinationPlan plan = co_await async_plan(r->resolver, job.domain, options);
-    delivery::Message message{id, job.mail_from, job.recipients, *data};
-    delivery::DeliveryOptions dopts;
-    dopts.helo_name = r->cfg.helo_name.empty() ? r->hostname : r->cfg.helo_name;
-    smtp::ClientConfig& c = dopts.client;
-    const config::SmtpTimeouts& t = r->cfg.timeouts;
-    c.connect = t.connect;
-    c.greeting = t.greeting;
-    c.ehlo = t.ehlo;
-    c.starttls = t.starttls;
-    c.mail = t.mail;
-    c.rcpt = t.rcpt;
-    c.data_init = t.data_init;
-    c.data_block = t.data_block;
-    c.dot = t.dot;
-    delivery::AttemptResult result =
-        co_await delivery::deliver(r->tls_context, std::move(plan), std::move(message), dopts);
-    now = r->now();
-
-    for (const delivery::AddressAttempt& a : result.tried)
-      if (!a.mail_sent) r->line(delivery::log_attempt(id, a));
-    bool expired = now - job.received_at >= r->cfg.relay.queue_lifetime.count();
-    for (std::size_t i = 0; i < result.recipients.size() && i < job.recipients.size(); ++i) {
-      delivery::RecipientResult& rr = result.recipients[i];
-      queue::RecipientUpdate u;
-      u.index = job.recipient_indexes[i];
-      u.dsn = rr.dsn;
-      u.diagnostic = rr.diagnostic;
-      u.outcome = rr.outcome ? std::string(dane::info(*rr.outcome).name) : "";
-      std::string extra;
-      switch (rr.status) {
-        case delivery::Status::delivered:
-          u.state = queue::RecipientState::delivered;
-          break;
-        case delivery::Status::bounced:
+// Turns one message's attempt into spool updates, log lines and the list of
+// recipients to report in a bounce.
+void account(Relay::Impl& r, const queue::Job& job, delivery::AttemptResult& result,
+             queue::Time now, std::vector<queue::RecipientUpdate>& updates,
+             std::vector<dsn::FailedRecipient>& failed) {
+  const std::string& id = job.message_id;
+  for (const delivery::AddressAttempt& a : result.tried)
+    if (!a.mail_sent) r.line(delivery::log_attempt(id, a));
+  const bool expired = now - job.received_at >= r.cfg.relay.queue_lifetime.count();
+  for (std::size_t i = 0; i < result.recipients.size() && i < job.recipients.size(); ++i) {
+    delivery::RecipientResult& rr = result.recipients[i];
+    queue::RecipientUpdate u;
+    u.index = job.recipient_indexes[i];
+    u.dsn = rr.dsn;
+    u.diagnostic = rr.diagnostic;
+    u.outcome = rr.outcome ? std::string(dane::info(*rr.outcome).name) : "";
+    std::string extra;
+    switch (rr.status) {
+      case delivery::Status::delivered:
+        u.state = queue::RecipientState::delivered;
+        break;
+      case delivery::Status::bounced:
+        u.state = queue::RecipientState::bounced;
+        failed.push_back(failed_recipient(rr, rr.dsn, now));
+        break;
+      case delivery::Status::deferred:
+        if (expired) {
           u.state = queue::RecipientState::bounced;
-          failed.push_back(failed_recipient(rr, rr.dsn, now));
-          break;
-        case delivery::Status::deferred:
-          if (expired) {
-            u.state = queue::RecipientState::bounced;
-            u.dsn = expired_status(u.outcome, rr.dsn);
-            rr.dsn = u.dsn;
-            rr.status = delivery::Status::bounced;
-            extra = " (queue lifetime expired)";
-            failed.push_back(failed_recipient(rr, u.dsn, now));
-          } else {
-            u.state = queue::RecipientState::pending;
-            u.next_attempt_at = now + r->backoff(job.attempts + 1);
-          }
-          break;
-      }
-      r->line(delivery::log_line(id, rr) + extra);
-      updates.push_back(std::move(u));
+          u.dsn = expired_status(u.outcome, rr.dsn);
+          rr.dsn = u.dsn;
+          rr.status = delivery::Status::bounced;
+          extra = " (queue lifetime expired)";
+          failed.push_back(failed_recipient(rr, u.dsn, now));
+        } else {
+          u.state = queue::RecipientState::pending;
+          u.next_attempt_at = now + r.backoff(job.attempts + 1);
+        }
+        break;
+    }
+    r.line(delivery::log_line(id, rr) + extra);
+    updates.push_back(std::move(u));
+  }
+}
+
+delivery::DeliveryOptions delivery_options(const Relay::Impl& r) {
+  delivery::DeliveryOptions d;
+  d.helo_name = r.cfg.helo_name.empty() ? r.hostname : r.cfg.helo_name;
+  smtp::ClientConfig& c = d.client;
+  const config::SmtpTimeouts& t = r.cfg.timeouts;
+  c.connect = t.connect;
+  c.greeting = t.greeting;
+  c.ehlo = t.ehlo;
+  c.starttls = t.starttls;
+  c.mail = t.mail;
+  c.rcpt = t.rcpt;
+  c.data_init = t.data_init;
+  c.data_block = t.data_block;
+  c.dot = t.dot;
+  return d;
+}
+
+// One attempt for several messages to one destination: one plan, and each
+// session carries as many of them as it can (DESIGN.md section 8).
+awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
+  const std::string domain = jobs.front().domain;
+  std::vector<std::string> ids;
+  for (const queue::Job& j : jobs) ids.push_back(j.message_id);
+  const std::function<std::vector<Result<std::string>>()> read = [r, ids]() {
+    std::vector<Result<std::string>> out;
+    for (const std::string& id : ids) out.push_back(r->spool.data(id));
+    return out;
+  };
+  std::vector<Result<std::string>> data = co_await r->blocking(read);
+
+  std::vector<delivery::Message> messages;
+  std::vector<std::size_t> sent_jobs;  // index into jobs, parallel to messages
+  std::vector<std::vector<queue::RecipientUpdate>> updates(jobs.size());
+  queue::Time now = r->now();
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    if (data[j]) {
+      messages.push_back(
+          delivery::Message{jobs[j].message_id, jobs[j].mail_from, jobs[j].recipients, *data[j]});
+      sent_jobs.push_back(j);
+      continue;
+    }
+    r->line(jobs[j].message_id +
+            ": cannot read the message from the spool: " + data[j].error().message);
+    for (std::size_t i = 0; i < jobs[j].recipients.size(); ++i)
+      updates[j].push_back({jobs[j].recipient_indexes[i], queue::RecipientState::pending,
+                            now + r->backoff(jobs[j].attempts + 1), "4.3.0",
+                            data[j].error().message, ""});
+  }
+
+  std::vector<std::vector<dsn::FailedRecipient>> failed(jobs.size());
+  if (!messages.empty()) {
+    dane::PlanOptions options{r->cfg.policy_for(domain), r->cfg.smtp_port};
+    dane::DestinationPlan plan = co_await async_plan(r->resolver, domain, options);
+    std::vector<delivery::AttemptResult> results = co_await delivery::deliver_batch(
+        r->tls_context, std::move(plan), std::move(messages), delivery_options(*r));
+    now = r->now();
+    for (std::size_t k = 0; k < results.size(); ++k) {
+      std::size_t j = sent_jobs[k];
+      account(*r, jobs[j], results[k], now, updates[j], failed[j]);
     }
   }
 
-  const std::function<Result<void>()> record = [r, id, &updates]() {
-    return r->spool.record(id, updates);
+  const std::function<std::vector<Result<void>>()> record = [r, ids, &updates]() {
+    std::vector<Result<void>> out;
+    for (std::size_t j = 0; j < ids.size(); ++j) out.push_back(r->spool.record(ids[j], updates[j]));
+    return out;
   };
-  Result<void> stored = co_await r->blocking(record);
-  if (!stored) r->line(id + ": cannot record the attempt: " + stored.error().message);
-  if (!failed.empty() && data) co_await send_bounce(r, job, *data, std::move(failed));
+  std::vector<Result<void>> stored = co_await r->blocking(record);
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    if (!stored[j]) r->line(ids[j] + ": cannot record the attempt: " + stored[j].error().message);
+    if (!failed[j].empty() && data[j])
+      co_await send_bounce(r, jobs[j], *data[j], std::move(failed[j]));
+  }
 }
 
-awaitable<void> run_job(ImplPtr r, queue::Job job) {
-  std::string id = job.message_id;
-  std::string domain = job.domain;
-  co_await deliver_job(r, std::move(job));
-  r->busy.erase(id);
+awaitable<void> run_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
+  std::vector<std::string> ids;
+  for (const queue::Job& j : jobs) ids.push_back(j.message_id);
+  std::string domain = jobs.front().domain;
+  co_await deliver_jobs(r, std::move(jobs));
+  for (const std::string& id : ids) r->busy.erase(id);
   if (--r->per_domain[domain] == 0) r->per_domain.erase(domain);
   --r->active;
   r->wake();
 }
 
+// At most this long between scheduler passes, so `danemta queue flush` from
+// another process takes effect within seconds.
+constexpr queue::Time kIdle = 5;
+// Messages one attempt may carry to one destination.
+constexpr std::size_t kBatch = 50;
+
 awaitable<void> scheduler(ImplPtr r) {
-  // At most this long between passes, so `danemta queue flush` from another
-  // process takes effect within seconds.
-  constexpr queue::Time kIdle = 5;
   while (!r->stopping) {
     r->woken = false;
     bool started = false;
@@ -341,25 +384,42 @@ awaitable<void> scheduler(ImplPtr r) {
     if (room > 0) {
       std::vector<std::string> busy(r->busy.begin(), r->busy.end());
       queue::Time now = r->now();
-      const std::function<Result<std::vector<queue::Job>>()> fetch = [r, now, room, busy]() {
-        return r->spool.due(now, room, busy);
+      std::size_t limit = room * kBatch;
+      const std::function<Result<std::vector<queue::Job>>()> fetch = [r, now, limit, busy]() {
+        return r->spool.due(now, limit, busy);
       };
       auto due = co_await r->blocking(fetch);
       if (!due) {
         r->line("queue: cannot read the spool: " + due.error().message);
       } else {
+        // Oldest first within each destination; one attempt carries up to
+        // kBatch messages for one domain over shared sessions. A message with
+        // recipients in two domains is two jobs: one attempt at a time.
+        std::vector<std::pair<std::string, std::vector<queue::Job>>> batches;
+        std::set<std::string> taken;
         for (queue::Job& job : *due) {
-          if (r->stopping || r->active >= r->cfg.relay.max_deliveries) break;
-          if (r->busy.count(job.message_id) ||
-              r->per_domain[job.domain] >= r->cfg.relay.max_per_destination) {
+          if (r->busy.count(job.message_id) || !taken.insert(job.message_id).second) continue;
+          auto it = std::find_if(batches.begin(), batches.end(), [&job](const auto& b) {
+            return b.first == job.domain && b.second.size() < kBatch;
+          });
+          if (it == batches.end()) {
+            batches.emplace_back(job.domain, std::vector<queue::Job>{});
+            it = std::prev(batches.end());
+          }
+          it->second.push_back(std::move(job));
+        }
+        for (auto& batch : batches) {
+          const std::string& domain = batch.first;
+          if (r->stopping || r->active >= r->cfg.relay.max_deliveries ||
+              r->per_domain[domain] >= r->cfg.relay.max_per_destination) {
             held_back = true;
             continue;
           }
-          r->busy.insert(job.message_id);
-          ++r->per_domain[job.domain];
+          for (const queue::Job& j : batch.second) r->busy.insert(j.message_id);
+          ++r->per_domain[domain];
           ++r->active;
           started = true;
-          asio::co_spawn(r->io, run_job(r, std::move(job)), asio::detached);
+          asio::co_spawn(r->io, run_jobs(r, std::move(batch.second)), asio::detached);
         }
       }
     } else {

@@ -403,3 +403,64 @@ TEST(Delivery, MailRefusedWithFourXxIsDeferredWithTheServersCode) {
 }
 
 }  // namespace
+
+namespace {
+
+using namespace danemta;
+
+TEST(Delivery, BatchSharesOneDaneSession) {
+  lab::Receivers rx(35);
+  auto chain = lab::self_signed({"mx.d35.example"});
+  lab::Behaviour b = lab::Receivers::with_chain(chain, "mx.d35.example");
+  b.rcpt_replies["<gone@d35.example>"] = {550, "5.1.1 no such user"};
+  b.rcpt_replies["gone@d35.example"] = {550, "5.1.1 no such user"};
+  lab::Receiver& mx = rx.add(10, b);
+  lab::World world(
+      nlohmann::json{{"zones",
+                      {{{"name", "d35.example"},
+                        {"records",
+                         {"@ MX 10 mx", "mx A " + rx.ip(10),
+                          rx.tlsa_line("mx", lab::tlsa_rdata(chain.leaf, 3, 1, 1))}}}}}}
+          .dump());
+
+  boost::asio::io_context io;
+  config::DnsConfig dns;
+  dns.forwarders = {world.resolver()};
+  dns.trust_anchor_file = world.trust_anchor_file();
+  auto resolver = dns::UnboundResolver::create(io, dns);
+  ASSERT_TRUE(resolver);
+  boost::asio::ssl::context ctx(boost::asio::ssl::context::tls_client);
+  ASSERT_TRUE(tls::configure_client_context(ctx.native_handle()));
+  std::vector<delivery::Message> batch{
+      {"Q1", "a@sender.example", {"one@d35.example"}, "Subject: 1\r\n\r\none\r\n"},
+      {"Q2", "a@sender.example", {"gone@d35.example"}, "Subject: 2\r\n\r\ntwo\r\n"},
+      {"Q3",
+       "a@sender.example",
+       {"three@d35.example", "four@d35.example"},
+       "Subject: 3\r\n\r\nthree\r\n"}};
+  std::vector<delivery::AttemptResult> results;
+  dane::plan_destination(
+      **resolver, "d35.example", dane::PlanOptions{config::TlsPolicy::dane, rx.port()},
+      [&](dane::DestinationPlan plan, dane::AnswerSet) {
+        boost::asio::co_spawn(
+            io, delivery::deliver_batch(ctx, std::move(plan), batch, delivery::DeliveryOptions{}),
+            [&](std::exception_ptr e, std::vector<delivery::AttemptResult> r) {
+              if (e) std::rethrow_exception(e);
+              results = std::move(r);
+            });
+      });
+  io.run();
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].recipients[0].status, delivery::Status::delivered);
+  EXPECT_EQ(results[1].recipients[0].status, delivery::Status::bounced);
+  EXPECT_EQ(results[1].recipients[0].dsn, "5.1.1");
+  EXPECT_EQ(results[2].recipients[0].status, delivery::Status::delivered);
+  EXPECT_EQ(results[2].recipients[1].status, delivery::Status::delivered);
+  EXPECT_EQ(results[2].recipients[1].tls, dane::Authentication::dane_verified);
+  auto sessions = mx.sessions();
+  ASSERT_EQ(sessions.size(), 1u) << "one TLS handshake for the whole batch";
+  EXPECT_EQ(sessions[0].messages.size(), 2u);
+  EXPECT_FALSE(mail_in_clear(mx));
+}
+
+}  // namespace

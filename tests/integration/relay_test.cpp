@@ -200,6 +200,49 @@ TEST(Relay, AcceptedMessageSurvivesKillNine) {
   again->stop(SIGTERM);
 }
 
+TEST(Relay, QueueDrainsOverOneSessionWhenTheMxReturns) {
+  Receivers rx(76);
+  auto chain = lab::self_signed({"mx.back76.example"});
+  auto probe = std::make_unique<lab::Receiver>([&] {
+    lab::Behaviour b = Receivers::with_chain(chain, "mx.back76.example");
+    b.address = rx.ip(10);
+    return b;
+  }());
+  std::uint16_t port = probe->port();
+  probe.reset();  // the MX is down while mail queues up
+  lab::World world(spec({{{"name", "back76.example"},
+                          {"records",
+                           {"@ MX 10 mx", "mx A " + rx.ip(10),
+                            "_" + std::to_string(port) + "._tcp.mx TLSA " +
+                                lab::tlsa_rdata(chain.leaf, 3, 1, 1)}}}}));
+  RelaySetup setup(world, port, "min_backoff_seconds = 600\nmax_backoff_seconds = 600\n");
+  auto relay = setup.start();
+  for (int i = 0; i < 4; ++i)
+    ASSERT_EQ(
+        setup.swaks("a@sender.example", "m" + std::to_string(i) + "@back76.example").exit_code, 0);
+  auto deferred = [&] {
+    std::string log = relay->log();
+    std::size_t n = 0;
+    for (auto at = log.find("status=deferred"); at != std::string::npos;
+         at = log.find("status=deferred", at + 1))
+      ++n;
+    return n;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (deferred() < 4 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(deferred(), 4u) << relay->log();
+
+  lab::Behaviour b = Receivers::with_chain(chain, "mx.back76.example");
+  b.address = rx.ip(10);
+  b.port = port;
+  lab::Receiver mx(b);
+  ASSERT_EQ(setup.queue("flush").exit_code, 0);
+  ASSERT_TRUE(wait_messages(mx, 4)) << relay->log();
+  EXPECT_EQ(mx.sessions().size(), 1u) << "four queued messages, one DANE session";
+  relay->stop(SIGTERM);
+}
+
 TEST(Relay, SendAndQueueCommands) {
   // The MX is down: the message stays pending for the queue commands to see.
   lab::World world(
