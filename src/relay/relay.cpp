@@ -203,12 +203,14 @@ dsn::FailedRecipient failed_recipient(const delivery::RecipientResult& rr,
   return f;
 }
 
-awaitable<void> send_bounce(ImplPtr r, queue::Job job, std::string original,
+// Queues the bounce for `failed`. False when it could not be stored: the
+// caller then keeps those recipients pending rather than losing the notice.
+awaitable<bool> send_bounce(ImplPtr r, queue::Job job, std::string original,
                             std::vector<dsn::FailedRecipient> failed) {
   if (job.mail_from.empty()) {
     // RFC 5321 section 6.1: never bounce a bounce.
     r->line(job.message_id + ": non-delivery notification for the null sender dropped");
-    co_return;
+    co_return true;
   }
   dsn::BounceInput in;
   in.reporting_mta = r->hostname;
@@ -230,12 +232,14 @@ awaitable<void> send_bounce(ImplPtr r, queue::Job job, std::string original,
     return r->spool.enqueue(stored);
   };
   Result<std::string> id = co_await r->blocking(enqueue);
-  if (id) {
-    r->line(job.message_id + ": sender non-delivery notification: " + *id);
-    r->wake();
-  } else {
-    r->line(job.message_id + ": cannot queue the non-delivery notification: " + id.error().message);
+  if (!id) {
+    r->line(job.message_id +
+            ": cannot queue the non-delivery notification (retried later): " + id.error().message);
+    co_return false;
   }
+  r->line(job.message_id + ": sender non-delivery notification: " + *id);
+  r->wake();
+  co_return true;
 }
 
 // Turns one message's attempt into spool updates, log lines and the list of
@@ -344,17 +348,27 @@ awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
     }
   }
 
+  // The bounce is stored before the recipients are recorded as bounced: a
+  // crash in between sends the notice twice rather than never.
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    if (failed[j].empty() || !data[j]) continue;
+    bool queued = co_await send_bounce(r, jobs[j], *data[j], std::move(failed[j]));
+    if (queued) continue;
+    for (queue::RecipientUpdate& u : updates[j]) {
+      if (u.state != queue::RecipientState::bounced) continue;
+      u.state = queue::RecipientState::pending;
+      u.next_attempt_at = r->now() + r->backoff(jobs[j].attempts + 1);
+    }
+  }
+
   const std::function<std::vector<Result<void>>()> record = [r, ids, &updates]() {
     std::vector<Result<void>> out;
     for (std::size_t j = 0; j < ids.size(); ++j) out.push_back(r->spool.record(ids[j], updates[j]));
     return out;
   };
   std::vector<Result<void>> stored = co_await r->blocking(record);
-  for (std::size_t j = 0; j < jobs.size(); ++j) {
+  for (std::size_t j = 0; j < jobs.size(); ++j)
     if (!stored[j]) r->line(ids[j] + ": cannot record the attempt: " + stored[j].error().message);
-    if (!failed[j].empty() && data[j])
-      co_await send_bounce(r, jobs[j], *data[j], std::move(failed[j]));
-  }
 }
 
 awaitable<void> run_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
