@@ -1,0 +1,94 @@
+// SMTP TLS Reporting (RFC 8460): what danemta saw when delivering to a
+// domain, reported to that domain once a day.
+//
+// The relay records one SessionResult per attempted session (or per
+// destination that failed before any session, e.g. DNSSEC-bogus MX) into a
+// Store; `danemta tlsrpt send` builds one report per policy domain and day
+// (section 4), and submits it to each rua URI of the domain's
+// `_smtp._tls.<domain>` TXT record (section 3): https (section 5.4) or
+// mailto (section 5.3, DKIM-signed).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+
+namespace danemta::tlsrpt {
+
+using Time = std::int64_t;  // seconds since the epoch, UTC
+
+// ---- the _smtp._tls TXT record (RFC 8460 section 3) -------------------------
+
+struct ReportingPolicy {
+  std::vector<std::string> rua;  // "mailto:reports@example.org", "https://..."
+};
+
+// Parses the TXT RRset of `_smtp._tls.<domain>` (each element one TXT RR,
+// strings joined). Exactly one record must start with "v=TLSRPTv1"; others
+// are ignored. Errors say what is wrong (permanent).
+Result<ReportingPolicy> parse_policy(const std::vector<std::string>& txt_records);
+
+// ---- what a session looked like (RFC 8460 section 4.3) ----------------------
+
+enum class PolicyType { tlsa, no_policy_found };
+std::string_view to_string(PolicyType t);
+
+struct SessionResult {
+  Time at = 0;
+  std::string policy_domain;  // the recipient domain
+  PolicyType policy_type = PolicyType::no_policy_found;
+  std::vector<std::string> policy_strings;  // TLSA records in presentation form, for tlsa
+  std::string mx_host;                      // the MX host the policy applies to ("" if none)
+  bool success = false;
+  std::string result_type;  // for failures: "tlsa-invalid", "dnssec-invalid", ... (4.3.1)
+  std::string sending_mta_ip;
+  std::string receiving_mx_hostname;
+  std::string receiving_ip;
+  std::string failure_reason_code;  // free text (e.g. OpenSSL's verify error)
+};
+
+// ---- durable store of session results ----------------------------------------
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual Result<void> record(const SessionResult& r) = 0;
+  // Policy domains with results in [begin, end).
+  virtual Result<std::vector<std::string>> domains(Time begin, Time end) = 0;
+  virtual Result<std::vector<SessionResult>> results(const std::string& policy_domain,
+                                                     Time begin, Time end) = 0;
+  // Deletes results older than `before`. Returns how many.
+  virtual Result<std::size_t> expire(Time before) = 0;
+};
+
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path);
+
+// ---- the report (RFC 8460 section 4) -----------------------------------------
+
+struct ReportInput {
+  std::string organization_name;
+  std::string contact_info;  // e.g. "mailto:postmaster@sender.example"
+  std::string report_id;     // unique
+  Time begin = 0;            // start of the UTC day
+  Time end = 0;              // end (exclusive)
+  std::string policy_domain;
+  std::vector<SessionResult> results;
+};
+
+// The JSON report: sessions grouped into policies by (policy type, policy
+// strings, mx host), summary counts, failure details grouped by (result
+// type, sending ip, receiving hostname, receiving ip, reason).
+std::string report_json(const ReportInput& in);
+
+// gzip (RFC 1952) of `data`.
+Result<std::string> gzip(std::string_view data);
+
+// Section 5.1: "submitter!policy-domain!begin!end!unique-id.json.gz".
+std::string report_filename(const std::string& submitter, const ReportInput& in);
+
+}  // namespace danemta::tlsrpt
