@@ -29,8 +29,10 @@ struct ReportingPolicy {
 };
 
 // Parses the TXT RRset of `_smtp._tls.<domain>` (each element one TXT RR,
-// strings joined). Exactly one record must start with "v=TLSRPTv1"; others
-// are ignored. Errors say what is wrong (permanent).
+// strings joined). Exactly one record must start with "v=TLSRPTv1"
+// (followed by ";" or the end); others are ignored. rua is required and not
+// empty; each URI is mailto: or https:, a mailto: keeps only its address
+// (a "!size" or "?..." suffix is dropped). Errors say what is wrong (permanent).
 Result<ReportingPolicy> parse_policy(const std::vector<std::string>& txt_records);
 
 // ---- what a session looked like (RFC 8460 section 4.3) ----------------------
@@ -60,8 +62,8 @@ class Store {
   virtual Result<void> record(const SessionResult& r) = 0;
   // Policy domains with results in [begin, end).
   virtual Result<std::vector<std::string>> domains(Time begin, Time end) = 0;
-  virtual Result<std::vector<SessionResult>> results(const std::string& policy_domain,
-                                                     Time begin, Time end) = 0;
+  virtual Result<std::vector<SessionResult>> results(const std::string& policy_domain, Time begin,
+                                                     Time end) = 0;
   // Deletes results older than `before`. Returns how many.
   virtual Result<std::size_t> expire(Time before) = 0;
 };
@@ -80,15 +82,22 @@ struct ReportInput {
   std::vector<SessionResult> results;
 };
 
-// The JSON report: sessions grouped into policies by (policy type, policy
-// strings, mx host), summary counts, failure details grouped by (result
-// type, sending ip, receiving hostname, receiving ip, reason).
+// The JSON report (section 4.3): sessions grouped into policies by (policy
+// type, sorted policy strings, mx host), summary counts, failure details
+// grouped by (result type, sending ip, receiving hostname, receiving ip,
+// reason); groups in ascending order of those keys. "policy-domain" is
+// in.policy_domain; "mx-host", "receiving-ip" and "failure-reason-code" are
+// left out when empty; "end-datetime" is in.end - 1 (e.g. 23:59:59Z).
+// Bytes that are not UTF-8 in free text become U+FFFD.
 std::string report_json(const ReportInput& in);
 
 // gzip (RFC 1952) of `data`.
 Result<std::string> gzip(std::string_view data);
 
-// Section 5.1: "submitter!policy-domain!begin!end!unique-id.json.gz".
+// Section 5.1: "submitter!policy-domain!begin!end!unique-id.json.gz", the
+// timestamps in seconds since the epoch with end = in.end - 1 (the last
+// second covered, as in "end-datetime"); unique-id is in.report_id without
+// characters outside [A-Za-z0-9._-] ("!unique-id" is left out if that is empty).
 std::string report_filename(const std::string& submitter, const ReportInput& in);
 
 }  // namespace danemta::tlsrpt

@@ -1,0 +1,351 @@
+// The store of session results behind tlsrpt::Store: one SQLite 3 file in
+// WAL mode, so the relay records while `danemta tlsrpt send` reads. One
+// connection, serialised by a mutex; callers are worker threads, never the
+// event loop.
+//
+// synchronous=NORMAL: a power loss may drop the last results recorded
+// before it. That costs a line in a report (RFC 8460 section 4), never a
+// message, so results are not fsync'd one by one like the spool's messages.
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tlsrpt/tlsrpt.hpp"
+
+namespace danemta::tlsrpt {
+
+namespace {
+
+// Schema versions (PRAGMA user_version): 0 = empty file, 1 = this layout.
+constexpr int kSchemaVersion = 1;
+
+// policy_strings holds a JSON array of strings (section 4.3 "policy-string").
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE results (
+  id                    INTEGER PRIMARY KEY,
+  at                    INTEGER NOT NULL,
+  policy_domain         TEXT NOT NULL,
+  policy_type           TEXT NOT NULL,
+  policy_strings        TEXT NOT NULL,
+  mx_host               TEXT NOT NULL,
+  success               INTEGER NOT NULL,
+  result_type           TEXT NOT NULL,
+  sending_mta_ip        TEXT NOT NULL,
+  receiving_mx_hostname TEXT NOT NULL,
+  receiving_ip          TEXT NOT NULL,
+  failure_reason_code   TEXT NOT NULL
+);
+CREATE INDEX results_domain_at ON results(policy_domain, at);
+CREATE INDEX results_at ON results(at);
+PRAGMA user_version = 1;
+)sql";
+
+// Milliseconds a statement waits for the other process's lock (the relay
+// records while `danemta tlsrpt send` reads and expires).
+constexpr int kBusyTimeoutMs = 10'000;
+
+struct DbClose {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalize {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbClose>;
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
+
+// Passes `T**` to a C constructor and hands the result to `owner` at the end
+// of the full expression, so a handle is owned on the line that creates it
+// (SQLite allocates a connection even when opening fails).
+template <class Ptr>
+class OutPtr {
+ public:
+  explicit OutPtr(Ptr& owner) : owner_(owner) {}
+  OutPtr(const OutPtr&) = delete;
+  OutPtr& operator=(const OutPtr&) = delete;
+  ~OutPtr() { owner_.reset(raw_); }
+  operator typename Ptr::pointer *() { return &raw_; }
+
+ private:
+  Ptr& owner_;
+  typename Ptr::pointer raw_ = nullptr;
+};
+
+template <class Ptr>
+OutPtr<Ptr> out_ptr(Ptr& owner) {
+  return OutPtr<Ptr>(owner);
+}
+
+bool parse_policy_type(std::string_view text, PolicyType& out) {
+  for (PolicyType t : {PolicyType::tlsa, PolicyType::no_policy_found}) {
+    if (to_string(t) == text) {
+      out = t;
+      return true;
+    }
+  }
+  return false;
+}
+
+// A cached prepared statement in use: binds, steps, reads columns, and resets
+// itself when it goes out of scope so the next user starts clean.
+class Query {
+ public:
+  explicit Query(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+  ~Query() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  Query& bind(int i, std::string_view text) {
+    keep(sqlite3_bind_text64(stmt_, i, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+    return *this;
+  }
+  Query& bind(int i, std::int64_t value) {
+    keep(sqlite3_bind_int64(stmt_, i, value));
+    return *this;
+  }
+
+  // SQLITE_ROW, SQLITE_DONE, or an error code (a failed bind included).
+  int step() {
+    if (bind_rc_ != SQLITE_OK) return bind_rc_;
+    return sqlite3_step(stmt_);
+  }
+
+  std::string text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    const int n = sqlite3_column_bytes(stmt_, col);
+    return p == nullptr ? std::string() : std::string(p, static_cast<std::size_t>(n));
+  }
+  std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+
+ private:
+  void keep(int rc) {
+    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  }
+
+  sqlite3_stmt* stmt_;
+  int bind_rc_ = SQLITE_OK;
+};
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(std::string path) : path_(std::move(path)) {}
+
+  Result<void> open();
+
+  Result<void> record(const SessionResult& r) override;
+  Result<std::vector<std::string>> domains(Time begin, Time end) override;
+  Result<std::vector<SessionResult>> results(const std::string& policy_domain, Time begin,
+                                             Time end) override;
+  Result<std::size_t> expire(Time before) override;
+
+ private:
+  tl::unexpected<Error> db_error(std::string_view what) const {
+    return fail("tlsrpt store " + path_ + ": " + std::string(what) + ": " +
+                sqlite3_errmsg(db_.get()));
+  }
+
+  Result<void> exec(const char* sql, std::string_view what) {
+    if (sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return db_error(what);
+    }
+    return {};
+  }
+
+  // The prepared statement for `sql` (a string literal), prepared once.
+  Result<sqlite3_stmt*> statement(const char* sql) {
+    auto it = statements_.find(sql);
+    if (it != statements_.end()) return it->second.get();
+    StmtPtr stmt;
+    if (sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, out_ptr(stmt), nullptr) !=
+        SQLITE_OK) {
+      return db_error("prepare statement");
+    }
+    sqlite3_stmt* raw = stmt.get();
+    statements_.emplace(sql, std::move(stmt));
+    return raw;
+  }
+
+  Result<void> migrate();
+
+  std::string path_;
+  DbPtr db_;  // declared before statements_: closed after they are finalised
+  std::unordered_map<const char*, StmtPtr> statements_;
+  std::mutex mutex_;
+};
+
+Result<void> SqliteStore::open() {
+  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(path_.c_str(), out_ptr(db_), flags, nullptr) != SQLITE_OK) {
+    if (!db_) return fail("tlsrpt store " + path_ + ": open: out of memory");
+    return db_error("open");
+  }
+  sqlite3_extended_result_codes(db_.get(), 1);
+  sqlite3_busy_timeout(db_.get(), kBusyTimeoutMs);
+  {
+    auto stmt = statement("PRAGMA journal_mode = WAL");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    if (q.step() != SQLITE_ROW) return db_error("set WAL journal mode");
+    const std::string mode = q.text(0);
+    if (mode != "wal") {
+      return fail("tlsrpt store " + path_ + ": journal mode is " + mode + ", not wal");
+    }
+  }
+  statements_.clear();
+  if (auto r = exec("PRAGMA synchronous = NORMAL", "set synchronous=NORMAL"); !r) return r;
+  return migrate();
+}
+
+Result<void> SqliteStore::migrate() {
+  if (auto r = exec("BEGIN IMMEDIATE", "begin transaction"); !r) return r;
+  // Rolls back unless the COMMIT below succeeded.
+  struct Rollback {
+    sqlite3* db;
+    bool armed = true;
+    ~Rollback() {
+      if (armed) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  } rollback{db_.get()};
+
+  int version = 0;
+  {
+    auto stmt = statement("PRAGMA user_version");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    if (q.step() != SQLITE_ROW) return db_error("read schema version");
+    version = static_cast<int>(q.int64(0));
+  }
+  statements_.clear();
+  if (version > kSchemaVersion) {
+    return fail("tlsrpt store " + path_ + ": schema version " + std::to_string(version) +
+                    " is newer than this danemta's (" + std::to_string(kSchemaVersion) + ")",
+                Severity::permanent);
+  }
+  if (version == 0) {
+    if (auto r = exec(kSchemaV1, "create schema"); !r) return r;
+  }
+  if (auto r = exec("COMMIT", "commit"); !r) return r;
+  rollback.armed = false;
+  return {};
+}
+
+Result<void> SqliteStore::record(const SessionResult& r) {
+  const std::string strings = nlohmann::json(r.policy_strings)
+                                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::lock_guard lock(mutex_);
+  auto stmt = statement(
+      "INSERT INTO results (at, policy_domain, policy_type, policy_strings, mx_host, success, "
+      "result_type, sending_mta_ip, receiving_mx_hostname, receiving_ip, failure_reason_code) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  q.bind(1, r.at)
+      .bind(2, r.policy_domain)
+      .bind(3, to_string(r.policy_type))
+      .bind(4, strings)
+      .bind(5, r.mx_host)
+      .bind(6, std::int64_t{r.success ? 1 : 0})
+      .bind(7, r.result_type)
+      .bind(8, r.sending_mta_ip)
+      .bind(9, r.receiving_mx_hostname)
+      .bind(10, r.receiving_ip)
+      .bind(11, r.failure_reason_code);
+  if (q.step() != SQLITE_DONE) return db_error("record result");
+  return {};
+}
+
+Result<std::vector<std::string>> SqliteStore::domains(Time begin, Time end) {
+  std::lock_guard lock(mutex_);
+  auto stmt = statement(
+      "SELECT DISTINCT policy_domain FROM results WHERE at >= ?1 AND at < ?2 "
+      "ORDER BY policy_domain");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  q.bind(1, begin).bind(2, end);
+  std::vector<std::string> out;
+  for (;;) {
+    const int rc = q.step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db_error("list domains");
+    out.push_back(q.text(0));
+  }
+  return out;
+}
+
+Result<std::vector<SessionResult>> SqliteStore::results(const std::string& policy_domain,
+                                                        Time begin, Time end) {
+  std::lock_guard lock(mutex_);
+  auto stmt = statement(
+      "SELECT at, policy_domain, policy_type, policy_strings, mx_host, success, result_type, "
+      "sending_mta_ip, receiving_mx_hostname, receiving_ip, failure_reason_code "
+      "FROM results WHERE policy_domain = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, id");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  q.bind(1, policy_domain).bind(2, begin).bind(3, end);
+  std::vector<SessionResult> out;
+  for (;;) {
+    const int rc = q.step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db_error("read results");
+    SessionResult r;
+    r.at = q.int64(0);
+    r.policy_domain = q.text(1);
+    const std::string type = q.text(2);
+    if (!parse_policy_type(type, r.policy_type)) {
+      return fail("tlsrpt store " + path_ + ": unknown policy type \"" + type + "\"",
+                  Severity::permanent);
+    }
+    const auto strings = nlohmann::json::parse(q.text(3), nullptr, false);
+    if (!strings.is_array()) {
+      return fail("tlsrpt store " + path_ + ": policy strings are not a JSON array",
+                  Severity::permanent);
+    }
+    for (const auto& s : strings) {
+      if (!s.is_string()) {
+        return fail("tlsrpt store " + path_ + ": a policy string is not a JSON string",
+                    Severity::permanent);
+      }
+      r.policy_strings.push_back(s.get<std::string>());
+    }
+    r.mx_host = q.text(4);
+    r.success = q.int64(5) != 0;
+    r.result_type = q.text(6);
+    r.sending_mta_ip = q.text(7);
+    r.receiving_mx_hostname = q.text(8);
+    r.receiving_ip = q.text(9);
+    r.failure_reason_code = q.text(10);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<std::size_t> SqliteStore::expire(Time before) {
+  std::lock_guard lock(mutex_);
+  auto stmt = statement("DELETE FROM results WHERE at < ?1");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  q.bind(1, before);
+  if (q.step() != SQLITE_DONE) return db_error("expire results");
+  return static_cast<std::size_t>(sqlite3_changes64(db_.get()));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
+  auto store = std::make_unique<SqliteStore>(path);
+  if (auto r = store->open(); !r) return tl::unexpected(r.error());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace danemta::tlsrpt
