@@ -18,6 +18,7 @@
 #include "queue/spool.hpp"
 #include "relay/relay.hpp"
 #include "smtp/client.hpp"
+#include "tlsrpt/tlsrpt.hpp"
 
 namespace danemta::app {
 
@@ -66,7 +67,18 @@ int run_relay(const config::Config& cfg) {
     std::cerr << "danemta relay: " << resolver.error().message << "\n";
     return 2;
   }
+  std::unique_ptr<tlsrpt::Store> reports;
+  if (cfg.tlsrpt.enabled) {
+    auto store = tlsrpt::open_sqlite_store(cfg.tlsrpt_store());
+    if (!store) {
+      std::cerr << "danemta relay: " << store.error().message
+                << " (set [tlsrpt] store, or enabled = false)\n";
+      return 2;
+    }
+    reports = std::move(*store);
+  }
   relay::Relay relay(io, cfg, **resolver, **spool, std::cout, wall_clock);
+  relay.set_tlsrpt_store(reports.get());
   if (auto started = relay.start(); !started) {
     std::cerr << "danemta relay: " << started.error().message << "\n";
     return 2;

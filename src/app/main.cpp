@@ -9,6 +9,7 @@
 #include "app/cmd_deliver.hpp"
 #include "app/cmd_relay.hpp"
 #include "app/cmd_tlsa.hpp"
+#include "app/cmd_tlsrpt.hpp"
 #include "base/text.hpp"
 #include "config/config.hpp"
 
@@ -132,6 +133,16 @@ int main(int argc, char** argv) {
   cmd_send->add_option("recipients", send.recipients, "recipient addresses")->required();
   cmd_send->add_option("--file", send.message_file, "message file instead of standard input");
 
+  app::TlsRptOptions tlsrpt;
+  CLI::App* cmd_tlsrpt =
+      app.add_subcommand("tlsrpt", "SMTP TLS reports (RFC 8460) from what the relay recorded");
+  CLI::App* cmd_tlsrpt_send = cmd_tlsrpt->add_subcommand(
+      "send", "build each domain's daily report and send it to its _smtp._tls rua addresses");
+  cmd_tlsrpt->require_subcommand(1);
+  cmd_tlsrpt_send->add_option("--date", tlsrpt.date, "UTC day YYYY-MM-DD (default: yesterday)");
+  cmd_tlsrpt_send->add_option("--domain", tlsrpt.domain, "only this policy domain");
+  cmd_tlsrpt_send->add_flag("--print", tlsrpt.print, "print the JSON reports, send nothing");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -199,6 +210,7 @@ int main(int argc, char** argv) {
     return app::run_deliver(cfg, deliver);
   }
   if (cmd_relay->parsed()) return app::run_relay(cfg);
+  if (cmd_tlsrpt_send->parsed()) return app::run_tlsrpt(cfg, tlsrpt);
   if (cmd_queue->parsed()) {
     if ((queue_opts.action == "show" || queue_opts.action == "delete") && queue_opts.id.empty()) {
       std::cerr << "danemta queue " << queue_opts.action << ": give a queue id\n";

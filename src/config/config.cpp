@@ -41,6 +41,13 @@ TlsPolicy Config::policy_for(std::string_view domain) const {
   return it == policies.end() ? TlsPolicy::dane : it->second;
 }
 
+std::string Config::tlsrpt_store() const {
+  if (!tlsrpt.store.empty()) return tlsrpt.store;
+  auto slash = relay.spool.rfind('/');
+  return (slash == std::string::npos ? std::string() : relay.spool.substr(0, slash + 1)) +
+         "tlsrpt.db";
+}
+
 bool valid_forwarder(std::string_view s) {
   std::string_view host = s;
   auto at = s.rfind('@');
@@ -138,8 +145,8 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
 
   for (auto&& [key, node] : root) {
     std::string_view k = key.str();
-    if (k != "dns" && k != "policy" && k != "delivery" && k != "relay")
-      return bad(k, "unknown section (expected dns, delivery, relay, policy)");
+    if (k != "dns" && k != "policy" && k != "delivery" && k != "relay" && k != "tlsrpt")
+      return bad(k, "unknown section (expected dns, delivery, relay, tlsrpt, policy)");
   }
 
   if (auto* dns = root["dns"].as_table()) {
@@ -284,6 +291,44 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
       return bad("relay.min_backoff_seconds", "must not exceed max_backoff_seconds");
   } else if (root.contains("relay")) {
     return bad("relay", "must be a table");
+  }
+
+  if (auto* t = root["tlsrpt"].as_table()) {
+    TlsRptConfig& tc = cfg.tlsrpt;
+    const std::pair<const char*, std::string*> strings[] = {
+        {"store", &tc.store},
+        {"organization_name", &tc.organization_name},
+        {"submitter", &tc.submitter},
+        {"contact_info", &tc.contact_info},
+        {"mail_from", &tc.mail_from},
+        {"dkim_domain", &tc.dkim_domain},
+        {"dkim_selector", &tc.dkim_selector},
+        {"dkim_key_file", &tc.dkim_key_file},
+        {"https_ca_file", &tc.https_ca_file}};
+    for (auto&& [key, node] : *t) {
+      const std::string_view k = key.str();
+      const std::string name = "tlsrpt." + std::string(k);
+      if (k == "enabled") {
+        auto v = node.value<bool>();
+        if (!v) return bad(name, "must be true or false");
+        tc.enabled = *v;
+        continue;
+      }
+      auto field = std::find_if(std::begin(strings), std::end(strings),
+                                [k](const auto& f) { return k == f.first; });
+      if (field == std::end(strings)) return bad(name, "unknown key");
+      auto v = node.value<std::string>();
+      if (!v || v->empty()) return bad(name, "must be a non-empty string");
+      *field->second = *v;
+    }
+    const bool any_dkim =
+        !tc.dkim_domain.empty() || !tc.dkim_selector.empty() || !tc.dkim_key_file.empty();
+    const bool all_dkim =
+        !tc.dkim_domain.empty() && !tc.dkim_selector.empty() && !tc.dkim_key_file.empty();
+    if (any_dkim && !all_dkim)
+      return bad("tlsrpt.dkim_domain", "dkim_domain, dkim_selector and dkim_key_file go together");
+  } else if (root.contains("tlsrpt")) {
+    return bad("tlsrpt", "must be a table");
   }
 
   if (auto* policy = root["policy"].as_table()) {

@@ -79,15 +79,34 @@ struct RelayConfig {
   std::size_t max_message_bytes = 50 * 1024 * 1024;
 };
 
+// [tlsrpt]: SMTP TLS Reporting (RFC 8460).
+struct TlsRptConfig {
+  bool enabled = true;  // record session results (cheap); reports go out with `danemta tlsrpt send`
+  std::string store;  // empty: "tlsrpt.db" next to the relay's spool (see tlsrpt_store())
+  std::string organization_name;  // default: the relay's host name
+  std::string submitter;          // the sending domain (section 5.3); default: host name
+  std::string contact_info;       // e.g. "mailto:postmaster@sender.example"
+  std::string mail_from;          // envelope and From: of mailed reports
+  // DKIM key for mailed reports (RFC 8460 section 5.3 requires a signature);
+  // without one, mailto: destinations are skipped with a log line.
+  std::string dkim_domain;
+  std::string dkim_selector;
+  std::string dkim_key_file;
+  std::string https_ca_file;  // CA bundle for https: destinations; empty: system store
+};
+
 struct Config {
   DnsConfig dns;
   RelayConfig relay;
+  TlsRptConfig tlsrpt;
   std::uint16_t smtp_port = 25;  // destination port; the TLSA owner name follows it
   std::string helo_name;         // EHLO name; empty: this host's name
   SmtpTimeouts timeouts;
   std::map<std::string, TlsPolicy> policies;  // key: normalized domain
 
   TlsPolicy policy_for(std::string_view domain) const;
+  // [tlsrpt] store, or "tlsrpt.db" in the directory of [relay] spool.
+  std::string tlsrpt_store() const;
 };
 
 // Parses a TOML document. Errors name the key and say what is wrong.

@@ -100,10 +100,13 @@ void refuse_all(AttemptResult& result, const smtp::Failure& f, const std::string
 
 }  // namespace
 
-boost::asio::awaitable<std::vector<AttemptResult>> deliver_batch(
-    boost::asio::ssl::context& tls_context, dane::DestinationPlan plan,
-    std::vector<Message> messages, DeliveryOptions options) {
-  std::vector<AttemptResult> results(messages.size());
+boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls_context,
+                                                  dane::DestinationPlan plan,
+                                                  std::vector<Message> messages,
+                                                  DeliveryOptions options) {
+  BatchResult batch;
+  batch.messages.resize(messages.size());
+  std::vector<AttemptResult>& results = batch.messages;
   std::vector<bool> done(messages.size(), false);
   for (std::size_t m = 0; m < messages.size(); ++m) {
     for (const std::string& rcpt : messages[m].recipients) {
@@ -122,7 +125,7 @@ boost::asio::awaitable<std::vector<AttemptResult>> deliver_batch(
   if (plan.failure) {
     for (std::size_t m = 0; m < messages.size(); ++m)
       fail_message(m, *plan.failure, plan.reason, "");
-    co_return results;
+    co_return batch;
   }
 
   auto executor = co_await boost::asio::this_coro::executor;
@@ -148,8 +151,16 @@ boost::asio::awaitable<std::vector<AttemptResult>> deliver_batch(
       smtp::Client client(io, options.client);
       SessionOptions so{options.helo_name, plan.port, true};
       SessionSetup s = co_await establish(client, tls_context, host, address, so);
-      AddressAttempt attempt{host.name,           address, s.failure, s.reason, s.authentication(),
-                             s.tls_verdict.facts, false};
+      AddressAttempt attempt{host.name,
+                             address,
+                             s.failure,
+                             s.reason,
+                             s.authentication(),
+                             s.tls_verdict.facts,
+                             false,
+                             s.local_address,
+                             s.greeting.has_value()};
+      batch.sessions.push_back(attempt);
       std::string relay = relay_name(host.name, address, plan.port);
 
       if (!s.ready()) {
@@ -205,7 +216,7 @@ boost::asio::awaitable<std::vector<AttemptResult>> deliver_batch(
     else
       fail_message(m, dane::Outcome::no_address, "no MX host has an address", "");
   }
-  co_return results;
+  co_return batch;
 }
 
 boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_context,
@@ -213,9 +224,9 @@ boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_con
                                               DeliveryOptions options) {
   std::vector<Message> one;
   one.push_back(std::move(message));
-  std::vector<AttemptResult> results =
+  BatchResult batch =
       co_await deliver_batch(tls_context, std::move(plan), std::move(one), std::move(options));
-  co_return std::move(results.front());
+  co_return std::move(batch.messages.front());
 }
 
 }  // namespace danemta::delivery

@@ -45,6 +45,8 @@ struct AddressAttempt {
   dane::Authentication tls = dane::Authentication::none;
   tls::SessionFacts facts;
   bool mail_sent = false;
+  std::string local_address;  // our address on that connection ("" if none was made)
+  bool connected = false;     // a greeting was received
 };
 
 struct AttemptResult {
@@ -66,9 +68,15 @@ boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_con
 // other (DESIGN.md section 8: a TLS handshake costs more than the rest of a
 // delivery). A message whose session breaks goes on to the next address.
 // One result per message, in order; each message's `tried` lists the
-// attempts made while it was still pending.
-boost::asio::awaitable<std::vector<AttemptResult>> deliver_batch(
-    boost::asio::ssl::context& tls_context, dane::DestinationPlan plan,
-    std::vector<Message> messages, DeliveryOptions options);
+// attempts made while it was still pending; `sessions` lists every address
+// tried once (for TLS reporting).
+struct BatchResult {
+  std::vector<AttemptResult> messages;
+  std::vector<AddressAttempt> sessions;
+};
+boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls_context,
+                                                  dane::DestinationPlan plan,
+                                                  std::vector<Message> messages,
+                                                  DeliveryOptions options);
 
 }  // namespace danemta::delivery

@@ -36,6 +36,7 @@ boost::asio::awaitable<SessionSetup> establish(smtp::Client& client,
     co_return s;
   }
   s.greeting = *greeting;
+  s.local_address = client.local_address();
 
   auto caps = co_await client.ehlo(options.helo_name);
   if (!caps) {

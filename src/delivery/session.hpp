@@ -19,6 +19,7 @@ namespace danemta::delivery {
 struct SessionSetup {
   std::string host;
   std::string address;
+  std::string local_address;  // our end of the connection, once connected
   std::optional<smtp::Reply> greeting;
   bool starttls_offered = false;
   bool tls = false;  // TLS is active on the session

@@ -22,6 +22,7 @@
 #include "delivery/deliver.hpp"
 #include "delivery/log.hpp"
 #include "dsn/dsn.hpp"
+#include "relay/reporting.hpp"
 #include "smtp/server.hpp"
 #include "tls/context.hpp"
 
@@ -123,6 +124,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   std::set<std::string> busy;                     // message ids being delivered
   std::map<std::string, std::size_t> per_domain;  // attempts in flight per domain
   std::size_t active = 0;
+  tlsrpt::Store* tlsrpt_store = nullptr;
   bool stopping = false;
   bool woken = false;
 
@@ -339,9 +341,22 @@ awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
   if (!messages.empty()) {
     dane::PlanOptions options{r->cfg.policy_for(domain), r->cfg.smtp_port};
     dane::DestinationPlan plan = co_await async_plan(r->resolver, domain, options);
-    std::vector<delivery::AttemptResult> results = co_await delivery::deliver_batch(
-        r->tls_context, std::move(plan), std::move(messages), delivery_options(*r));
+    delivery::BatchResult batch = co_await delivery::deliver_batch(
+        r->tls_context, plan, std::move(messages), delivery_options(*r));
+    std::vector<delivery::AttemptResult>& results = batch.messages;
     now = r->now();
+    if (r->tlsrpt_store) {
+      std::vector<tlsrpt::SessionResult> seen = session_results(plan, batch, now);
+      if (!seen.empty()) {
+        const std::function<std::string()> keep = [r, seen]() {
+          for (const tlsrpt::SessionResult& s : seen)
+            if (auto ok = r->tlsrpt_store->record(s); !ok) return ok.error().message;
+          return std::string();
+        };
+        std::string problem = co_await r->blocking(keep);
+        if (!problem.empty()) r->line("tlsrpt: cannot record a session result: " + problem);
+      }
+    }
     for (std::size_t k = 0; k < results.size(); ++k) {
       std::size_t j = sent_jobs[k];
       account(*r, jobs[j], results[k], now, updates[j], failed[j]);
@@ -512,6 +527,10 @@ void Relay::stop() {
     a->close(ec);
   }
   impl_->timer.cancel();
+}
+
+void Relay::set_tlsrpt_store(tlsrpt::Store* store) {
+  impl_->tlsrpt_store = store;
 }
 
 void Relay::wake() {

@@ -21,6 +21,7 @@
 #include "config/config.hpp"
 #include "dns/resolver.hpp"
 #include "queue/spool.hpp"
+#include "tlsrpt/tlsrpt.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -37,6 +38,10 @@ class Relay {
   ~Relay();
   Relay(const Relay&) = delete;
   Relay& operator=(const Relay&) = delete;
+
+  // Where each attempt's session results go for TLS reporting (RFC 8460);
+  // null (the default): not recorded. Must outlive the relay.
+  void set_tlsrpt_store(tlsrpt::Store* store);
 
   // Binds the listeners and starts the scheduler. Errors name the address.
   Result<void> start();

@@ -417,6 +417,11 @@ Client::~Client() {
 bool Client::connected() const {
   return impl_->is_connected;
 }
+std::string Client::local_address() const {
+  boost::system::error_code ec;
+  auto ep = impl_->lowest().local_endpoint(ec);
+  return ec ? std::string() : ep.address().to_string();
+}
 bool Client::tls_active() const {
   return impl_->tls.has_value() && impl_->is_connected;
 }

@@ -178,6 +178,9 @@ class Client {
 
   bool connected() const;
   bool tls_active() const;
+  // This side's address of the connection ("" when not connected): the
+  // sending-mta-ip of TLS reports (RFC 8460 section 4.3).
+  std::string local_address() const;
   // The TLS connection after a successful starttls() (for the DANE result,
   // SSL_get0_dane_authority etc.); nullptr before.
   SSL* ssl() const;

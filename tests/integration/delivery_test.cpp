@@ -439,18 +439,21 @@ TEST(Delivery, BatchSharesOneDaneSession) {
        {"three@d35.example", "four@d35.example"},
        "Subject: 3\r\n\r\nthree\r\n"}};
   std::vector<delivery::AttemptResult> results;
+  std::size_t sessions_tried = 0;
   dane::plan_destination(
       **resolver, "d35.example", dane::PlanOptions{config::TlsPolicy::dane, rx.port()},
       [&](dane::DestinationPlan plan, dane::AnswerSet) {
         boost::asio::co_spawn(
             io, delivery::deliver_batch(ctx, std::move(plan), batch, delivery::DeliveryOptions{}),
-            [&](std::exception_ptr e, std::vector<delivery::AttemptResult> r) {
+            [&](std::exception_ptr e, delivery::BatchResult r) {
               if (e) std::rethrow_exception(e);
-              results = std::move(r);
+              results = std::move(r.messages);
+              sessions_tried = r.sessions.size();
             });
       });
   io.run();
   ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(sessions_tried, 1u);
   EXPECT_EQ(results[0].recipients[0].status, delivery::Status::delivered);
   EXPECT_EQ(results[1].recipients[0].status, delivery::Status::bounced);
   EXPECT_EQ(results[1].recipients[0].dsn, "5.1.1");

@@ -168,3 +168,38 @@ TEST(Config, NetworkMatching) {
 
 }  // namespace
 }  // namespace danemta::config
+
+namespace danemta::config {
+namespace {
+
+TEST(Config, TlsRptSection) {
+  auto cfg = parse(R"(
+[tlsrpt]
+enabled = false
+store = "/tmp/r.db"
+organization_name = "Example Sender"
+submitter = "sender.example"
+contact_info = "mailto:postmaster@sender.example"
+mail_from = "tlsrpt@sender.example"
+dkim_domain = "sender.example"
+dkim_selector = "rpt"
+dkim_key_file = "/etc/danemta/dkim.pem"
+)");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_FALSE(cfg->tlsrpt.enabled);
+  EXPECT_EQ(cfg->tlsrpt.submitter, "sender.example");
+  EXPECT_EQ(cfg->tlsrpt.dkim_selector, "rpt");
+  auto defaults = parse("[relay]\nspool = \"/srv/q/queue.db\"\n");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->tlsrpt_store(), "/srv/q/tlsrpt.db") << "next to the spool";
+  EXPECT_EQ(cfg->tlsrpt_store(), "/tmp/r.db");
+  auto half = parse("[tlsrpt]\ndkim_domain = \"x.example\"\n");
+  ASSERT_FALSE(half);
+  EXPECT_NE(half.error().message.find("go together"), std::string::npos);
+  auto unknown = parse("[tlsrpt]\nrua = \"x\"\n");
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("tlsrpt.rua"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace danemta::config

@@ -1,0 +1,211 @@
+#include "app/cmd_tlsrpt.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <ctime>
+#include <iostream>
+#include <optional>
+#include <random>
+
+#include "base/text.hpp"
+#include "dns/unbound_resolver.hpp"
+#include "queue/spool.hpp"
+#include "tlsrpt/submit.hpp"
+#include "tlsrpt/tlsrpt.hpp"
+
+namespace danemta::app {
+
+namespace {
+
+std::string local_hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
+
+// "YYYY-MM-DD" -> the UTC day's start.
+std::optional<tlsrpt::Time> parse_day(const std::string& s) {
+  std::tm tm{};
+  if (s.size() != 10 || !strptime(s.c_str(), "%Y-%m-%d", &tm)) return std::nullopt;
+  return static_cast<tlsrpt::Time>(timegm(&tm));
+}
+
+std::string day_text(tlsrpt::Time t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
+std::string random_hex(std::size_t n) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::random_device rd;
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) out.push_back(digits[rd() % 16]);
+  return out;
+}
+
+}  // namespace
+
+int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
+  const tlsrpt::Time now = static_cast<tlsrpt::Time>(std::time(nullptr));
+  tlsrpt::Time begin = (now / 86400 - 1) * 86400;  // yesterday, UTC
+  if (!o.date.empty()) {
+    auto day = parse_day(o.date);
+    if (!day) {
+      std::cerr << "danemta tlsrpt: --date " << o.date << ": expected YYYY-MM-DD\n";
+      return 2;
+    }
+    begin = *day;
+  }
+  const tlsrpt::Time end = begin + 86400;
+
+  auto store = tlsrpt::open_sqlite_store(cfg.tlsrpt_store());
+  if (!store) {
+    std::cerr << "danemta tlsrpt: " << store.error().message << "\n";
+    return 2;
+  }
+  auto domains = (*store)->domains(begin, end);
+  if (!domains) {
+    std::cerr << "danemta tlsrpt: " << domains.error().message << "\n";
+    return 2;
+  }
+
+  const std::string host = cfg.relay.hostname.empty() ? local_hostname() : cfg.relay.hostname;
+  const std::string submitter = cfg.tlsrpt.submitter.empty() ? host : cfg.tlsrpt.submitter;
+  const std::string organization =
+      cfg.tlsrpt.organization_name.empty() ? submitter : cfg.tlsrpt.organization_name;
+  const std::string contact =
+      cfg.tlsrpt.contact_info.empty() ? "mailto:postmaster@" + submitter : cfg.tlsrpt.contact_info;
+  const std::string mail_from =
+      cfg.tlsrpt.mail_from.empty() ? "tlsrpt-noreply@" + submitter : cfg.tlsrpt.mail_from;
+
+  boost::asio::io_context io;
+  auto resolver = dns::UnboundResolver::create(io, cfg.dns);
+  if (!resolver) {
+    std::cerr << "danemta tlsrpt: " << resolver.error().message << "\n";
+    return 2;
+  }
+  std::optional<tlsrpt::DkimKey> key;
+  if (!cfg.tlsrpt.dkim_key_file.empty() && !o.print) {
+    auto k = tlsrpt::load_dkim_key(cfg.tlsrpt.dkim_domain, cfg.tlsrpt.dkim_selector,
+                                   cfg.tlsrpt.dkim_key_file);
+    if (!k) {
+      std::cerr << "danemta tlsrpt: " << k.error().message << "\n";
+      return 2;
+    }
+    key = std::move(*k);
+  }
+  std::unique_ptr<queue::Spool> spool;
+
+  int failures = 0;
+  for (const std::string& domain : *domains) {
+    if (!o.domain.empty() && normalize_domain(o.domain) != domain) continue;
+    const std::string where = "danemta tlsrpt: " + domain + ": ";
+
+    // RFC 8460 section 3: the policy record lives at _smtp._tls.<domain>.
+    std::vector<dns::Answer> answers;
+    (*resolver)->resolve({{"_smtp._tls." + domain, dns::RrType::TXT}},
+                         [&answers](std::vector<dns::Answer> a) { answers = std::move(a); });
+    io.run();
+    io.restart();
+    if (answers.empty() || !answers[0].answered()) {
+      std::cout << where << "no report: the _smtp._tls lookup failed"
+                << (answers.empty() || answers[0].why.empty() ? "" : " (" + answers[0].why + ")")
+                << "\n";
+      continue;
+    }
+    auto policy = tlsrpt::parse_policy(answers[0].txt);
+    if (!policy) {
+      std::cout << where << "no report: " << policy.error().message << "\n";
+      continue;
+    }
+    auto results = (*store)->results(domain, begin, end);
+    if (!results) {
+      std::cerr << where << results.error().message << "\n";
+      return 2;
+    }
+    tlsrpt::ReportInput in;
+    in.organization_name = organization;
+    in.contact_info = contact;
+    in.report_id = day_text(begin) + "_" + domain + "_" + random_hex(8) + "@" + submitter;
+    in.begin = begin;
+    in.end = end;
+    in.policy_domain = domain;
+    in.results = std::move(*results);
+    std::string json = tlsrpt::report_json(in);
+    if (o.print) {
+      std::cout << json << "\n";
+      continue;
+    }
+    auto gz = tlsrpt::gzip(json);
+    if (!gz) {
+      std::cerr << where << gz.error().message << "\n";
+      return 2;
+    }
+
+    for (const std::string& uri : policy->rua) {
+      if (uri.rfind("mailto:", 0) == 0) {
+        std::string to = uri.substr(7);
+        if (!key) {
+          std::cout << where << "skipped " << uri
+                    << ": mailed reports must be DKIM-signed (RFC 8460 section 5.3); set "
+                       "[tlsrpt] dkim_domain, dkim_selector and dkim_key_file\n";
+          ++failures;
+          continue;
+        }
+        auto mail =
+            tlsrpt::report_email(tlsrpt::ReportMail{mail_from, to, submitter, now}, in, *gz, *key);
+        if (!mail) {
+          std::cout << where << uri << ": " << mail.error().message << "\n";
+          ++failures;
+          continue;
+        }
+        if (!spool) {
+          auto opened = queue::open_sqlite_spool(cfg.relay.spool);
+          if (!opened) {
+            std::cerr << "danemta tlsrpt: " << opened.error().message << "\n";
+            return 2;
+          }
+          spool = std::move(*opened);
+        }
+        // The relay delivers the report like any message: with DANE where
+        // the reporting address's domain publishes it.
+        queue::NewMessage m{mail_from, {to}, std::move(*mail), now, "local"};
+        auto id = spool->enqueue(m);
+        if (!id) {
+          std::cout << where << uri << ": cannot queue the report: " << id.error().message << "\n";
+          ++failures;
+          continue;
+        }
+        std::cout << where << "report " << in.report_id << " queued for <" << to << "> as " << *id
+                  << "\n";
+      } else if (uri.rfind("https:", 0) == 0) {
+        std::optional<Result<void>> posted;
+        tlsrpt::HttpsOptions ho;
+        ho.ca_file = cfg.tlsrpt.https_ca_file;
+        boost::asio::co_spawn(io, tlsrpt::https_post(uri, *gz, ho),
+                              [&posted](std::exception_ptr e, Result<void> r) {
+                                if (!e) posted = std::move(r);
+                              });
+        io.run();
+        io.restart();
+        if (posted && *posted) {
+          std::cout << where << "report " << in.report_id << " posted to " << uri << "\n";
+        } else {
+          std::cout << where << uri << ": "
+                    << (posted ? posted->error().message : std::string("the POST did not complete"))
+                    << "\n";
+          ++failures;
+        }
+      }
+    }
+  }
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace danemta::app
