@@ -64,8 +64,7 @@ struct Options {
   std::size_t max_deliveries = 100;
   std::size_t max_per_destination = 20;
   int timeout_seconds = 300;
-  std::string spool_dir;        // empty: the world's directory
-  bool receiver_nagle = false;  // leave the lab receiver's sockets as they are
+  std::string spool_dir;  // empty: the world's directory
 };
 
 void usage(std::ostream& out) {
@@ -77,9 +76,7 @@ void usage(std::ostream& out) {
          "  --max-deliveries N         [relay] max_deliveries (default 100)\n"
          "  --max-per-destination N    [relay] max_per_destination (default 20)\n"
          "  --timeout SECONDS          give up after this long (default 300)\n"
-         "  --spool-dir DIR            where queue.db goes (default: the lab world's dir)\n"
-         "  --receiver-nagle           keep Nagle on the lab receiver (~80 ms stall per\n"
-         "                             session; default: TCP_NODELAY, see bench/README.md)\n";
+         "  --spool-dir DIR            where queue.db goes (default: the lab world's dir)\n";
 }
 
 std::size_t parse_count(const std::string& flag, const std::string& text, std::size_t min,
@@ -100,10 +97,6 @@ Options parse_options(int argc, char** argv) {
     if (flag == "-h" || flag == "--help") {
       usage(std::cout);
       std::exit(0);
-    }
-    if (flag == "--receiver-nagle") {
-      o.receiver_nagle = true;
-      continue;
     }
     if (i + 1 >= args.size()) throw std::invalid_argument(flag + ": unknown flag or no value");
     const std::string& value = args[++i];
@@ -226,35 +219,6 @@ double self_cpu_ms() {
     return static_cast<double>(t.tv_sec) * 1000.0 + static_cast<double>(t.tv_usec) / 1000.0;
   };
   return ms(u.ru_utime) + ms(u.ru_stime);
-}
-
-// The lab receiver writes each SMTP reply with its own write(2) and leaves Nagle's
-// algorithm on, so a reply that follows an unacknowledged one (the second TLS 1.3
-// session ticket, the RCPT and DATA replies of a pipelined MAIL/RCPT/DATA) waits for
-// the relay's delayed ACK: about 40 ms, twice per session (bench/README.md). That is
-// the lab's latency, not the relay's, so by default the benchmark sets TCP_NODELAY on
-// the receiver's listening socket, which Linux copies to every accepted socket.
-// Returns how many listening sockets it changed (expected: 1).
-int receiver_nodelay(const std::string& address, std::uint16_t port) {
-  int changed = 0;
-  for (const fs::directory_entry& e : fs::directory_iterator("/proc/self/fd")) {
-    int fd = 0;
-    const std::string name = e.path().filename().string();
-    if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc{}) continue;
-    int listening = 0;
-    socklen_t len = sizeof listening;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
-    sockaddr_in a{};
-    len = sizeof a;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0 || a.sin_family != AF_INET)
-      continue;
-    char text[INET_ADDRSTRLEN] = {};
-    ::inet_ntop(AF_INET, &a.sin_addr, text, sizeof text);
-    if (text != address || ntohs(a.sin_port) != port) continue;
-    int one = 1;
-    if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0) ++changed;
-  }
-  return changed;
 }
 
 std::string fs_type(const std::string& dir) {
@@ -410,8 +374,6 @@ int run(const Options& o) {
     ++received->messages;
   };
   lab::Receiver& mx = rx.add(10, behaviour);
-  if (!o.receiver_nagle && receiver_nodelay(mx.address(), mx.port()) != 1)
-    throw std::runtime_error("cannot set TCP_NODELAY on the lab receiver's socket");
 
   json zone = {{"name", kDomain},
                {"records",
@@ -545,7 +507,6 @@ int run(const Options& o) {
       {"deferred_lines", deferred},
       {"tls_protocols", protocols},
       {"spool_fs", fs_type(spool_dir)},
-      {"receiver_nodelay", !o.receiver_nagle},
       {"machine", machine()},
       {"loadavg_1min_at_start", loadavg},
   };
@@ -566,7 +527,6 @@ int run(const Options& o) {
   row("max_deliveries / per destination",
       std::to_string(o.max_deliveries) + " / " + std::to_string(o.max_per_destination));
   row("spool filesystem", fs_type(spool_dir));
-  row("lab receiver", o.receiver_nagle ? "Nagle on (as in tests)" : "TCP_NODELAY");
   row("accepted (250, durable)", std::to_string(submission.accepted) + " in " +
                                      fmt("%.2f s", submit_seconds) + " = " +
                                      fmt("%.0f msgs/s", submit_rate));

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -384,6 +385,10 @@ Receiver::Receiver(Behaviour behaviour)
   if (listen.get() < 0) throw_errno("socket");
   int one = 1;
   ::setsockopt(listen.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // Replies go out one write(2) each; with Nagle on, a reply following an
+  // unacknowledged one waits for the client's delayed ACK (~40 ms). Accepted
+  // sockets inherit this on Linux.
+  ::setsockopt(listen.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (ss.ss_family == AF_INET6) {
     ::setsockopt(listen.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   }
