@@ -40,6 +40,7 @@
 #include "lab/lab.hpp"
 #include "lab/process.hpp"
 #include "lab/receivers.hpp"
+#include "lab/run.hpp"
 #include "smtp/client.hpp"
 
 namespace {
@@ -139,20 +140,6 @@ void install_signal_handlers() {
 }
 
 // --- small helpers --------------------------------------------------------------
-
-std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-            ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
-  ::close(fd);
-  if (!ok) throw std::runtime_error("cannot find a free loopback port");
-  return ntohs(a.sin_port);
-}
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p);
@@ -381,7 +368,7 @@ int run(const Options& o) {
                  rx.tlsa_line("mx", lab::tlsa_rdata(chain.leaf, 3, 1, 1))}}};
   lab::World world(json{{"zones", json::array({zone})}}.dump());
 
-  const std::uint16_t listen_port = free_port();
+  const std::uint16_t listen_port = lab::free_tcp_port();
   const std::string config_path = world.dir() + "/danemta.toml";
   const std::string log_path = world.dir() + "/relay.log";
   const std::string spool_dir = o.spool_dir.empty() ? world.dir() : o.spool_dir;

@@ -1,4 +1,5 @@
 #include "app/cmd_check.hpp"
+#include "base/system.hpp"
 
 #include <unistd.h>
 
@@ -18,15 +19,7 @@
 
 namespace danemta::app {
 
-namespace {
-
-std::string local_hostname() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
-  return buf;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 int run_check(const config::Config& cfg, const CheckOptions& options) {
   boost::asio::io_context io;

@@ -1,4 +1,6 @@
 #include "app/cmd_deliver.hpp"
+#include "app/input.hpp"
+#include "base/system.hpp"
 
 #include <unistd.h>
 
@@ -43,16 +45,12 @@ int run_deliver(const config::Config& cfg, const DeliverOptions& o) {
   }
 
   std::string data;
-  if (o.message_file.empty() || o.message_file == "-") {
-    data.assign(std::istreambuf_iterator<char>(std::cin), {});
-  } else {
-    std::ifstream in(o.message_file, std::ios::binary);
-    if (!in) {
-      std::cerr << "danemta deliver: cannot read " << o.message_file << "\n";
-      return 2;
-    }
-    data.assign(std::istreambuf_iterator<char>(in), {});
+  auto read = read_message(o.message_file);
+  if (!read) {
+    std::cerr << "danemta deliver: cannot read " << o.message_file << "\n";
+    return 2;
   }
+  data = std::move(*read);
 
   boost::asio::io_context io;
   auto resolver = dns::UnboundResolver::create(io, cfg.dns);
@@ -79,11 +77,7 @@ int run_deliver(const config::Config& cfg, const DeliverOptions& o) {
   c.data_init = cfg.timeouts.data_init;
   c.data_block = cfg.timeouts.data_block;
   c.dot = cfg.timeouts.dot;
-  if (options.helo_name.empty()) {
-    char buf[256] = "localhost";
-    gethostname(buf, sizeof buf - 1);
-    options.helo_name = buf;
-  }
+  if (options.helo_name.empty()) options.helo_name = local_hostname();
 
   std::optional<delivery::AttemptResult> result;
   dane::plan_destination(

@@ -1,4 +1,6 @@
 #include "app/cmd_relay.hpp"
+#include "app/input.hpp"
+#include "base/system.hpp"
 
 #include <unistd.h>
 
@@ -31,13 +33,7 @@ queue::Time wall_clock() {
 }
 
 std::string time_text(queue::Time t) {
-  if (t == 0) return "-";
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
+  return t == 0 ? "-" : utc_time(t, "%Y-%m-%d %H:%M:%S");
 }
 
 // Stops the loop once no attempt is in flight, or after `grace`.
@@ -220,16 +216,12 @@ int run_send(const config::Config& cfg, const SendOptions& o) {
     return 2;
   }
   std::string data;
-  if (o.message_file.empty() || o.message_file == "-") {
-    data.assign(std::istreambuf_iterator<char>(std::cin), {});
-  } else {
-    std::ifstream in(o.message_file, std::ios::binary);
-    if (!in) {
-      std::cerr << "danemta send: cannot read " << o.message_file << "\n";
-      return 2;
-    }
-    data.assign(std::istreambuf_iterator<char>(in), {});
+  auto read = read_message(o.message_file);
+  if (!read) {
+    std::cerr << "danemta send: cannot read " << o.message_file << "\n";
+    return 2;
   }
+  data = std::move(*read);
   const std::string& listen = cfg.relay.listen.front();
   std::string host;
   std::string port;

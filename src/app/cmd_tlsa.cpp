@@ -1,4 +1,5 @@
 #include "app/cmd_tlsa.hpp"
+#include "base/system.hpp"
 
 #include <arpa/inet.h>
 #include <openssl/ssl.h>
@@ -83,9 +84,7 @@ boost::asio::awaitable<Result<std::vector<tls::X509Ptr>>> first_chain(
     std::uint16_t port, std::string sni) {
   auto executor = co_await boost::asio::this_coro::executor;
   auto& io = static_cast<boost::asio::io_context&>(executor.context());
-  char me[256] = "localhost";
-  gethostname(me, sizeof me - 1);
-  const std::string helo = me;
+  const std::string helo = local_hostname();
   // Named, not a temporary inside the co_await expression: g++ 12 destroys
   // such temporaries with non-trivial members twice.
   const std::function<bool(SSL*)> set_sni = [sni](SSL* ssl) {

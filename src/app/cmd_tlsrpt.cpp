@@ -1,4 +1,5 @@
 #include "app/cmd_tlsrpt.hpp"
+#include "base/system.hpp"
 
 #include <unistd.h>
 
@@ -19,26 +20,11 @@ namespace danemta::app {
 
 namespace {
 
-std::string local_hostname() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
-  return buf;
-}
-
 // "YYYY-MM-DD" -> the UTC day's start.
 std::optional<tlsrpt::Time> parse_day(const std::string& s) {
   std::tm tm{};
   if (s.size() != 10 || !strptime(s.c_str(), "%Y-%m-%d", &tm)) return std::nullopt;
   return static_cast<tlsrpt::Time>(timegm(&tm));
-}
-
-std::string day_text(tlsrpt::Time t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-  return buf;
 }
 
 std::string random_hex(std::size_t n) {
@@ -132,7 +118,8 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
     tlsrpt::ReportInput in;
     in.organization_name = organization;
     in.contact_info = contact;
-    in.report_id = day_text(begin) + "_" + domain + "_" + random_hex(8) + "@" + submitter;
+    in.report_id =
+        utc_time(begin, "%Y-%m-%d") + "_" + domain + "_" + random_hex(8) + "@" + submitter;
     in.begin = begin;
     in.end = end;
     in.policy_domain = domain;

@@ -82,7 +82,7 @@ struct RelayConfig {
 // [tlsrpt]: SMTP TLS Reporting (RFC 8460).
 struct TlsRptConfig {
   bool enabled = true;  // record session results (cheap); reports go out with `danemta tlsrpt send`
-  std::string store;  // empty: "tlsrpt.db" next to the relay's spool (see tlsrpt_store())
+  std::string store;    // empty: "tlsrpt.db" next to the relay's spool (see tlsrpt_store())
   std::string organization_name;  // default: the relay's host name
   std::string submitter;          // the sending domain (section 5.3); default: host name
   std::string contact_info;       // e.g. "mailto:postmaster@sender.example"

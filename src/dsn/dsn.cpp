@@ -1,4 +1,5 @@
 #include "dsn/dsn.hpp"
+#include "base/system.hpp"
 
 #include <algorithm>
 #include <array>
@@ -285,28 +286,6 @@ std::string quoted_printable(std::string_view text) {
     pos = eol + 2;
   }
   return out;
-}
-
-// RFC 5322 section 3.3 date-time in UTC: "Fri, 01 Mar 2024 12:00:00 +0000".
-std::string rfc5322_date(std::int64_t t) {
-  using namespace std::chrono;
-  static constexpr std::array<const char*, 7> kDays{"Sun", "Mon", "Tue", "Wed",
-                                                    "Thu", "Fri", "Sat"};
-  static constexpr std::array<const char*, 12> kMonths{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  t = std::clamp<std::int64_t>(t, 0, 253402300799);  // up to 9999-12-31T23:59:59Z
-  const sys_seconds tp{seconds{t}};
-  const auto day = floor<days>(tp);
-  const year_month_day ymd{day};
-  const weekday wd{day};
-  const hh_mm_ss hms{tp - day};
-  std::array<char, 64> buf{};
-  std::snprintf(buf.data(), buf.size(), "%s, %02u %s %04d %02d:%02d:%02d +0000",
-                kDays.at(wd.c_encoding()), static_cast<unsigned>(ymd.day()),
-                kMonths.at(static_cast<unsigned>(ymd.month()) - 1), static_cast<int>(ymd.year()),
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                static_cast<int>(hms.seconds().count()));
-  return buf.data();
 }
 
 bool is_alnum(char c) {

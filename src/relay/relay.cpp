@@ -1,4 +1,5 @@
 #include "relay/relay.hpp"
+#include "base/system.hpp"
 
 #include <unistd.h>
 
@@ -39,22 +40,6 @@ std::string expired_status(const std::string& outcome_name, const std::string& l
 }
 
 namespace {
-
-std::string local_hostname() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
-  return buf;
-}
-
-// RFC 5322 date, UTC.
-std::string rfc5322_date(queue::Time t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
-}
 
 template <class R>
 awaitable<R> call(std::function<R()> f) {

@@ -8,6 +8,8 @@
 // message, so results are not fsync'd one by one like the spool's messages.
 #include <sqlite3.h>
 
+#include "base/sqlite_handle.hpp"
+
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -53,36 +55,9 @@ PRAGMA user_version = 1;
 // records while `danemta tlsrpt send` reads and expires).
 constexpr int kBusyTimeoutMs = 10'000;
 
-struct DbClose {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-struct StmtFinalize {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
-};
-using DbPtr = std::unique_ptr<sqlite3, DbClose>;
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
-
-// Passes `T**` to a C constructor and hands the result to `owner` at the end
-// of the full expression, so a handle is owned on the line that creates it
-// (SQLite allocates a connection even when opening fails).
-template <class Ptr>
-class OutPtr {
- public:
-  explicit OutPtr(Ptr& owner) : owner_(owner) {}
-  OutPtr(const OutPtr&) = delete;
-  OutPtr& operator=(const OutPtr&) = delete;
-  ~OutPtr() { owner_.reset(raw_); }
-  operator typename Ptr::pointer *() { return &raw_; }
-
- private:
-  Ptr& owner_;
-  typename Ptr::pointer raw_ = nullptr;
-};
-
-template <class Ptr>
-OutPtr<Ptr> out_ptr(Ptr& owner) {
-  return OutPtr<Ptr>(owner);
-}
+using sqlite::DbPtr;
+using sqlite::out_ptr;
+using sqlite::StmtPtr;
 
 bool parse_policy_type(std::string_view text, PolicyType& out) {
   for (PolicyType t : {PolicyType::tlsa, PolicyType::no_policy_found}) {

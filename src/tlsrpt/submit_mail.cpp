@@ -8,6 +8,7 @@
 #include <string_view>
 #include <utility>
 
+#include "base/system.hpp"
 #include "tlsrpt/submit.hpp"
 
 namespace danemta::tlsrpt {
@@ -27,23 +28,6 @@ bool safe_field_value(std::string_view s) {
     if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') return false;
   }
   return true;
-}
-
-// RFC 5322 section 3.3 date-time in UTC: "Fri, 21 Nov 1997 09:55:06 +0000".
-std::string rfc5322_date(Time t) {
-  static constexpr std::array<const char*, 7> kDays = {"Sun", "Mon", "Tue", "Wed",
-                                                       "Thu", "Fri", "Sat"};
-  static constexpr std::array<const char*, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  const auto tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  std::array<char, 64> buf{};
-  std::snprintf(buf.data(), buf.size(), "%s, %02d %s %04d %02d:%02d:%02d +0000",
-                kDays.at(static_cast<std::size_t>(tm.tm_wday)), tm.tm_mday,
-                kMonths.at(static_cast<std::size_t>(tm.tm_mon)), tm.tm_year + 1900, tm.tm_hour,
-                tm.tm_min, tm.tm_sec);
-  return buf.data();
 }
 
 // The report id reduced to atext (RFC 5322 section 3.2.3) for a msg-id.

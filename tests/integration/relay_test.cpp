@@ -2,8 +2,6 @@
 // swaks, delivering through the signed lab world to lab receivers; bounces,
 // restarts after kill -9, and refusal of clients outside `allow`.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <filesystem>
 #include <fstream>
@@ -22,18 +20,6 @@ using namespace danemta;
 using lab::Receivers;
 using nlohmann::json;
 
-std::uint16_t free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 // A relay config in the world's directory, listening on a free port.
 struct RelaySetup {
   std::string config_path;
@@ -41,7 +27,7 @@ struct RelaySetup {
   std::uint16_t listen_port;
 
   RelaySetup(const lab::World& world, std::uint16_t smtp_port, const std::string& extra) {
-    listen_port = free_port();
+    listen_port = lab::free_tcp_port();
     config_path = world.dir() + "/danemta.toml";
     log_path = world.dir() + "/relay.log";
     std::ofstream(config_path) << "[dns]\nforwarders = [\"" << world.resolver()

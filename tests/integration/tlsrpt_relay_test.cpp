@@ -3,8 +3,6 @@
 // DKIM-signed, to the rua of the failing domain's _smtp._tls record; the
 // relay delivers the report over DANE to the reporting domain's receiver.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <ctime>
 #include <fstream>
@@ -22,18 +20,6 @@ namespace {
 using namespace danemta;
 using lab::Receivers;
 using nlohmann::json;
-
-std::uint16_t free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 std::string today() {
   std::time_t t = std::time(nullptr);
@@ -77,7 +63,7 @@ TEST(TlsRpt, RelayRecordsAndMailsADkimSignedReport) {
 
   const std::string dir = world.dir();
   ASSERT_EQ(lab::run_command("openssl genrsa -out " + dir + "/dkim.pem 2048").exit_code, 0);
-  const std::uint16_t listen = free_port();
+  const std::uint16_t listen = lab::free_tcp_port();
   const std::string config = dir + "/danemta.toml";
   std::ofstream(config) << "[dns]\nforwarders = [\"" << world.resolver()
                         << "\"]\ntrust_anchor_file = \"" << world.trust_anchor_file()
