@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   CLI::App app{"danemta: outbound SMTP relay with DNSSEC and DANE (RFC 7672)"};
   app.set_version_flag("--version", "danemta 0.1.0");
   app.require_subcommand(1);
+  app.fallthrough();  // --config may follow the subcommand too
 
   std::string config_path;
   app.add_option("-c,--config", config_path, "configuration file (TOML)");
