@@ -273,6 +273,32 @@ TEST(Relay, SendAndQueueCommands) {
   relay->stop(SIGTERM);
 }
 
+TEST(Relay, BadSetupIsOneClearLineAndExitTwo) {
+  lab::World world(
+      spec({{{"name", "x77.example"}, {"records", {"@ MX 10 mx", "mx A 127.0.77.10"}}}}));
+  const std::string bin = DANEMTA_BINARY;
+  const std::string cfg = world.dir() + "/bad.toml";
+  std::ofstream(cfg) << "[relay]\nspool = \"/nonexistent/dir/queue.db\"\n";
+  lab::CommandResult no_spool = lab::run_command(bin + " --config " + cfg + " relay");
+  EXPECT_EQ(no_spool.exit_code, 2) << no_spool.out;
+  EXPECT_NE(no_spool.out.find("/nonexistent/dir/queue.db"), std::string::npos) << no_spool.out;
+
+  RelaySetup setup(world, 25, "");
+  auto first = setup.start();
+  lab::CommandResult busy =
+      lab::run_command(bin + " --config " + setup.config_path + " relay");  // same listen port
+  EXPECT_EQ(busy.exit_code, 2) << busy.out;
+  EXPECT_NE(busy.out.find("cannot listen on 127.0.0.1:" + std::to_string(setup.listen_port)),
+            std::string::npos)
+      << busy.out;
+  first->stop(SIGTERM);
+
+  std::ofstream(cfg) << "[relay]\nlisten = [\"nowhere\"]\n";
+  lab::CommandResult bad = lab::run_command(bin + " --config " + cfg + " relay");
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("relay.listen"), std::string::npos) << bad.out;
+}
+
 TEST(Relay, RefusesClientsOutsideAllow) {
   lab::World world(
       spec({{{"name", "x74.example"}, {"records", {"@ MX 10 mx", "mx A 127.0.74.10"}}}}));
