@@ -16,6 +16,8 @@
 #include <iterator>
 #include <optional>
 
+#include <nlohmann/json.hpp>
+
 #include "dns/unbound_resolver.hpp"
 #include "queue/spool.hpp"
 #include "relay/relay.hpp"
@@ -81,21 +83,31 @@ int run_relay(const config::Config& cfg) {
   }
   std::string where;
   for (const std::string& l : relay.listening()) where += (where.empty() ? "" : ", ") + l;
-  std::cout << "danemta relay: listening on " << where << ", spool " << cfg.relay.spool
-            << std::endl;
+  // Daemon notices follow [relay] log_format like the relay's own lines.
+  auto notice = [&cfg](const std::string& text) {
+    if (cfg.relay.log_json)
+      std::cout << nlohmann::json{{"time", utc_time(wall_clock(), "%Y-%m-%dT%H:%M:%SZ")},
+                                  {"event", "notice"},
+                                  {"text", text}}
+                       .dump()
+                << std::endl;
+    else
+      std::cout << text << std::endl;
+  };
+  notice("danemta relay: listening on " + where + ", spool " + cfg.relay.spool);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   auto timer = std::make_shared<asio::steady_timer>(io);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
-    std::cout << "danemta relay: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ", "
-              << relay.in_flight() << " attempt(s) in flight; stopping" << std::endl;
+    notice(std::string("danemta relay: ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", " +
+           std::to_string(relay.in_flight()) + " attempt(s) in flight; stopping");
     relay.stop();
     // Attempts cut short stay pending in the spool and are retried later.
     drain(io, relay, timer, std::chrono::steady_clock::now() + std::chrono::seconds(30));
   });
   io.run();
-  std::cout << "danemta relay: stopped" << std::endl;
+  notice("danemta relay: stopped");
   return 0;
 }
 

@@ -279,6 +279,10 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         if (!v || *v < 1 || *v > 100000) return bad(name, "must be 1..100000");
         (k == "max_deliveries" ? rc.max_deliveries : rc.max_per_destination) =
             static_cast<std::size_t>(*v);
+      } else if (k == "log_format") {
+        auto v = node.value<std::string>();
+        if (!v || (*v != "text" && *v != "json")) return bad(name, "must be \"text\" or \"json\"");
+        rc.log_json = *v == "json";
       } else if (k == "max_message_bytes") {
         auto v = node.value<std::int64_t>();
         if (!v || *v < 1024 || *v > (1LL << 31)) return bad(name, "must be 1024..2147483648");

@@ -77,6 +77,7 @@ struct RelayConfig {
   std::size_t max_deliveries = 100;      // concurrent delivery attempts
   std::size_t max_per_destination = 20;  // concurrent attempts per domain
   std::size_t max_message_bytes = 50 * 1024 * 1024;
+  bool log_json = false;  // log_format = "json": one JSON object per line
 };
 
 // [tlsrpt]: SMTP TLS Reporting (RFC 8460).

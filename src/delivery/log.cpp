@@ -33,4 +33,26 @@ std::string log_attempt(const std::string& queue_id, const AddressAttempt& a) {
   return line;
 }
 
+Fields recipient_fields(const RecipientResult& r) {
+  Fields f{{"to", r.recipient},
+           {"relay", r.relay.empty() ? "none" : r.relay},
+           {"dsn", r.dsn},
+           {"status", std::string(to_string(r.status))},
+           {"diagnostic", one_line(r.diagnostic)},
+           {"tls", std::string(dane::to_string(r.tls))}};
+  if (r.outcome) f.emplace_back("outcome", std::string(dane::info(*r.outcome).name));
+  return f;
+}
+
+Fields attempt_fields(const AddressAttempt& a) {
+  Fields f{{"host", a.host},
+           {"address", a.address},
+           {"detail", one_line(a.detail)},
+           {"tls", std::string(dane::to_string(a.tls))}};
+  if (a.failure) f.emplace_back("outcome", std::string(dane::info(*a.failure).name));
+  if (!a.facts.protocol.empty()) f.emplace_back("protocol", a.facts.protocol);
+  if (!a.facts.cipher.empty()) f.emplace_back("cipher", a.facts.cipher);
+  return f;
+}
+
 }  // namespace danemta::delivery

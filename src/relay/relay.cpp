@@ -1,6 +1,8 @@
 #include "relay/relay.hpp"
 #include "base/system.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -121,7 +123,23 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     co_return co_await asio::co_spawn(pool, call<R>(std::move(f)), use_awaitable);
   }
 
-  void line(const std::string& text) { log << text << std::endl; }
+  // One event, one line: Postfix-style text, or a JSON object with the
+  // same facts ([relay] log_format = "json").
+  void event(const std::string& id, std::string_view kind, const delivery::Fields& fields,
+             const std::string& text) {
+    if (!cfg.relay.log_json) {
+      log << text << std::endl;
+      return;
+    }
+    nlohmann::json j;
+    j["time"] = utc_time(now(), "%Y-%m-%dT%H:%M:%SZ");
+    if (!id.empty()) j["id"] = id;
+    j["event"] = kind;
+    for (const auto& [k, v] : fields) j[k] = v;
+    log << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+  }
+  // A free-text notice (errors, operator information).
+  void line(const std::string& text) { event("", "notice", {{"text", text}}, text); }
 
   void wake() {
     woken = true;
@@ -162,9 +180,14 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
             ">: cannot store the message: " + id.error().message);
     co_return id;
   }
-  r->line(*id + ": client=[" + m.client + "], from=<" + m.mail_from +
-          ">, size=" + std::to_string(nm.data.size()) +
-          ", nrcpt=" + std::to_string(nm.recipients.size()) + " (queued)");
+  r->event(*id, "queued",
+           {{"client", m.client},
+            {"from", m.mail_from},
+            {"size", std::to_string(nm.data.size())},
+            {"nrcpt", std::to_string(nm.recipients.size())}},
+           *id + ": client=[" + m.client + "], from=<" + m.mail_from +
+               ">, size=" + std::to_string(nm.data.size()) +
+               ", nrcpt=" + std::to_string(nm.recipients.size()) + " (queued)");
   r->wake();
   co_return id;
 }
@@ -224,7 +247,8 @@ awaitable<bool> send_bounce(ImplPtr r, queue::Job job, std::string original,
             ": cannot queue the non-delivery notification (retried later): " + id.error().message);
     co_return false;
   }
-  r->line(job.message_id + ": sender non-delivery notification: " + *id);
+  r->event(job.message_id, "bounce", {{"bounce_id", *id}, {"to", job.mail_from}},
+           job.message_id + ": sender non-delivery notification: " + *id);
   r->wake();
   co_return true;
 }
@@ -236,7 +260,8 @@ void account(Relay::Impl& r, const queue::Job& job, delivery::AttemptResult& res
              std::vector<dsn::FailedRecipient>& failed) {
   const std::string& id = job.message_id;
   for (const delivery::AddressAttempt& a : result.tried)
-    if (!a.mail_sent) r.line(delivery::log_attempt(id, a));
+    if (!a.mail_sent)
+      r.event(id, "attempt", delivery::attempt_fields(a), delivery::log_attempt(id, a));
   const bool expired = now - job.received_at >= r.cfg.relay.queue_lifetime.count();
   for (std::size_t i = 0; i < result.recipients.size() && i < job.recipients.size(); ++i) {
     delivery::RecipientResult& rr = result.recipients[i];
@@ -268,7 +293,9 @@ void account(Relay::Impl& r, const queue::Job& job, delivery::AttemptResult& res
         }
         break;
     }
-    r.line(delivery::log_line(id, rr) + extra);
+    delivery::Fields fields = delivery::recipient_fields(rr);
+    if (!extra.empty()) fields.emplace_back("expired", "true");
+    r.event(id, "delivery", fields, delivery::log_line(id, rr) + extra);
     updates.push_back(std::move(u));
   }
 }

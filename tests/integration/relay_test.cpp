@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "lab/certs.hpp"
@@ -112,6 +113,44 @@ TEST(Relay, DeliversWithDaneAndLogsIt) {
   EXPECT_NE(q.out.find("delivered"), std::string::npos) << q.out;
   EXPECT_EQ(relay->stop(SIGTERM), 0) << relay->log();
   EXPECT_NE(relay->log().find("danemta relay: stopped"), std::string::npos);
+}
+
+TEST(Relay, JsonLinesLog) {
+  Receivers rx(78);
+  auto chain = lab::self_signed({"mx.j78.example"});
+  lab::Receiver& mx = rx.add(10, Receivers::with_chain(chain, "mx.j78.example"));
+  lab::World world(spec({{{"name", "j78.example"},
+                          {"records",
+                           {"@ MX 10 mx", "mx A " + rx.ip(10),
+                            rx.tlsa_line("mx", lab::tlsa_rdata(chain.leaf, 3, 1, 1))}}}}));
+  RelaySetup setup(world, rx.port(), "log_format = \"json\"\n");
+  auto relay = setup.start();
+  ASSERT_EQ(setup.swaks("a@sender.example", "b@j78.example").exit_code, 0);
+  ASSERT_TRUE(wait_messages(mx, 1)) << relay->log();
+  ASSERT_TRUE(relay->wait_for_log("\"event\":\"delivery\"")) << relay->log();
+  relay->stop(SIGTERM);
+
+  std::istringstream lines(relay->log());
+  std::string text;
+  std::size_t queued = 0, delivered = 0;
+  while (std::getline(lines, text)) {
+    json j;
+    ASSERT_NO_THROW(j = json::parse(text)) << "not a JSON line: " << text;
+    ASSERT_TRUE(j.contains("time") && j.contains("event")) << text;
+    if (j["event"] == "queued") {
+      ++queued;
+      EXPECT_EQ(j["from"], "a@sender.example");
+    }
+    if (j["event"] == "delivery") {
+      ++delivered;
+      EXPECT_EQ(j["to"], "b@j78.example");
+      EXPECT_EQ(j["status"], "sent");
+      EXPECT_EQ(j["tls"], "dane-verified");
+      EXPECT_EQ(j["id"], j["id"].get<std::string>());
+    }
+  }
+  EXPECT_EQ(queued, 1u);
+  EXPECT_EQ(delivered, 1u);
 }
 
 TEST(Relay, StaleTlsaDefersThenBouncesWithTheCodeAndTheFix) {

@@ -115,6 +115,10 @@ max_per_destination = 2
   EXPECT_EQ(r.queue_lifetime, std::chrono::seconds(3600));
   EXPECT_EQ(r.min_backoff, std::chrono::seconds(10));
   EXPECT_EQ(r.max_per_destination, 2u);
+  EXPECT_FALSE(r.log_json);
+  auto json = parse("[relay]\nlog_format = \"json\"\n");
+  ASSERT_TRUE(json);
+  EXPECT_TRUE(json->relay.log_json);
 }
 
 TEST(Config, RelayDefaultsAreLoopbackOnly) {
@@ -134,6 +138,7 @@ TEST(Config, RelayRejectsBadValues) {
       {"[relay]\nmin_backoff_seconds = 100\nmax_backoff_seconds = 10\n", "min_backoff"},
       {"[relay]\nmax_deliveries = 0\n", "relay.max_deliveries"},
       {"[relay]\nwhatever = 1\n", "relay.whatever"},
+      {"[relay]\nlog_format = \"xml\"\n", "relay.log_format"},
   };
   for (const auto& c : cases) {
     auto cfg = parse(c[0]);
