@@ -74,6 +74,7 @@ struct Options {
   std::string spool_dir;  // empty: the world's directory
   std::string mta = "danemta";  // danemta | postfix | both
   bool keep = false;            // keep the Postfix instance's directory
+  std::vector<std::string> postfix_params;  // extra main.cf lines, NAME=VALUE
 };
 
 void usage(std::ostream& out) {
@@ -88,7 +89,8 @@ void usage(std::ostream& out) {
          "  --spool-dir DIR            where queue.db goes (default: the lab world's dir)\n"
          "  --mta danemta|postfix|both which relay to measure (default danemta); postfix\n"
          "                             needs root, postfix, unbound and unshare installed\n"
-         "  --keep-postfix-dir yes     do not remove the Postfix instance's temp directory\n";
+         "  --keep-postfix-dir yes     do not remove the Postfix instance's temp directory\n"
+         "  --postfix-param NAME=VALUE extra main.cf setting (repeatable; last one wins)\n";
 }
 
 std::size_t parse_count(const std::string& flag, const std::string& text, std::size_t min,
@@ -134,6 +136,10 @@ Options parse_options(int argc, char** argv) {
       o.mta = value;
     } else if (flag == "--keep-postfix-dir") {
       o.keep = value == "yes";
+    } else if (flag == "--postfix-param") {
+      if (value.find('=') == std::string::npos || value.find('\n') != std::string::npos)
+        throw std::invalid_argument("--postfix-param: expected NAME=VALUE, got '" + value + "'");
+      o.postfix_params.push_back(value);
     } else {
       throw std::invalid_argument(flag + ": unknown flag");
     }
@@ -462,6 +468,7 @@ std::string postfix_main_cf(const Options& o, const std::string& dir, std::uint1
     << "tlsproxy_tls_security_level = none\n"
     << "default_process_limit = " << o.max_deliveries << "\n"
     << "smtp_destination_concurrency_limit = " << o.max_per_destination << "\n";
+  for (const std::string& p : o.postfix_params) m << p << "\n";
   (void)rx_port;
   return m.str();
 }
@@ -476,6 +483,21 @@ class Postfix final : public Mta {
  public:
   Postfix(const Options& o, const lab::World& world, std::uint16_t rx_port)
       : port_(lab::free_tcp_port()), keep_(o.keep) {
+    try {
+      start(o, world, rx_port);
+    } catch (...) {
+      cleanup();  // the destructor does not run when the constructor throws
+      throw;
+    }
+  }
+
+  ~Postfix() override { cleanup(); }
+
+  std::string name() const override { return "postfix"; }
+  std::uint16_t port() const override { return port_; }
+
+ private:
+  void start(const Options& o, const lab::World& world, std::uint16_t rx_port) {
     for (const char* tool : {kPostfix, kUnbound, kUnshare})
       if (!fs::exists(tool))
         throw std::runtime_error(std::string("no ") + tool +
@@ -526,6 +548,7 @@ class Postfix final : public Mta {
         << kDomain << " smtp:" << kDomain << ":" << rx_port << "\n";
     std::ofstream(dir_ + "/etc/main.cf") << postfix_main_cf(o, dir_, rx_port);
     std::ofstream(dir_ + "/etc/master.cf") << postfix_master_cf(port_);
+    const std::vector<pid_t> before = children_of(::getpid());
     postfix_ = std::make_unique<lab::Process>(
         std::vector<std::string>{
             kUnshare, "--mount", "--propagation", "private", "/bin/sh", "-c",
@@ -533,8 +556,12 @@ class Postfix final : public Mta {
                 " -c \"$2\" start-fg",
             "sh", dir_ + "/resolv.conf", dir_ + "/etc"},
         dir_ + "/start.log");
+    pid_t script = -1;  // unshare -> sh -> postfix -> postfix-script: one pid, our child
+    for (pid_t c : children_of(::getpid()))
+      if (std::find(before.begin(), before.end(), c) == before.end()) script = c;
     const auto deadline = Clock::now() + std::chrono::seconds(20);
     while (Clock::now() < deadline && !g_interrupted) {
+      if (script > 0 && !alive(script)) break;  // postfix-script gave up
       if (master_pid_ <= 0) {
         const std::string pidfile = read_file(dir_ + "/queue/pid/master.pid");
         const long p = std::strtol(pidfile.c_str(), nullptr, 10);
@@ -546,10 +573,14 @@ class Postfix final : public Mta {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     if (master_pid_ <= 0 || !accepts("127.0.0.1", port_))
-      throw std::runtime_error("postfix did not start:\n" + postfix_->log() + read_file(dir_ + "/maillog"));
+      throw std::runtime_error(
+          "postfix did not start (" + dir_ + "/start.log, maillog below; Postfix reports some "
+          "fatal errors only to a terminal: try --keep-postfix-dir yes, then script -qc "
+          "'postfix -c DIR/etc check' /dev/null):\n" +
+          postfix_->log() + read_file(dir_ + "/maillog"));
   }
 
-  ~Postfix() override {
+  void cleanup() {
     stop();
     if (!keep_ && !dir_.empty()) {
       std::error_code ec;
@@ -557,11 +588,10 @@ class Postfix final : public Mta {
     } else if (!dir_.empty()) {
       std::cerr << "danemta_bench_relay: kept " << dir_ << "\n";
     }
+    dir_.clear();
   }
 
-  std::string name() const override { return "postfix"; }
-  std::uint16_t port() const override { return port_; }
-
+ public:
   // master's own and reaped children's time (fields 14-17) plus its live children's.
   double cpu_ms() const override {
     std::vector<std::string> f = stat_fields(master_pid_);
@@ -595,15 +625,27 @@ class Postfix final : public Mta {
   std::string log() const override { return read_file(dir_ + "/maillog"); }
 
   void stop() override {
+    if (master_pid_ <= 0 && postfix_ && !dir_.empty()) {  // started, not yet seen ready
+      const long p = std::strtol(read_file(dir_ + "/queue/pid/master.pid").c_str(), nullptr, 10);
+      if (p > 0 && alive(static_cast<pid_t>(p))) master_pid_ = static_cast<pid_t>(p);
+    }
     if (master_pid_ > 0) {
+      const std::vector<pid_t> children = children_of(master_pid_);
       ::kill(master_pid_, SIGTERM);  // what `postfix stop` does; master stops its children
       const auto deadline = Clock::now() + std::chrono::seconds(10);
       while (alive(master_pid_) && Clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      if (alive(master_pid_)) {
-        for (pid_t child : children_of(master_pid_)) ::kill(child, SIGKILL);
-        ::kill(master_pid_, SIGKILL);
-      }
+      if (alive(master_pid_)) ::kill(master_pid_, SIGKILL);
+      // The children exit on their own once master is gone; wait for them, so a
+      // following run (--mta both) does not share the CPUs with them.
+      auto any_alive = [&children] {
+        return std::any_of(children.begin(), children.end(), [](pid_t c) { return alive(c); });
+      };
+      const auto children_deadline = Clock::now() + std::chrono::seconds(5);
+      while (any_alive() && Clock::now() < children_deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      for (pid_t c : children)
+        if (alive(c)) ::kill(c, SIGKILL);
       master_pid_ = -1;
     }
     if (postfix_) postfix_->stop(SIGTERM);  // postfix-script exits once master has
