@@ -6,6 +6,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include <algorithm>
+#include <random>
 
 namespace danemta::delivery {
 
@@ -100,6 +101,21 @@ void refuse_all(AttemptResult& result, const smtp::Failure& f, const std::string
 
 }  // namespace
 
+std::vector<std::size_t> host_order(const dane::DestinationPlan& plan, bool shuffle) {
+  std::vector<std::size_t> order(plan.hosts.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  if (!shuffle) return order;
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  for (std::size_t begin = 0; begin < order.size();) {
+    std::size_t end = begin + 1;
+    while (end < order.size() && plan.hosts[end].preference == plan.hosts[begin].preference) ++end;
+    std::shuffle(order.begin() + static_cast<std::ptrdiff_t>(begin),
+                 order.begin() + static_cast<std::ptrdiff_t>(end), rng);
+    begin = end;
+  }
+  return order;
+}
+
 boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls_context,
                                                   dane::DestinationPlan plan,
                                                   std::vector<Message> messages,
@@ -141,7 +157,8 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
   };
   auto pending = [&]() { return std::find(done.begin(), done.end(), false) != done.end(); };
 
-  for (const dane::HostPlan& host : plan.hosts) {
+  for (std::size_t index : host_order(plan, options.shuffle_equal_preference)) {
+    const dane::HostPlan& host = plan.hosts[index];
     if (host.requirement == dane::Requirement::unusable) {
       note(*host.failure, host.name + ": " + host.reason);
       continue;

@@ -57,7 +57,14 @@ struct AttemptResult {
 struct DeliveryOptions {
   std::string helo_name = "localhost";
   smtp::ClientConfig client;
+  // RFC 5321 section 5.1: hosts of equal MX preference are tried in random
+  // order to spread the load (never across preferences: TLSA never reorders).
+  bool shuffle_equal_preference = true;
 };
+
+// The order hosts are tried in: plan order, with runs of equal preference
+// shuffled when `shuffle` is set. Indexes into plan.hosts.
+std::vector<std::size_t> host_order(const dane::DestinationPlan& plan, bool shuffle);
 
 boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_context,
                                               dane::DestinationPlan plan, Message message,

@@ -541,3 +541,33 @@ TEST(Outcome, NamesRoundTrip) {
 
 }  // namespace
 }  // namespace danemta::dane
+
+#include "delivery/deliver.hpp"
+
+namespace danemta::delivery {
+namespace {
+
+TEST(HostOrder, ShufflesOnlyWithinEqualPreference) {
+  dane::DestinationPlan plan;
+  for (auto [name, pref] : {std::pair{"a", 10}, std::pair{"b", 20}, std::pair{"c", 20},
+                            std::pair{"d", 20}, std::pair{"e", 30}}) {
+    dane::HostPlan h;
+    h.name = name;
+    h.preference = static_cast<std::uint16_t>(pref);
+    plan.hosts.push_back(h);
+  }
+  EXPECT_EQ(host_order(plan, false), (std::vector<std::size_t>{0, 1, 2, 3, 4}));
+  std::set<std::size_t> seen_second;
+  for (int i = 0; i < 200; ++i) {
+    std::vector<std::size_t> o = host_order(plan, true);
+    ASSERT_EQ(o.front(), 0u) << "preference 10 always first";
+    ASSERT_EQ(o.back(), 4u) << "preference 30 always last";
+    std::set<std::size_t> middle(o.begin() + 1, o.end() - 1);
+    ASSERT_EQ(middle, (std::set<std::size_t>{1, 2, 3}));
+    seen_second.insert(o[1]);
+  }
+  EXPECT_EQ(seen_second.size(), 3u) << "each equal-preference host comes first sometimes";
+}
+
+}  // namespace
+}  // namespace danemta::delivery
