@@ -11,14 +11,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -32,7 +33,6 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -71,9 +71,9 @@ struct Options {
   std::size_t max_deliveries = 100;
   std::size_t max_per_destination = 20;
   int timeout_seconds = 300;
-  std::string spool_dir;  // empty: the world's directory
-  std::string mta = "danemta";  // danemta | postfix | both
-  bool keep = false;            // keep the Postfix instance's directory
+  std::string spool_dir;                    // empty: the world's directory
+  std::string mta = "danemta";              // danemta | postfix | both
+  bool keep = false;                        // keep the Postfix instance's directory
   std::vector<std::string> postfix_params;  // extra main.cf lines, NAME=VALUE
 };
 
@@ -132,7 +132,8 @@ Options parse_options(int argc, char** argv) {
       o.spool_dir = value;
     } else if (flag == "--mta") {
       if (value != "danemta" && value != "postfix" && value != "both")
-        throw std::invalid_argument("--mta: expected danemta, postfix or both, got '" + value + "'");
+        throw std::invalid_argument("--mta: expected danemta, postfix or both, got '" + value +
+                                    "'");
       o.mta = value;
     } else if (flag == "--keep-postfix-dir") {
       o.keep = value == "yes";
@@ -323,7 +324,7 @@ class Mta {
   virtual ~Mta() = default;
   virtual std::string name() const = 0;
   virtual std::uint16_t port() const = 0;
-  virtual double cpu_ms() const = 0;         // the MTA's own processes
+  virtual double cpu_ms() const = 0;                  // the MTA's own processes
   virtual double helper_cpu_ms() const { return 0; }  // the resolver it depends on (Postfix)
   virtual long rss_kib() const = 0;
   virtual long threads() const = 0;
@@ -500,8 +501,9 @@ class Postfix final : public Mta {
   void start(const Options& o, const lab::World& world, std::uint16_t rx_port) {
     for (const char* tool : {kPostfix, kUnbound, kUnshare})
       if (!fs::exists(tool))
-        throw std::runtime_error(std::string("no ") + tool +
-                                 " (apt-get install postfix unbound util-linux; see bench/README.md)");
+        throw std::runtime_error(
+            std::string("no ") + tool +
+            " (apt-get install postfix unbound util-linux; see bench/README.md)");
     if (::geteuid() != 0)
       throw std::runtime_error("--mta postfix needs root (mount namespace, port 53)");
     const passwd* pw = ::getpwnam("postfix");
@@ -542,19 +544,18 @@ class Postfix final : public Mta {
     unbound_pid_ = *upid;
 
     // The Postfix instance.
-    std::ofstream(dir_ + "/resolv.conf") << "nameserver " << kResolverAddress
-                                         << "\noptions trust-ad\n";
+    std::ofstream(dir_ + "/resolv.conf")
+        << "nameserver " << kResolverAddress << "\noptions trust-ad\n";
     std::ofstream(dir_ + "/etc/transport")
         << kDomain << " smtp:" << kDomain << ":" << rx_port << "\n";
     std::ofstream(dir_ + "/etc/main.cf") << postfix_main_cf(o, dir_, rx_port);
     std::ofstream(dir_ + "/etc/master.cf") << postfix_master_cf(port_);
     const std::vector<pid_t> before = children_of(::getpid());
     postfix_ = std::make_unique<lab::Process>(
-        std::vector<std::string>{
-            kUnshare, "--mount", "--propagation", "private", "/bin/sh", "-c",
-            "mount --bind \"$1\" /etc/resolv.conf && exec " + std::string(kPostfix) +
-                " -c \"$2\" start-fg",
-            "sh", dir_ + "/resolv.conf", dir_ + "/etc"},
+        std::vector<std::string>{kUnshare, "--mount", "--propagation", "private", "/bin/sh", "-c",
+                                 "mount --bind \"$1\" /etc/resolv.conf && exec " +
+                                     std::string(kPostfix) + " -c \"$2\" start-fg",
+                                 "sh", dir_ + "/resolv.conf", dir_ + "/etc"},
         dir_ + "/start.log");
     pid_t script = -1;  // unshare -> sh -> postfix -> postfix-script: one pid, our child
     for (pid_t c : children_of(::getpid()))
@@ -574,7 +575,8 @@ class Postfix final : public Mta {
     }
     if (master_pid_ <= 0 || !accepts("127.0.0.1", port_))
       throw std::runtime_error(
-          "postfix did not start (" + dir_ + "/start.log, maillog below; Postfix reports some "
+          "postfix did not start (" + dir_ +
+          "/start.log, maillog below; Postfix reports some "
           "fatal errors only to a terminal: try --keep-postfix-dir yes, then script -qc "
           "'postfix -c DIR/etc check' /dev/null):\n" +
           postfix_->log() + read_file(dir_ + "/maillog"));
@@ -955,17 +957,17 @@ int run(const Options& o, const std::string& which, json& result) {
       fmt("%.1f MiB", static_cast<double>(hwm_kib) / 1024.0));
   row("bench CPU (submitter+receiver)",
       fmt("%.0f ms", bench_cpu) + " = " + fmt("%.2f ms/msg", bench_cpu / n));
-  row("receiver TLS sessions / messages", std::to_string(tls_sessions) + " / " +
-                                              std::to_string(delivered) + " (" +
-                                              std::to_string(sessions.size()) + " TCP sessions, " +
-                                              std::to_string(received->in_tls.load()) +
-                                              " messages in TLS)");
+  row("receiver TLS sessions / messages",
+      std::to_string(tls_sessions) + " / " + std::to_string(delivered) + " (" +
+          std::to_string(sessions.size()) + " TCP sessions, " +
+          std::to_string(received->in_tls.load()) + " messages in TLS)");
   std::string lv;
   for (const auto& [level, k] : levels)
     lv += (lv.empty() ? "" : ", ") + level + " " + std::to_string(k);
   row(which == "postfix" ? "smtp TLS session lines" : "tls= of status=sent lines",
       lv.empty() ? "-" : lv);
-  row("status=sent / deferred lines", std::to_string(sent_lines) + " / " + std::to_string(deferred));
+  row("status=sent / deferred lines",
+      std::to_string(sent_lines) + " / " + std::to_string(deferred));
   if (!submission.first_error.empty()) row("first submission error", submission.first_error);
   std::cout << result.dump() << std::endl;
   if (g_interrupted) return 130;
@@ -990,9 +992,12 @@ int run(const Options& o) {
   const double p_res = num(p, "resolver_cpu_ms_per_msg");
   std::printf("danemta vs Postfix (same lab, same workload)\n");
   std::printf("  %-30s %10s %10s %14s\n", "", "danemta", "postfix", "danemta/postfix");
-  std::printf("  %-30s %10.0f %10.0f %14.2f\n", "accepted msgs/s", d_sub, p_sub, ratio(d_sub, p_sub));
-  std::printf("  %-30s %10.0f %10.0f %14.2f\n", "end-to-end msgs/s", d_e2e, p_e2e, ratio(d_e2e, p_e2e));
-  std::printf("  %-30s %10.3f %10.3f %14.2f\n", "MTA CPU ms/msg", d_cpu, p_cpu, ratio(d_cpu, p_cpu));
+  std::printf("  %-30s %10.0f %10.0f %14.2f\n", "accepted msgs/s", d_sub, p_sub,
+              ratio(d_sub, p_sub));
+  std::printf("  %-30s %10.0f %10.0f %14.2f\n", "end-to-end msgs/s", d_e2e, p_e2e,
+              ratio(d_e2e, p_e2e));
+  std::printf("  %-30s %10.3f %10.3f %14.2f\n", "MTA CPU ms/msg", d_cpu, p_cpu,
+              ratio(d_cpu, p_cpu));
   std::printf("  %-30s %10.3f %10.3f %14.2f\n", "MTA+resolver CPU ms/msg", d_cpu, p_cpu + p_res,
               ratio(d_cpu, p_cpu + p_res));
   std::printf("  %-30s %10zu %10zu\n", "receiver TLS sessions",
