@@ -35,9 +35,8 @@ namespace asio = boost::asio;
 using asio::awaitable;
 using asio::use_awaitable;
 
-std::string expired_status(const std::string& outcome_name, const std::string& last_dsn) {
+std::string expired_status(const std::string& outcome_name) {
   if (auto o = dane::outcome_named(outcome_name)) return std::string(dane::code(*o, true));
-  (void)last_dsn;
   return "5.4.7";
 }
 
@@ -282,7 +281,7 @@ void account(Relay::Impl& r, const queue::Job& job, delivery::AttemptResult& res
       case delivery::Status::deferred:
         if (expired) {
           u.state = queue::RecipientState::bounced;
-          u.dsn = expired_status(u.outcome, rr.dsn);
+          u.dsn = expired_status(u.outcome);
           rr.dsn = u.dsn;
           rr.status = delivery::Status::bounced;
           extra = " (queue lifetime expired)";

@@ -63,6 +63,6 @@ class Relay {
 // The line for the final status of a recipient whose queue lifetime ended:
 // the permanent code of the outcome (5.7.323), or 5.4.7 (delivery time
 // expired, RFC 3463) after a server's own 4xx replies.
-std::string expired_status(const std::string& outcome_name, const std::string& last_dsn);
+std::string expired_status(const std::string& outcome_name);
 
 }  // namespace danemta::relay

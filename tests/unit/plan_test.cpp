@@ -571,3 +571,18 @@ TEST(HostOrder, ShufflesOnlyWithinEqualPreference) {
 
 }  // namespace
 }  // namespace danemta::delivery
+
+#include "relay/relay.hpp"
+
+namespace danemta::relay {
+namespace {
+
+TEST(ExpiredStatus, PermanentCodeOfTheOutcomeElseDeliveryTimeExpired) {
+  EXPECT_EQ(expired_status("tlsa-invalid"), "5.7.323");
+  EXPECT_EQ(expired_status("dnssec-invalid"), "5.7.324");
+  EXPECT_EQ(expired_status("connection-failed"), "5.4.1");
+  EXPECT_EQ(expired_status(""), "5.4.7") << "a server's own 4xx replies until the end";
+}
+
+}  // namespace
+}  // namespace danemta::relay
