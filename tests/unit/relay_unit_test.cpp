@@ -1,0 +1,126 @@
+// Pure parts of delivery and the relay: host order, final codes, what TLS
+// reporting records.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "delivery/deliver.hpp"
+#include "relay/relay.hpp"
+#include "relay/reporting.hpp"
+
+namespace danemta::delivery {
+namespace {
+
+TEST(HostOrder, ShufflesOnlyWithinEqualPreference) {
+  dane::DestinationPlan plan;
+  for (auto [name, pref] : {std::pair{"a", 10}, std::pair{"b", 20}, std::pair{"c", 20},
+                            std::pair{"d", 20}, std::pair{"e", 30}}) {
+    dane::HostPlan h;
+    h.name = name;
+    h.preference = static_cast<std::uint16_t>(pref);
+    plan.hosts.push_back(h);
+  }
+  EXPECT_EQ(host_order(plan, false), (std::vector<std::size_t>{0, 1, 2, 3, 4}));
+  std::set<std::size_t> seen_second;
+  for (int i = 0; i < 200; ++i) {
+    std::vector<std::size_t> o = host_order(plan, true);
+    ASSERT_EQ(o.front(), 0u) << "preference 10 always first";
+    ASSERT_EQ(o.back(), 4u) << "preference 30 always last";
+    std::set<std::size_t> middle(o.begin() + 1, o.end() - 1);
+    ASSERT_EQ(middle, (std::set<std::size_t>{1, 2, 3}));
+    seen_second.insert(o[1]);
+  }
+  EXPECT_EQ(seen_second.size(), 3u) << "each equal-preference host comes first sometimes";
+}
+
+}  // namespace
+}  // namespace danemta::delivery
+
+namespace danemta::relay {
+namespace {
+
+TEST(ExpiredStatus, PermanentCodeOfTheOutcomeElseDeliveryTimeExpired) {
+  EXPECT_EQ(expired_status("tlsa-invalid"), "5.7.323");
+  EXPECT_EQ(expired_status("dnssec-invalid"), "5.7.324");
+  EXPECT_EQ(expired_status("connection-failed"), "5.4.1");
+  EXPECT_EQ(expired_status(""), "5.4.7") << "a server's own 4xx replies until the end";
+}
+
+}  // namespace
+}  // namespace danemta::relay
+
+namespace danemta::relay {
+namespace {
+
+delivery::AddressAttempt session(const std::string& host, std::optional<dane::Outcome> failure,
+                                 dane::Authentication tls, bool connected = true) {
+  delivery::AddressAttempt a;
+  a.host = host;
+  a.address = "192.0.2.1";
+  a.local_address = "198.51.100.7";
+  a.failure = failure;
+  a.tls = tls;
+  a.connected = connected;
+  a.detail = "detail";
+  return a;
+}
+
+TEST(SessionResults, WhatTlsReportingSees) {
+  dane::DestinationPlan plan;
+  plan.domain = "example.org";
+  dane::HostPlan dane_host;
+  dane_host.name = "mx1.example.org";
+  dane_host.requirement = dane::Requirement::dane;
+  dane_host.usable_tlsa = {dns::TlsaRecord{3, 1, 1, std::vector<std::uint8_t>(32, 0xab)}};
+  dane::HostPlan plain_host;
+  plain_host.name = "mx2.example.org";
+  plain_host.requirement = dane::Requirement::opportunistic;
+  dane::HostPlan bogus_host;
+  bogus_host.name = "mx3.example.org";
+  bogus_host.requirement = dane::Requirement::unusable;
+  bogus_host.failure = dane::Outcome::dnssec_invalid;
+  dane::HostPlan lame_host;
+  lame_host.name = "mx4.example.org";
+  lame_host.requirement = dane::Requirement::unusable;
+  lame_host.failure = dane::Outcome::dns_failed;
+  plan.hosts = {dane_host, plain_host, bogus_host, lame_host};
+
+  delivery::BatchResult batch;
+  batch.sessions = {
+      session("mx1.example.org", dane::Outcome::tlsa_invalid, dane::Authentication::none),
+      session("mx1.example.org", std::nullopt, dane::Authentication::dane_verified),
+      session("mx2.example.org", std::nullopt, dane::Authentication::opportunistic),
+      session("mx2.example.org", std::nullopt, dane::Authentication::none),
+      session("mx2.example.org", dane::Outcome::connection_failed, dane::Authentication::none,
+              false),
+  };
+  std::vector<tlsrpt::SessionResult> r = session_results(plan, batch, 1000);
+  ASSERT_EQ(r.size(), 5u) << "one for the bogus host, four connected sessions";
+  EXPECT_EQ(r[0].mx_host, "mx3.example.org");
+  EXPECT_EQ(r[0].result_type, "dnssec-invalid");
+  EXPECT_EQ(r[0].policy_type, tlsrpt::PolicyType::tlsa);
+  EXPECT_EQ(r[1].result_type, "tlsa-invalid");
+  EXPECT_EQ(r[1].policy_strings,
+            std::vector<std::string>{dns::to_string(dane_host.usable_tlsa[0])});
+  EXPECT_EQ(r[1].sending_mta_ip, "198.51.100.7");
+  EXPECT_EQ(r[1].receiving_ip, "192.0.2.1");
+  EXPECT_TRUE(r[2].success);
+  EXPECT_EQ(r[2].policy_type, tlsrpt::PolicyType::tlsa);
+  EXPECT_TRUE(r[3].success);
+  EXPECT_EQ(r[3].policy_type, tlsrpt::PolicyType::no_policy_found);
+  EXPECT_FALSE(r[4].success);
+  EXPECT_EQ(r[4].result_type, "starttls-not-supported") << "delivered in clear";
+
+  dane::DestinationPlan bogus_mx;
+  bogus_mx.domain = "example.net";
+  bogus_mx.failure = dane::Outcome::dnssec_invalid;
+  r = session_results(bogus_mx, {}, 1000);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].result_type, "dnssec-invalid");
+  EXPECT_EQ(r[0].mx_host, "");
+  bogus_mx.failure = dane::Outcome::dns_failed;
+  EXPECT_TRUE(session_results(bogus_mx, {}, 1000).empty()) << "no RFC 8460 result type";
+}
+
+}  // namespace
+}  // namespace danemta::relay
