@@ -66,6 +66,7 @@ constexpr int kIdAttempts = 16;
 
 using sqlite::DbPtr;
 using sqlite::out_ptr;
+using sqlite::Query;
 using sqlite::StmtPtr;
 
 std::string_view state_text(RecipientState s) {
@@ -82,62 +83,6 @@ bool parse_state(std::string_view text, RecipientState& out) {
   }
   return false;
 }
-
-// A cached prepared statement in use: binds, steps, reads columns, and resets
-// itself when it goes out of scope so the next user starts clean.
-class Query {
- public:
-  explicit Query(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  Query(const Query&) = delete;
-  Query& operator=(const Query&) = delete;
-  ~Query() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-
-  Query& bind(int i, std::string_view text) {
-    keep(sqlite3_bind_text64(stmt_, i, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
-    return *this;
-  }
-  Query& bind_blob(int i, std::string_view bytes) {
-    // A zero-length blob still needs a non-null pointer or SQLite stores NULL.
-    static constexpr char kEmpty = 0;
-    keep(sqlite3_bind_blob64(stmt_, i, bytes.empty() ? &kEmpty : bytes.data(), bytes.size(),
-                             SQLITE_TRANSIENT));
-    return *this;
-  }
-  Query& bind(int i, std::int64_t value) {
-    keep(sqlite3_bind_int64(stmt_, i, value));
-    return *this;
-  }
-
-  // SQLITE_ROW, SQLITE_DONE, or an error code (a failed bind included).
-  int step() {
-    if (bind_rc_ != SQLITE_OK) return bind_rc_;
-    return sqlite3_step(stmt_);
-  }
-
-  std::string text(int col) const {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
-    const int n = sqlite3_column_bytes(stmt_, col);
-    return p == nullptr ? std::string() : std::string(p, static_cast<std::size_t>(n));
-  }
-  std::string blob(int col) const {
-    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
-    const int n = sqlite3_column_bytes(stmt_, col);
-    return p == nullptr ? std::string() : std::string(p, static_cast<std::size_t>(n));
-  }
-  std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
-  bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-
- private:
-  void keep(int rc) {
-    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
-  }
-
-  sqlite3_stmt* stmt_;
-  int bind_rc_ = SQLITE_OK;
-};
 
 class SqliteSpool final : public Spool {
  public:
