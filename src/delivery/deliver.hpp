@@ -75,8 +75,9 @@ boost::asio::awaitable<AttemptResult> deliver(boost::asio::ssl::context& tls_con
 // other (DESIGN.md section 8: a TLS handshake costs more than the rest of a
 // delivery). A message whose session breaks goes on to the next address.
 // One result per message, in order; each message's `tried` lists the
-// attempts made while it was still pending; `sessions` lists every address
-// tried once (for TLS reporting).
+// attempts made while it was still pending (with protocol and cipher but
+// without the peer chain); `sessions` lists every address tried once, with
+// the full session facts (for TLS reporting).
 struct BatchResult {
   std::vector<AttemptResult> messages;
   std::vector<AddressAttempt> sessions;
