@@ -20,4 +20,7 @@ bool from_hex(std::string_view hex, std::vector<std::uint8_t>& out);
 
 std::string_view trim(std::string_view s);
 
+// ASCII case-insensitive equality (SMTP verbs, header field names).
+bool iequals(std::string_view a, std::string_view b);
+
 }  // namespace danemta

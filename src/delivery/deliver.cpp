@@ -119,7 +119,7 @@ std::vector<std::size_t> host_order(const dane::DestinationPlan& plan, bool shuf
 boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls_context,
                                                   dane::DestinationPlan plan,
                                                   std::vector<Message> messages,
-                                                  DeliveryOptions options) {
+                                                  DeliveryOptions options, BatchHooks hooks) {
   BatchResult batch;
   batch.messages.resize(messages.size());
   std::vector<AttemptResult>& results = batch.messages;
@@ -138,9 +138,17 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
     fail_all(results[m], every, o, why, relay);
   };
 
+  // Marks message m final for this attempt and tells the caller.
+  auto finish = [&](std::size_t m) -> boost::asio::awaitable<void> {
+    done[m] = true;
+    if (hooks.completed) co_await hooks.completed(m, results[m]);
+  };
+
   if (plan.failure) {
-    for (std::size_t m = 0; m < messages.size(); ++m)
+    for (std::size_t m = 0; m < messages.size(); ++m) {
       fail_message(m, *plan.failure, plan.reason, "");
+      co_await finish(m);
+    }
     co_return batch;
   }
 
@@ -202,25 +210,42 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
       bool session_alive = true;
       for (std::size_t m = 0; m < messages.size() && session_alive; ++m) {
         if (done[m]) continue;
+        std::string loaded;
+        if (hooks.load) {
+          Result<std::string> text = co_await hooks.load(m);
+          if (!text) {
+            for (RecipientResult& r : results[m].recipients) {
+              r.status = Status::deferred;
+              r.dsn = "4.3.0";
+              r.diagnostic = text.error().message;
+            }
+            co_await finish(m);
+            continue;
+          }
+          loaded = std::move(*text);
+        }
+        const std::string& data = hooks.load ? loaded : messages[m].data;
         smtp::Envelope env{messages[m].mail_from, messages[m].recipients};
-        auto sent = co_await client.send(env, messages[m].data);
+        auto sent = co_await client.send(env, data);
+        std::string().swap(loaded);
         AddressAttempt mine = attempt;
         mine.mail_sent = true;
+        bool final = true;
         if (sent) {
           take_replies(results[m], *sent, relay, s.authentication());
-          done[m] = true;
         } else if ((sent.error().kind == smtp::FailureKind::rejected && sent.error().reply) ||
                    sent.error().kind == smtp::FailureKind::unsupported) {
           mine.detail = sent.error().to_string();
           refuse_all(results[m], sent.error(), relay, s.authentication());
-          done[m] = true;
         } else {
           // The session broke: this message and the rest go to the next address.
           mine.detail = sent.error().to_string();
           note(dane::Outcome::connection_failed, relay + ": " + sent.error().to_string(), relay);
           session_alive = false;
+          final = false;
         }
         results[m].tried.push_back(std::move(mine));
+        if (final) co_await finish(m);
       }
       if (session_alive)
         co_await client.quit();
@@ -235,6 +260,7 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
       fail_message(m, n->outcome, n->why, n->relay);
     else
       fail_message(m, dane::Outcome::no_address, "no MX host has an address", "");
+    co_await finish(m);
   }
   co_return batch;
 }

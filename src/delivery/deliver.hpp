@@ -4,6 +4,7 @@
 // clear or unauthenticated to a host that requires DANE.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,9 +83,25 @@ struct BatchResult {
   std::vector<AttemptResult> messages;
   std::vector<AddressAttempt> sessions;
 };
+
+// What the caller takes part in while a batch runs (DESIGN.md section 8: each
+// message's result is recorded as it completes, so a crash repeats at most
+// the messages in flight, one per session).
+struct BatchHooks {
+  // Supplies message `index`'s text just before it is sent, so a session
+  // holds one body at a time instead of the whole batch; unset: Message::data.
+  // An error defers that message's recipients with 4.3.0 and the diagnostic.
+  std::function<boost::asio::awaitable<Result<std::string>>(std::size_t index)> load;
+  // Called once per message as soon as its result in this attempt is final
+  // (a server accepted or refused it, or every host was tried), and awaited
+  // before the session goes on with the next message.
+  std::function<boost::asio::awaitable<void>(std::size_t index, const AttemptResult& result)>
+      completed;
+};
+
 boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls_context,
                                                   dane::DestinationPlan plan,
                                                   std::vector<Message> messages,
-                                                  DeliveryOptions options);
+                                                  DeliveryOptions options, BatchHooks hooks = {});
 
 }  // namespace danemta::delivery

@@ -83,9 +83,42 @@ struct RecipientUpdate {
   std::string outcome;
 };
 
+// A message's text on its way into the spool, appended as it arrives so that
+// a large message is never held whole in memory: a small text stays in memory
+// (and is stored in the database), a large one goes to a file next to the
+// spool as it is appended. Used from one thread at a time; destroying a draft
+// that was not enqueued discards it.
+class Draft {
+ public:
+  virtual ~Draft() = default;
+  // Appends text. The first failure (Cause::storage_full for a full disk)
+  // breaks the draft: later appends do nothing and return that error again,
+  // and enqueue() refuses it.
+  virtual Result<void> append(std::string_view text) = 0;
+  virtual std::size_t size() const = 0;
+};
+
+// A stored message's text, read in pieces. Used from one thread at a time.
+class TextReader {
+ public:
+  virtual ~TextReader() = default;
+  // Appends up to `max` further bytes to `out`; 0 at the end of the text.
+  virtual Result<std::size_t> read(std::string& out, std::size_t max) = 0;
+  virtual std::size_t size() const = 0;
+};
+
 class Spool {
  public:
   virtual ~Spool() = default;
+
+  // A new, empty draft. Its append() may block on the file system (write,
+  // never fsync); enqueue(message, draft) makes it durable.
+  virtual Result<std::unique_ptr<Draft>> draft() = 0;
+  // Like enqueue(message) with the draft's text (`message.data` is ignored).
+  virtual Result<std::string> enqueue(const NewMessage& message, std::unique_ptr<Draft> text) = 0;
+  // The message's text for reading in pieces; a permanent error if there is
+  // no such message.
+  virtual Result<std::unique_ptr<TextReader>> reader(const std::string& message_id) = 0;
 
   // Stores the message durably and returns its queue id (letters and digits,
   // unique). Only after this returns may the submitter be told 250.
@@ -132,7 +165,11 @@ class Spool {
 };
 
 // Opens (creating if needed) the SQLite spool at `path` (WAL, synchronous=FULL).
-Result<std::unique_ptr<Spool>> open_sqlite_spool(const std::string& path);
+// Texts over `inline_max` bytes are kept in files under `path` + "-bodies/"
+// (mode 0700), written and fsync'd before the row that names them commits;
+// files left by a crash (no row, older than an hour) are removed at open.
+Result<std::unique_ptr<Spool>> open_sqlite_spool(const std::string& path,
+                                                 std::size_t inline_max = 256 * 1024);
 
 // Retry schedule: the delay before attempt `attempts + 1` after `attempts`
 // failed ones: `first` (5 min), then doubling up to `cap` (1 h; Postfix's

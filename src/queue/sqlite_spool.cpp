@@ -2,16 +2,23 @@
 // every committed transaction is fsync'd to the write-ahead log before the
 // call returns (DESIGN.md section 8: acknowledged = durable). One connection,
 // serialised by a mutex; callers are worker threads, never the event loop.
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/sqlite_handle.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -28,7 +35,7 @@ namespace {
 
 // Schema versions (PRAGMA user_version): 0 = empty file, 1 = this layout. A
 // later version adds a migration step from the previous one in migrate().
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE messages (
@@ -57,6 +64,18 @@ CREATE INDEX messages_age ON messages(received_at, id);
 PRAGMA user_version = 1;
 )sql";
 
+// v2: a text over the inline limit lives in a file named by the message id
+// under the bodies directory; `data` is then empty.
+constexpr const char* kSchemaV2 = R"sql(
+ALTER TABLE messages ADD COLUMN body_file INTEGER NOT NULL DEFAULT 0;
+PRAGMA user_version = 2;
+)sql";
+
+// A body file without a row is removed at open once it is this old: a draft
+// being written by a running relay is younger (the end of data comes within
+// the server's data timeout).
+constexpr auto kOrphanAge = std::chrono::hours(1);
+
 // Milliseconds a statement waits for another process's lock (`danemta queue`
 // next to the relay) before failing with SQLITE_BUSY, a transient error.
 constexpr int kBusyTimeoutMs = 10'000;
@@ -84,12 +103,174 @@ bool parse_state(std::string_view text, RecipientState& out) {
   return false;
 }
 
+// "spool /x: what: strerror", Cause::storage_full for ENOSPC and EDQUOT.
+tl::unexpected<Error> file_error(const std::string& path, std::string_view what, int err) {
+  return fail("spool " + path + ": " + std::string(what) + ": " + std::strerror(err),
+              Severity::transient,
+              err == ENOSPC || err == EDQUOT ? Cause::storage_full : Cause::unspecified);
+}
+
+Result<void> write_all(int fd, std::string_view bytes, const std::string& path) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return file_error(path, "write", errno);
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return {};
+}
+
+Result<void> fsync_dir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return file_error(dir, "open directory", errno);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return file_error(dir, "fsync directory", err);
+  return {};
+}
+
+// Up to `inline_max` bytes in memory; beyond that the text goes to the file
+// `dir`/`id`, created on the first byte past the limit.
+class SqliteDraft final : public Draft {
+ public:
+  SqliteDraft(std::string dir, std::string id, std::size_t inline_max)
+      : dir_(std::move(dir)), id_(std::move(id)), inline_max_(inline_max) {}
+  SqliteDraft(const SqliteDraft&) = delete;
+  SqliteDraft& operator=(const SqliteDraft&) = delete;
+  ~SqliteDraft() override {
+    if (fd_ >= 0) ::close(fd_);
+    if (created_ && !kept_) ::unlink(path().c_str());
+  }
+
+  Result<void> append(std::string_view text) override {
+    if (broken_) return tl::unexpected(*broken_);
+    size_ += text.size();
+    if (!created_ && memory_.size() + text.size() <= inline_max_) {
+      memory_.append(text);
+      return {};
+    }
+    if (!created_) {
+      fd_ = ::open(path().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd_ < 0) return broken(file_error(path(), "create", errno));
+      created_ = true;
+      auto r = write_all(fd_, memory_, path());
+      std::string().swap(memory_);
+      if (!r) return broken(r);
+    }
+    if (auto r = write_all(fd_, text, path()); !r) return broken(r);
+    return {};
+  }
+  std::size_t size() const override { return size_; }
+
+  // Makes the file durable (file, then its directory entry).
+  Result<void> sync() {
+    if (broken_) return tl::unexpected(*broken_);
+    if (!created_) return {};
+    if (::fsync(fd_) != 0) return broken(file_error(path(), "fsync", errno));
+    ::close(fd_);
+    fd_ = -1;
+    return fsync_dir(dir_);
+  }
+  // A new id after a collision in the database (the file follows it).
+  Result<void> rename_to(std::string id) {
+    const std::string from = path();
+    const std::string old = std::move(id_);
+    id_ = std::move(id);
+    if (created_ && ::rename(from.c_str(), path().c_str()) != 0) {
+      const int err = errno;
+      id_ = old;
+      return file_error(from, "rename", err);
+    }
+    return created_ ? fsync_dir(dir_) : Result<void>{};
+  }
+
+  const std::string& id() const { return id_; }
+  bool in_file() const { return created_; }
+  const std::string& memory() const { return memory_; }
+  void keep() { kept_ = true; }
+  std::string path() const { return dir_ + "/" + id_; }
+
+ private:
+  Result<void> broken(Result<void> r) {
+    broken_ = r.error();
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    if (created_) ::unlink(path().c_str());  // give the space back at once
+    created_ = false;
+    return r;
+  }
+
+  std::string dir_;
+  std::string id_;
+  std::size_t inline_max_;
+  std::string memory_;
+  std::size_t size_ = 0;
+  int fd_ = -1;
+  bool created_ = false;
+  bool kept_ = false;
+  std::optional<Error> broken_;
+};
+
+class MemoryReader final : public TextReader {
+ public:
+  explicit MemoryReader(std::string text) : text_(std::move(text)) {}
+  Result<std::size_t> read(std::string& out, std::size_t max) override {
+    const std::size_t n = std::min(max, text_.size() - at_);
+    out.append(text_, at_, n);
+    at_ += n;
+    return n;
+  }
+  std::size_t size() const override { return text_.size(); }
+
+ private:
+  std::string text_;
+  std::size_t at_ = 0;
+};
+
+class FileReader final : public TextReader {
+ public:
+  FileReader(std::string path, int fd, std::size_t size)
+      : path_(std::move(path)), fd_(fd), size_(size) {}
+  FileReader(const FileReader&) = delete;
+  FileReader& operator=(const FileReader&) = delete;
+  ~FileReader() override { ::close(fd_); }
+  Result<std::size_t> read(std::string& out, std::size_t max) override {
+    const std::size_t old = out.size();
+    out.resize(old + max);
+    ssize_t n;
+    do {
+      n = ::read(fd_, out.data() + old, max);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      const int err = errno;
+      out.resize(old);
+      return file_error(path_, "read", err);
+    }
+    out.resize(old + static_cast<std::size_t>(n));
+    return static_cast<std::size_t>(n);
+  }
+  std::size_t size() const override { return size_; }
+
+ private:
+  std::string path_;
+  int fd_;
+  std::size_t size_;
+};
+
 class SqliteSpool final : public Spool {
  public:
-  explicit SqliteSpool(std::string path) : path_(std::move(path)), rng_(std::random_device{}()) {}
+  SqliteSpool(std::string path, std::size_t inline_max)
+      : path_(std::move(path)),
+        bodies_(path_ + "-bodies"),
+        inline_max_(inline_max),
+        rng_(std::random_device{}()) {}
 
   Result<void> open();
 
+  Result<std::unique_ptr<Draft>> draft() override;
+  Result<std::string> enqueue(const NewMessage& message, std::unique_ptr<Draft> text) override;
+  Result<std::unique_ptr<TextReader>> reader(const std::string& message_id) override;
   Result<std::string> enqueue(const NewMessage& message) override;
   Result<std::vector<Job>> due(Time now, std::size_t limit,
                                const std::vector<std::string>& busy) override;
@@ -131,8 +312,12 @@ class SqliteSpool final : public Spool {
     bool open_ = false;
   };
 
+  // SQLITE_FULL (ENOSPC or a quota) is told apart: the relay then stops
+  // delivering until results can be written, and submitters get 452 4.3.1.
   tl::unexpected<Error> db_error(std::string_view what) const {
-    return fail("spool " + path_ + ": " + std::string(what) + ": " + sqlite3_errmsg(db_.get()));
+    const bool full = (sqlite3_extended_errcode(db_.get()) & 0xff) == SQLITE_FULL;
+    return fail("spool " + path_ + ": " + std::string(what) + ": " + sqlite3_errmsg(db_.get()),
+                Severity::transient, full ? Cause::storage_full : Cause::unspecified);
   }
   tl::unexpected<Error> usage_error(std::string_view what) const {
     return fail("spool " + path_ + ": " + std::string(what), Severity::permanent);
@@ -160,14 +345,19 @@ class SqliteSpool final : public Spool {
   }
 
   Result<void> migrate();
+  void remove_orphans();
+  void remove_body_files(const std::vector<std::string>& ids);
   std::string new_id();
   Result<std::vector<RecipientStatus>> recipients_of(const std::string& message_id);
   Result<RecipientStatus> read_recipient(const Query& q, int first_col);
 
   std::string path_;
+  std::string bodies_;  // directory of body files
+  std::size_t inline_max_;
   DbPtr db_;  // declared before statements_: closed after they are finalised
   std::unordered_map<const char*, StmtPtr> statements_;
-  std::mutex mutex_;
+  std::mutex mutex_;     // the connection
+  std::mutex id_mutex_;  // rng_ (draft() runs on the event loop: never waits for an fsync)
   std::mt19937_64 rng_;
 };
 
@@ -194,7 +384,11 @@ Result<void> SqliteSpool::open() {
   statements_.clear();
   if (auto r = exec("PRAGMA synchronous = FULL", "set synchronous=FULL"); !r) return r;
   if (auto r = exec("PRAGMA foreign_keys = ON", "enable foreign keys"); !r) return r;
-  return migrate();
+  if (auto r = migrate(); !r) return r;
+  if (::mkdir(bodies_.c_str(), 0700) != 0 && errno != EEXIST)
+    return file_error(bodies_, "create the bodies directory", errno);
+  remove_orphans();
+  return {};
 }
 
 Result<void> SqliteSpool::migrate() {
@@ -216,8 +410,66 @@ Result<void> SqliteSpool::migrate() {
   }
   if (version == 0) {
     if (auto r = exec(kSchemaV1, "create schema"); !r) return r;
+    version = 1;
+  }
+  if (version == 1) {
+    if (auto r = exec(kSchemaV2, "migrate schema to version 2"); !r) return r;
   }
   return tx.commit();
+}
+
+void SqliteSpool::remove_orphans() {
+  std::error_code ec;
+  const auto now = std::filesystem::file_time_type::clock::now();
+  std::vector<std::string> old;
+  for (const auto& entry : std::filesystem::directory_iterator(bodies_, ec)) {
+    std::error_code time_ec;
+    const auto written = entry.last_write_time(time_ec);
+    if (!time_ec && now - written > kOrphanAge) old.push_back(entry.path().filename().string());
+  }
+  std::lock_guard lock(mutex_);
+  auto stmt = statement("SELECT 1 FROM messages WHERE id = ?1 AND body_file = 1");
+  if (!stmt) return;
+  for (const std::string& name : old) {
+    Query q(*stmt);
+    q.bind(1, name);
+    if (q.step() == SQLITE_DONE) ::unlink((bodies_ + "/" + name).c_str());
+  }
+}
+
+void SqliteSpool::remove_body_files(const std::vector<std::string>& ids) {
+  for (const std::string& id : ids) ::unlink((bodies_ + "/" + id).c_str());
+}
+
+Result<std::unique_ptr<Draft>> SqliteSpool::draft() {
+  std::string id;
+  {
+    std::lock_guard lock(id_mutex_);
+    id = new_id();
+  }
+  return std::unique_ptr<Draft>(std::make_unique<SqliteDraft>(bodies_, std::move(id), inline_max_));
+}
+
+Result<std::unique_ptr<TextReader>> SqliteSpool::reader(const std::string& message_id) {
+  std::string text;
+  std::size_t size = 0;
+  {
+    std::lock_guard lock(mutex_);
+    auto stmt = statement("SELECT body_file, data, size FROM messages WHERE id = ?1");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    q.bind(1, message_id);
+    const int rc = q.step();
+    if (rc == SQLITE_DONE) return usage_error("read: no message " + message_id);
+    if (rc != SQLITE_ROW) return db_error("read");
+    if (q.int64(0) == 0)
+      return std::unique_ptr<TextReader>(std::make_unique<MemoryReader>(q.blob(1)));
+    size = static_cast<std::size_t>(q.int64(2));
+  }
+  const std::string file = bodies_ + "/" + message_id;
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return file_error(file, "open", errno);
+  return std::unique_ptr<TextReader>(std::make_unique<FileReader>(file, fd, size));
 }
 
 // Time-sortable and unique: 13 hex digits of microseconds since the epoch
@@ -243,6 +495,15 @@ std::string SqliteSpool::new_id() {
 }
 
 Result<std::string> SqliteSpool::enqueue(const NewMessage& message) {
+  auto d = draft();
+  if (!d) return tl::unexpected(d.error());
+  if (auto r = (*d)->append(message.data); !r) return tl::unexpected(r.error());
+  return enqueue(message, std::move(*d));
+}
+
+Result<std::string> SqliteSpool::enqueue(const NewMessage& message, std::unique_ptr<Draft> text) {
+  auto* d = dynamic_cast<SqliteDraft*>(text.get());
+  if (d == nullptr) return usage_error("enqueue: a draft from another spool");
   if (message.recipients.empty()) return usage_error("enqueue: no recipients");
   std::vector<std::string> domains;
   domains.reserve(message.recipients.size());
@@ -253,30 +514,37 @@ Result<std::string> SqliteSpool::enqueue(const NewMessage& message) {
     }
     domains.push_back(normalize_domain(std::string_view(address).substr(at + 1)));
   }
+  // The text is on stable storage before the row that names it commits.
+  if (auto r = d->sync(); !r) return tl::unexpected(r.error());
 
   std::lock_guard lock(mutex_);
   Transaction tx(*this);
   if (auto r = tx.begin(true); !r) return tl::unexpected(r.error());
 
   auto insert_message = statement(
-      "INSERT INTO messages (id, mail_from, data, size, received_at, received_from) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      "INSERT INTO messages (id, mail_from, data, size, received_at, received_from, body_file) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   if (!insert_message) return tl::unexpected(insert_message.error());
-  std::string id;
   for (int attempt = 0;; ++attempt) {
-    id = new_id();
     Query q(*insert_message);
-    q.bind(1, id)
+    q.bind(1, d->id())
         .bind(2, message.mail_from)
-        .bind_blob(3, message.data)
-        .bind(4, static_cast<std::int64_t>(message.data.size()))
+        .bind_blob(3, d->in_file() ? std::string_view() : std::string_view(d->memory()))
+        .bind(4, static_cast<std::int64_t>(d->size()))
         .bind(5, message.received_at)
-        .bind(6, message.received_from);
+        .bind(6, message.received_from)
+        .bind(7, static_cast<std::int64_t>(d->in_file() ? 1 : 0));
     const int rc = q.step();
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_CONSTRAINT_PRIMARYKEY || attempt + 1 == kIdAttempts) {
       return db_error("enqueue: insert message");
     }
+    std::string id;
+    {
+      std::lock_guard id_lock(id_mutex_);
+      id = new_id();
+    }
+    if (auto r = d->rename_to(std::move(id)); !r) return tl::unexpected(r.error());
   }
 
   auto insert_recipient = statement(
@@ -285,7 +553,7 @@ Result<std::string> SqliteSpool::enqueue(const NewMessage& message) {
   if (!insert_recipient) return tl::unexpected(insert_recipient.error());
   for (std::size_t i = 0; i < message.recipients.size(); ++i) {
     Query q(*insert_recipient);
-    q.bind(1, id)
+    q.bind(1, d->id())
         .bind(2, static_cast<std::int64_t>(i))
         .bind(3, message.recipients[i])
         .bind(4, domains[i])
@@ -293,7 +561,8 @@ Result<std::string> SqliteSpool::enqueue(const NewMessage& message) {
     if (q.step() != SQLITE_DONE) return db_error("enqueue: insert recipient");
   }
   if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
-  return id;
+  d->keep();
+  return d->id();
 }
 
 Result<std::vector<Job>> SqliteSpool::due(Time now, std::size_t limit,
@@ -346,15 +615,15 @@ Result<std::optional<Time>> SqliteSpool::next_due() {
 }
 
 Result<std::string> SqliteSpool::data(const std::string& message_id) {
-  std::lock_guard lock(mutex_);
-  auto stmt = statement("SELECT data FROM messages WHERE id = ?1");
-  if (!stmt) return tl::unexpected(stmt.error());
-  Query q(*stmt);
-  q.bind(1, message_id);
-  const int rc = q.step();
-  if (rc == SQLITE_DONE) return usage_error("data: no message " + message_id);
-  if (rc != SQLITE_ROW) return db_error("data");
-  return q.blob(0);
+  auto r = reader(message_id);
+  if (!r) return tl::unexpected(r.error());
+  std::string out;
+  out.reserve((*r)->size());
+  for (;;) {
+    auto n = (*r)->read(out, 1 << 20);
+    if (!n) return tl::unexpected(n.error());
+    if (*n == 0) return out;
+  }
 }
 
 Result<void> SqliteSpool::record(const std::string& message_id,
@@ -516,30 +785,59 @@ Result<std::size_t> SqliteSpool::flush(const std::string& message_id, Time now) 
 }
 
 Result<bool> SqliteSpool::remove(const std::string& message_id) {
-  std::lock_guard lock(mutex_);
-  auto stmt = statement("DELETE FROM messages WHERE id = ?1");
-  if (!stmt) return tl::unexpected(stmt.error());
-  Query q(*stmt);
-  q.bind(1, message_id);
-  if (q.step() != SQLITE_DONE) return db_error("remove");
-  return sqlite3_changes(db_.get()) > 0;
+  std::size_t removed = 0;
+  {
+    std::lock_guard lock(mutex_);
+    auto stmt = statement("DELETE FROM messages WHERE id = ?1");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    q.bind(1, message_id);
+    if (q.step() != SQLITE_DONE) return db_error("remove");
+    removed = static_cast<std::size_t>(sqlite3_changes(db_.get()));
+  }
+  if (removed > 0) remove_body_files({message_id});
+  return removed > 0;
 }
 
 Result<std::size_t> SqliteSpool::purge_finished() {
-  std::lock_guard lock(mutex_);
-  auto stmt = statement(
-      "DELETE FROM messages WHERE NOT EXISTS "
-      "(SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND r.state = 'pending')");
-  if (!stmt) return tl::unexpected(stmt.error());
-  Query q(*stmt);
-  if (q.step() != SQLITE_DONE) return db_error("purge_finished");
-  return static_cast<std::size_t>(sqlite3_changes(db_.get()));
+  std::vector<std::string> files;
+  std::size_t purged = 0;
+  {
+    std::lock_guard lock(mutex_);
+    Transaction tx(*this);
+    if (auto r = tx.begin(true); !r) return tl::unexpected(r.error());
+    {
+      auto stmt = statement(
+          "SELECT id FROM messages WHERE body_file = 1 AND NOT EXISTS "
+          "(SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND r.state = 'pending')");
+      if (!stmt) return tl::unexpected(stmt.error());
+      Query q(*stmt);
+      for (;;) {
+        const int rc = q.step();
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) return db_error("purge_finished");
+        files.push_back(q.text(0));
+      }
+    }
+    auto stmt = statement(
+        "DELETE FROM messages WHERE NOT EXISTS "
+        "(SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND r.state = 'pending')");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    if (q.step() != SQLITE_DONE) return db_error("purge_finished");
+    purged = static_cast<std::size_t>(sqlite3_changes(db_.get()));
+    if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
+  }
+  // Files go only once their rows are gone: a crash in between leaves an
+  // orphan that the next open removes, never a row without its text.
+  remove_body_files(files);
+  return purged;
 }
 
 }  // namespace
 
-Result<std::unique_ptr<Spool>> open_sqlite_spool(const std::string& path) {
-  auto spool = std::make_unique<SqliteSpool>(path);
+Result<std::unique_ptr<Spool>> open_sqlite_spool(const std::string& path, std::size_t inline_max) {
+  auto spool = std::make_unique<SqliteSpool>(path, inline_max);
   if (auto r = spool->open(); !r) return tl::unexpected(r.error());
   return std::unique_ptr<Spool>(std::move(spool));
 }

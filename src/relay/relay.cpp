@@ -40,6 +40,22 @@ std::string expired_status(const std::string& outcome_name) {
   return "5.4.7";
 }
 
+std::size_t received_fields(std::string_view message) {
+  std::size_t n = 0;
+  std::size_t at = 0;
+  while (at < message.size()) {
+    std::size_t end = message.find('\n', at);
+    if (end == std::string_view::npos) end = message.size();
+    std::string_view line = message.substr(at, end - at);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) break;  // the end of the header section
+    constexpr std::string_view kName = "received:";
+    if (line.size() >= kName.size() && iequals(line.substr(0, kName.size()), kName)) ++n;
+    at = end + 1;
+  }
+  return n;
+}
+
 namespace {
 
 template <class R>
@@ -113,6 +129,14 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   tlsrpt::Store* tlsrpt_store = nullptr;
   bool stopping = false;
   bool woken = false;
+  // Results the spool could not take (a full disk), by message id; those
+  // messages stay in `busy` and the scheduler starts nothing until they are
+  // written.
+  std::map<std::string, std::vector<queue::RecipientUpdate>> unrecorded;
+  std::chrono::steady_clock::time_point next_storage_retry;
+  std::chrono::steady_clock::time_point storage_quiet_until;  // no storage warning before
+  std::chrono::seconds storage_retry() const { return std::chrono::seconds(10); }
+  std::size_t max_received() const { return 50; }
 
   // Runs a blocking spool call on the worker thread, resuming on the loop.
   // Callers pass a named std::function: g++ 12 destroys a lambda-to-function
@@ -162,30 +186,59 @@ std::string received_header(const Relay::Impl& r, const smtp::ReceivedMessage& m
          "])\r\n\tby " + r.hostname + " (danemta) with ESMTP; " + rfc5322_date(now) + "\r\n";
 }
 
+// Starts the spool's draft of a message with `header` and `body`.
+Result<std::string> store_text(Relay::Impl& r, const std::string& header, std::string_view body,
+                               std::unique_ptr<queue::Draft>& text) {
+  auto draft = r.spool.draft();
+  if (!draft) return tl::unexpected(draft.error());
+  text = std::move(*draft);
+  if (auto w = text->append(header); !w) return tl::unexpected(w.error());
+  if (auto w = text->append(body); !w) return tl::unexpected(w.error());
+  return std::string();
+}
+
 awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m) {
+  // RFC 5321 6.3: a message that has passed too many relays is in a loop.
+  if (const std::size_t hops = received_fields(m.data); hops > r->max_received()) {
+    r->line("NOQUEUE: reject: client=[" + m.client + "], from=<" + m.mail_from +
+            ">: 5.4.6 mail loop: " + std::to_string(hops) + " Received: header fields");
+    co_return fail("5.4.6 Too many hops (" + std::to_string(hops) +
+                       " Received: header fields): mail forwarding loop",
+                   Severity::permanent);
+  }
   queue::NewMessage nm;
   nm.received_at = r->now();
   nm.mail_from = m.mail_from;
   nm.recipients = m.recipients;
-  nm.data = received_header(*r, m, nm.received_at) + m.data;
   nm.received_from = "[" + m.client + "]";
-  const queue::NewMessage& stored = nm;
-  const std::function<Result<std::string>()> enqueue = [r, &stored]() {
-    return r->spool.enqueue(stored);
-  };
-  Result<std::string> id = co_await r->blocking(enqueue);
+  std::unique_ptr<queue::Draft> text;
+  Result<std::string> id = store_text(*r, received_header(*r, m, nm.received_at), m.data, text);
+  std::string().swap(m.data);
+  const std::size_t size = text ? text->size() : 0;
+  if (id) {
+    const queue::NewMessage& stored = nm;
+    const std::function<Result<std::string>()> enqueue = [r, &stored, &text]() {
+      return r->spool.enqueue(stored, std::move(text));
+    };
+    id = co_await r->blocking(enqueue);
+  }
   if (!id) {
     r->line("NOQUEUE: client=[" + m.client + "], from=<" + m.mail_from +
             ">: cannot store the message: " + id.error().message);
+    // The client learns the kind of problem, not the spool's path.
+    if (id.error().cause == Cause::storage_full)
+      co_return fail("Insufficient system storage", Severity::transient, Cause::storage_full);
+    if (id.error().severity == Severity::transient)
+      co_return fail("Error: queue file write error", Severity::transient);
     co_return id;
   }
   r->event(*id, "queued",
            {{"client", m.client},
             {"from", m.mail_from},
-            {"size", std::to_string(nm.data.size())},
+            {"size", std::to_string(size)},
             {"nrcpt", std::to_string(nm.recipients.size())}},
            *id + ": client=[" + m.client + "], from=<" + m.mail_from +
-               ">, size=" + std::to_string(nm.data.size()) +
+               ">, size=" + std::to_string(size) +
                ", nrcpt=" + std::to_string(nm.recipients.size()) + " (queued)");
   r->wake();
   co_return id;
@@ -316,85 +369,160 @@ delivery::DeliveryOptions delivery_options(const Relay::Impl& r) {
   return d;
 }
 
-// One attempt for several messages to one destination: one plan, and each
-// session carries as many of them as it can (DESIGN.md section 8).
-awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
-  const std::string domain = jobs.front().domain;
-  std::vector<std::string> ids;
-  for (const queue::Job& j : jobs) ids.push_back(j.message_id);
-  const std::function<std::vector<Result<std::string>>()> read = [r, ids]() {
-    std::vector<Result<std::string>> out;
-    for (const std::string& id : ids) out.push_back(r->spool.data(id));
+// Logs that results cannot be written, at most once per storage_retry.
+void storage_warning(Relay::Impl& r, const std::string& problem) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < r.storage_quiet_until) return;
+  r.storage_quiet_until = now + r.storage_retry();
+  r.event("", "storage", {{"held", std::to_string(r.unrecorded.size())}, {"problem", problem}},
+          "warning: cannot write delivery results to the spool (" + problem + "); " +
+              std::to_string(r.unrecorded.size()) +
+              " message(s) held in memory, new deliveries paused, retrying every " +
+              std::to_string(r.storage_retry().count()) + "s");
+}
+
+// Writes one message's results. When the spool cannot be written they stay
+// in memory (the message stays busy, so it is never sent again on that
+// account) and the scheduler starts nothing new until they are written
+// (DESIGN.md section 8: a failed state write never means "deliver again").
+awaitable<void> record(ImplPtr r, std::string id, std::vector<queue::RecipientUpdate> updates) {
+  if (updates.empty()) co_return;
+  const std::function<Result<void>()> write = [r, &id, &updates]() {
+    return r->spool.record(id, updates);
+  };
+  Result<void> stored = co_await r->blocking(write);
+  if (stored) co_return;
+  if (stored.error().severity == Severity::permanent) {
+    // The message was deleted meanwhile (`danemta queue delete`).
+    r->line(id + ": results not recorded: " + stored.error().message);
+    co_return;
+  }
+  std::vector<queue::RecipientUpdate>& held = r->unrecorded[id];
+  held.insert(held.end(), std::make_move_iterator(updates.begin()),
+              std::make_move_iterator(updates.end()));
+  storage_warning(*r, stored.error().message);
+}
+
+// Tries to write every held result; true when none is left.
+awaitable<bool> write_unrecorded(ImplPtr r) {
+  const auto held = r->unrecorded;
+  const std::function<std::vector<std::pair<std::string, Result<void>>>()> write = [r, &held]() {
+    std::vector<std::pair<std::string, Result<void>>> out;
+    for (const auto& [id, updates] : held) {
+      out.emplace_back(id, r->spool.record(id, updates));
+      if (!out.back().second && out.back().second.error().severity == Severity::transient) break;
+    }
     return out;
   };
-  std::vector<Result<std::string>> data = co_await r->blocking(read);
-
-  std::vector<delivery::Message> messages;
-  std::vector<std::size_t> sent_jobs;  // index into jobs, parallel to messages
-  std::vector<std::vector<queue::RecipientUpdate>> updates(jobs.size());
-  queue::Time now = r->now();
-  for (std::size_t j = 0; j < jobs.size(); ++j) {
-    if (data[j]) {
-      messages.push_back(
-          delivery::Message{jobs[j].message_id, jobs[j].mail_from, jobs[j].recipients, *data[j]});
-      sent_jobs.push_back(j);
-      continue;
+  auto written = co_await r->blocking(write);
+  std::size_t recorded = 0;
+  std::string problem;
+  for (auto& [id, result] : written) {
+    if (!result && result.error().severity == Severity::transient) {
+      problem = result.error().message;
+      break;
     }
-    r->line(jobs[j].message_id +
-            ": cannot read the message from the spool: " + data[j].error().message);
-    for (std::size_t i = 0; i < jobs[j].recipients.size(); ++i)
-      updates[j].push_back({jobs[j].recipient_indexes[i], queue::RecipientState::pending,
-                            now + r->backoff(jobs[j].attempts + 1), "4.3.0",
-                            data[j].error().message, ""});
+    if (!result) r->line(id + ": results not recorded: " + result.error().message);
+    ++recorded;
+    r->unrecorded.erase(id);
+    r->busy.erase(id);
   }
+  if (!problem.empty()) {
+    storage_warning(*r, problem);
+    co_return false;
+  }
+  r->storage_quiet_until = {};
+  r->line("spool writable again: results of " + std::to_string(recorded) +
+          " message(s) recorded; deliveries resume");
+  co_return true;
+}
 
-  std::vector<std::vector<dsn::FailedRecipient>> failed(jobs.size());
-  if (!messages.empty()) {
-    dane::PlanOptions options{r->cfg.policy_for(domain), r->cfg.smtp_port};
-    dane::DestinationPlan plan = co_await async_plan(r->resolver, domain, options);
-    delivery::BatchResult batch = co_await delivery::deliver_batch(
-        r->tls_context, plan, std::move(messages), delivery_options(*r));
-    std::vector<delivery::AttemptResult>& results = batch.messages;
-    now = r->now();
-    if (r->tlsrpt_store) {
-      std::vector<tlsrpt::SessionResult> seen = session_results(plan, batch, now);
-      if (!seen.empty()) {
-        const std::function<std::string()> keep = [r, seen]() {
-          for (const tlsrpt::SessionResult& s : seen)
-            if (auto ok = r->tlsrpt_store->record(s); !ok) return ok.error().message;
-          return std::string();
-        };
-        std::string problem = co_await r->blocking(keep);
-        if (!problem.empty()) r->line("tlsrpt: cannot record a session result: " + problem);
+// Reads one message's text for sending.
+awaitable<Result<std::string>> load_message(ImplPtr r, std::string id) {
+  const std::function<Result<std::string>()> read = [r, &id]() { return r->spool.data(id); };
+  Result<std::string> data = co_await r->blocking(read);
+  if (!data) r->line(id + ": cannot read the message from the spool: " + data.error().message);
+  co_return data;
+}
+
+// The start of a message, enough for its header section (a bounce quotes
+// the headers only, RFC 3464 section 2).
+awaitable<Result<std::string>> load_head(ImplPtr r, std::string id) {
+  constexpr std::size_t kHead = 256 * 1024;
+  const std::function<Result<std::string>()> read = [r, &id]() -> Result<std::string> {
+    auto reader = r->spool.reader(id);
+    if (!reader) return tl::unexpected(reader.error());
+    std::string head;
+    while (head.size() < kHead) {
+      auto n = (*reader)->read(head, kHead - head.size());
+      if (!n) return tl::unexpected(n.error());
+      if (*n == 0) break;
+    }
+    return head;
+  };
+  Result<std::string> head = co_await r->blocking(read);
+  if (!head) r->line(id + ": cannot read the message from the spool: " + head.error().message);
+  co_return head;
+}
+
+// One message's attempt is over: log it, queue a bounce for recipients that
+// failed for good, and record the result before the session goes on.
+awaitable<void> complete_message(ImplPtr r, queue::Job job, delivery::AttemptResult result) {
+  const queue::Time now = r->now();
+  std::vector<queue::RecipientUpdate> updates;
+  std::vector<dsn::FailedRecipient> failed;
+  account(*r, job, result, now, updates, failed);
+  if (!failed.empty()) {
+    // The bounce is stored before the recipients are recorded as bounced: a
+    // crash in between sends the notice twice rather than never.
+    bool queued = false;
+    Result<std::string> original = co_await load_head(r, job.message_id);
+    if (original) queued = co_await send_bounce(r, job, *original, std::move(failed));
+    if (!queued) {
+      for (queue::RecipientUpdate& u : updates) {
+        if (u.state != queue::RecipientState::bounced) continue;
+        u.state = queue::RecipientState::pending;
+        u.next_attempt_at = r->now() + r->backoff(job.attempts + 1);
       }
     }
-    for (std::size_t k = 0; k < results.size(); ++k) {
-      std::size_t j = sent_jobs[k];
-      account(*r, jobs[j], results[k], now, updates[j], failed[j]);
-    }
   }
+  co_await record(r, job.message_id, std::move(updates));
+}
 
-  // The bounce is stored before the recipients are recorded as bounced: a
-  // crash in between sends the notice twice rather than never.
-  for (std::size_t j = 0; j < jobs.size(); ++j) {
-    if (failed[j].empty() || !data[j]) continue;
-    bool queued = co_await send_bounce(r, jobs[j], *data[j], std::move(failed[j]));
-    if (queued) continue;
-    for (queue::RecipientUpdate& u : updates[j]) {
-      if (u.state != queue::RecipientState::bounced) continue;
-      u.state = queue::RecipientState::pending;
-      u.next_attempt_at = r->now() + r->backoff(jobs[j].attempts + 1);
-    }
-  }
+// One attempt for several messages to one destination: one plan, and each
+// session carries as many of them as it can (DESIGN.md section 8). Each
+// message is read just before it is sent and recorded as soon as it is done.
+awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
+  const std::string domain = jobs.front().domain;
+  auto shared_jobs = std::make_shared<const std::vector<queue::Job>>(std::move(jobs));
+  std::vector<delivery::Message> messages;
+  for (const queue::Job& j : *shared_jobs)
+    messages.push_back(delivery::Message{j.message_id, j.mail_from, j.recipients, {}});
 
-  const std::function<std::vector<Result<void>>()> record = [r, ids, &updates]() {
-    std::vector<Result<void>> out;
-    for (std::size_t j = 0; j < ids.size(); ++j) out.push_back(r->spool.record(ids[j], updates[j]));
-    return out;
+  delivery::BatchHooks hooks;
+  hooks.load = [r, shared_jobs](std::size_t m) {
+    return load_message(r, (*shared_jobs)[m].message_id);
   };
-  std::vector<Result<void>> stored = co_await r->blocking(record);
-  for (std::size_t j = 0; j < jobs.size(); ++j)
-    if (!stored[j]) r->line(ids[j] + ": cannot record the attempt: " + stored[j].error().message);
+  hooks.completed = [r, shared_jobs](std::size_t m, const delivery::AttemptResult& result) {
+    return complete_message(r, (*shared_jobs)[m], result);
+  };
+
+  dane::PlanOptions options{r->cfg.policy_for(domain), r->cfg.smtp_port};
+  dane::DestinationPlan plan = co_await async_plan(r->resolver, domain, options);
+  delivery::BatchResult batch = co_await delivery::deliver_batch(
+      r->tls_context, plan, std::move(messages), delivery_options(*r), std::move(hooks));
+  if (r->tlsrpt_store) {
+    std::vector<tlsrpt::SessionResult> seen = session_results(plan, batch, r->now());
+    if (!seen.empty()) {
+      const std::function<std::string()> keep = [r, seen]() {
+        for (const tlsrpt::SessionResult& s : seen)
+          if (auto ok = r->tlsrpt_store->record(s); !ok) return ok.error().message;
+        return std::string();
+      };
+      std::string problem = co_await r->blocking(keep);
+      if (!problem.empty()) r->line("tlsrpt: cannot record a session result: " + problem);
+    }
+  }
 }
 
 awaitable<void> run_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
@@ -402,7 +530,9 @@ awaitable<void> run_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
   for (const queue::Job& j : jobs) ids.push_back(j.message_id);
   std::string domain = jobs.front().domain;
   co_await deliver_jobs(r, std::move(jobs));
-  for (const std::string& id : ids) r->busy.erase(id);
+  // A message whose results are held in memory stays busy until written.
+  for (const std::string& id : ids)
+    if (!r->unrecorded.count(id)) r->busy.erase(id);
   if (--r->per_domain[domain] == 0) r->per_domain.erase(domain);
   --r->active;
   r->wake();
@@ -416,6 +546,18 @@ constexpr std::size_t kBatch = 50;
 
 awaitable<void> scheduler(ImplPtr r) {
   while (!r->stopping) {
+    if (!r->unrecorded.empty()) {
+      // Paused: results wait to be written; nothing new starts meanwhile.
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= r->next_storage_retry) {
+        r->next_storage_retry = now + r->storage_retry();
+        if (co_await write_unrecorded(r)) continue;
+      }
+      if (r->stopping) break;
+      r->timer.expires_at(r->next_storage_retry);
+      co_await r->timer.async_wait(asio::as_tuple(use_awaitable));
+      continue;
+    }
     r->woken = false;
     bool started = false;
     bool held_back = false;

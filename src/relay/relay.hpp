@@ -15,6 +15,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.hpp"
@@ -64,5 +65,9 @@ class Relay {
 // the permanent code of the outcome (5.7.323), or 5.4.7 (delivery time
 // expired, RFC 3463) after a server's own 4xx replies.
 std::string expired_status(const std::string& outcome_name);
+
+// How many "Received:" fields (RFC 5321 4.4, case-insensitive name) the
+// header section of `message` holds: the hop count a mail loop drives up.
+std::size_t received_fields(std::string_view message);
 
 }  // namespace danemta::relay

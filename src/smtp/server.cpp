@@ -616,11 +616,22 @@ struct Session : std::enable_shared_from_this<Session> {
     }
     switch (result.error().severity) {
       case Severity::transient:
+        if (result.error().cause == Cause::storage_full) {
+          reply("452 4.3.1 Insufficient system storage");  // RFC 3463 X.3.1
+          break;
+        }
         reply("451 4.3.0 " + reply_text(result.error().message, "Temporary failure"));
         break;
-      case Severity::permanent:
-        reply("554 5.3.0 " + reply_text(result.error().message, "Message refused"));
+      case Severity::permanent: {
+        // An error that starts with its own enhanced status code (RFC 3463,
+        // e.g. "5.4.6 ...") is answered with it; others with 5.3.0.
+        const std::string text = reply_text(result.error().message, "Message refused");
+        const bool coded = text.size() > 6 && text[0] == '5' && text[1] == '.' &&
+                           text.find(' ') != std::string::npos &&
+                           text.find_first_not_of("0123456789.") == text.find(' ');
+        reply("554 " + (coded ? text : "5.3.0 " + text));
         break;
+      }
     }
     co_return Next::read;
   }

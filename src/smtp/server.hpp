@@ -41,7 +41,9 @@ struct ReceivedMessage {
 };
 
 // Returns the queue id (reply "250 2.0.0 Ok: queued as ID"), or an error:
-// transient -> "451 4.3.0 ...", permanent -> "554 5.3.0 ..." with the message.
+// Cause::storage_full -> "452 4.3.1 Insufficient system storage", other
+// transient -> "451 4.3.0 ...", permanent -> "554 5.3.0 ..." with the message,
+// or "554 <message>" when the message starts with an enhanced code ("5.4.6 ...").
 using Accept = std::function<boost::asio::awaitable<Result<std::string>>(ReceivedMessage)>;
 
 // Serves one connection until QUIT, a timeout, too many errors or the

@@ -13,72 +13,18 @@
 #include "lab/lab.hpp"
 #include "lab/process.hpp"
 #include "lab/receivers.hpp"
+#include "lab/relay_setup.hpp"
 #include "lab/run.hpp"
 
 namespace {
 
 using namespace danemta;
+using lab::messages;
 using lab::Receivers;
+using lab::RelaySetup;
+using lab::spec;
+using lab::wait_messages;
 using nlohmann::json;
-
-// A relay config in the world's directory, listening on a free port.
-struct RelaySetup {
-  std::string config_path;
-  std::string log_path;
-  std::uint16_t listen_port;
-
-  RelaySetup(const lab::World& world, std::uint16_t smtp_port, const std::string& extra) {
-    listen_port = lab::free_tcp_port();
-    config_path = world.dir() + "/danemta.toml";
-    log_path = world.dir() + "/relay.log";
-    std::ofstream(config_path) << "[dns]\nforwarders = [\"" << world.resolver()
-                               << "\"]\ntrust_anchor_file = \"" << world.trust_anchor_file()
-                               << "\"\ntimeout_seconds = 10\n\n[delivery]\nport = " << smtp_port
-                               << "\n\n[relay]\nlisten = [\"127.0.0.1:" << listen_port
-                               << "\"]\nspool = \"" << world.dir()
-                               << "/queue.db\"\nhostname = \"relay.lab.example\"\n"
-                               << extra;
-  }
-
-  std::unique_ptr<lab::Process> start() const {
-    auto p = std::make_unique<lab::Process>(
-        std::vector<std::string>{DANEMTA_BINARY, "--config", config_path, "relay"}, log_path);
-    EXPECT_TRUE(p->wait_for_log("listening on")) << p->log();
-    return p;
-  }
-
-  lab::CommandResult swaks(const std::string& from, const std::string& to,
-                           const std::string& from_ip = "127.0.0.1") const {
-    return lab::run_command("swaks --server 127.0.0.1:" + std::to_string(listen_port) +
-                            " --local-interface " + from_ip + " --from " + from + " --to " + to +
-                            " --header 'Subject: relay test' --body 'hello through danemta'");
-  }
-
-  lab::CommandResult queue(const std::string& args) const {
-    return lab::run_command(std::string(DANEMTA_BINARY) + " --config " + config_path + " queue " +
-                            args);
-  }
-};
-
-std::size_t messages(const lab::Receiver& r) {
-  std::size_t n = 0;
-  for (const lab::Session& s : r.sessions()) n += s.messages.size();
-  return n;
-}
-
-bool wait_messages(const lab::Receiver& r, std::size_t n,
-                   std::chrono::seconds timeout = std::chrono::seconds(15)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (messages(r) >= n) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
-std::string spec(std::vector<json> zones) {
-  return json{{"zones", zones}}.dump();
-}
 
 TEST(Relay, DeliversWithDaneAndLogsIt) {
   Receivers rx(71);

@@ -49,6 +49,8 @@ class Process {
     return status_;
   }
 
+  pid_t pid() const { return pid_; }
+
   std::string log() const {
     std::ifstream in(log_path_);
     std::stringstream s;

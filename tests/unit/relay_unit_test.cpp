@@ -122,5 +122,14 @@ TEST(SessionResults, WhatTlsReportingSees) {
   EXPECT_TRUE(session_results(bogus_mx, {}, 1000).empty()) << "no RFC 8460 result type";
 }
 
+TEST(ReceivedFields, CountsOnlyTheHeaderSection) {
+  EXPECT_EQ(received_fields(""), 0u);
+  EXPECT_EQ(received_fields("Subject: x\r\n\r\nReceived: in the body\r\n"), 0u);
+  EXPECT_EQ(received_fields("Received: a\r\n\tfolded\r\nRECEIVED: b\r\nreceived:c\r\n"
+                            "X-Received: no\r\nSubject: s\r\n\r\nReceived: body\r\n"),
+            3u);
+  EXPECT_EQ(received_fields("Received: a\nReceived: b\n\nReceived: c\n"), 2u) << "bare LF";
+}
+
 }  // namespace
 }  // namespace danemta::relay
