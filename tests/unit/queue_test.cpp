@@ -523,5 +523,89 @@ TEST(RecipientState, Names) {
   EXPECT_EQ(to_string(RecipientState::bounced), "bounced");
 }
 
+// Texts over the inline limit go to body files as they are appended; reading
+// them back gives the same bytes; deleting the message removes the file.
+TEST_F(QueueTest, LargeTextsStreamToBodyFiles) {
+  spool_.reset();
+  auto opened = open_sqlite_spool(path_, 64);
+  ASSERT_TRUE(opened) << opened.error().message;
+  spool_ = std::move(*opened);
+  const std::filesystem::path bodies = path_ + "-bodies";
+  ASSERT_TRUE(std::filesystem::is_directory(bodies));
+  EXPECT_EQ(std::filesystem::status(bodies).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_all);
+
+  std::string big;
+  for (int i = 0; i < 5000; ++i) big += "line " + std::to_string(i) + "\r\n";
+  auto draft = spool_->draft();
+  ASSERT_TRUE(draft) << draft.error().message;
+  for (std::size_t at = 0; at < big.size(); at += 1000)
+    ASSERT_TRUE((*draft)->append(std::string_view(big).substr(at, 1000)));
+  EXPECT_EQ((*draft)->size(), big.size());
+  NewMessage m;
+  m.mail_from = "a@example.net";
+  m.recipients = {"b@example.org"};
+  auto id = spool_->enqueue(m, std::move(*draft));
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_TRUE(std::filesystem::exists(bodies / *id));
+  EXPECT_EQ(info(*id).size, big.size());
+
+  auto data = spool_->data(*id);
+  ASSERT_TRUE(data) << data.error().message;
+  EXPECT_EQ(*data, big);
+  auto reader = spool_->reader(*id);
+  ASSERT_TRUE(reader) << reader.error().message;
+  std::string pieces;
+  for (;;) {
+    auto n = (*reader)->read(pieces, 777);
+    ASSERT_TRUE(n);
+    if (*n == 0) break;
+  }
+  EXPECT_EQ(pieces, big);
+
+  const std::string small = enqueue({"c@example.org"}, 1000, "Subject: s\r\n\r\nx\r\n");
+  EXPECT_FALSE(std::filesystem::exists(bodies / small)) << "small texts stay in the database";
+  EXPECT_EQ(*spool_->data(small), "Subject: s\r\n\r\nx\r\n");
+
+  ASSERT_TRUE(spool_->remove(*id));
+  EXPECT_FALSE(std::filesystem::exists(bodies / *id));
+}
+
+TEST_F(QueueTest, DraftNotEnqueuedLeavesNoFileAndPurgeRemovesBodyFiles) {
+  spool_.reset();
+  auto opened = open_sqlite_spool(path_, 8);
+  ASSERT_TRUE(opened);
+  spool_ = std::move(*opened);
+  const std::filesystem::path bodies = path_ + "-bodies";
+  {
+    auto draft = spool_->draft();
+    ASSERT_TRUE(draft);
+    ASSERT_TRUE((*draft)->append("more than eight bytes"));
+    EXPECT_FALSE(std::filesystem::is_empty(bodies));
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(bodies)) << "an abandoned draft is discarded";
+
+  const std::string id = enqueue({"b@example.org"}, 1000, "Subject: long enough\r\n\r\nbody\r\n");
+  EXPECT_TRUE(std::filesystem::exists(bodies / id));
+  record(id, {{0, RecipientState::delivered, 0, "2.0.0", "250 ok", ""}});
+  auto purged = spool_->purge_finished();
+  ASSERT_TRUE(purged);
+  EXPECT_EQ(*purged, 1u);
+  EXPECT_TRUE(std::filesystem::is_empty(bodies));
+}
+
+TEST_F(QueueTest, DraftFromAnotherSpoolIsRefused) {
+  class Other final : public Draft {
+   public:
+    Result<void> append(std::string_view) override { return {}; }
+    std::size_t size() const override { return 0; }
+  };
+  NewMessage m;
+  m.recipients = {"b@example.org"};
+  auto id = spool_->enqueue(m, std::make_unique<Other>());
+  ASSERT_FALSE(id);
+  EXPECT_EQ(id.error().severity, Severity::permanent);
+}
+
 }  // namespace
 }  // namespace danemta::queue
