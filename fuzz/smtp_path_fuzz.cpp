@@ -14,7 +14,6 @@ using danemta::smtp::kMaxDomain;
 using danemta::smtp::kMaxLocalPart;
 using danemta::smtp::kMaxPath;
 using danemta::smtp::parse_path;
-using danemta::smtp::Path;
 using danemta::smtp::PathKind;
 
 void check(std::string_view input, PathKind kind) {
@@ -46,8 +45,8 @@ void check(std::string_view input, PathKind kind) {
   }
   const std::string again = "<" + p->mailbox + ">";
   const auto q = parse_path(again, PathKind::forward);
-  if (!q || q->mailbox != p->mailbox || q->local_part != p->local_part ||
-      q->domain != p->domain || q->address_literal != p->address_literal || !q->rest.empty()) {
+  if (!q || q->mailbox != p->mailbox || q->local_part != p->local_part || q->domain != p->domain ||
+      q->address_literal != p->address_literal || !q->rest.empty()) {
     __builtin_trap();
   }
 }

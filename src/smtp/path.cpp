@@ -13,9 +13,15 @@ tl::unexpected<PathError> error(Kind kind, std::string detail) {
   return tl::unexpected<PathError>(PathError{kind, std::move(detail)});
 }
 
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_high(char c) { return static_cast<unsigned char>(c) >= 0x80; }
+bool is_alpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_high(char c) {
+  return static_cast<unsigned char>(c) >= 0x80;
+}
 
 char ascii_lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
@@ -31,7 +37,9 @@ bool is_atext(char c) {
 }
 
 // RFC 5321 4.1.2 qtextSMTP: %d32-33 / %d35-91 / %d93-126.
-bool is_qtext(char c) { return c >= 32 && c <= 126 && c != '"' && c != '\\'; }
+bool is_qtext(char c) {
+  return c >= 32 && c <= 126 && c != '"' && c != '\\';
+}
 
 // The length of the well-formed UTF-8 sequence at s[i] (RFC 3629 section 4,
 // UTF8-2 / UTF8-3 / UTF8-4), or 0.
@@ -244,8 +252,8 @@ tl::expected<Path, PathError> parse_path(std::string_view s, PathKind kind) {
       }
     }
     if (atom_empty) {
-      return error(Kind::local_part, i == local_begin ? "empty local part"
-                                                      : "local part ends with a dot");
+      return error(Kind::local_part,
+                   i == local_begin ? "empty local part" : "local part ends with a dot");
     }
   }
   const std::size_t local_end = i;

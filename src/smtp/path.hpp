@@ -37,9 +37,9 @@
 
 namespace danemta::smtp {
 
-inline constexpr std::size_t kMaxLocalPart = 64;   // RFC 5321 4.5.3.1.1
-inline constexpr std::size_t kMaxDomain = 255;     // RFC 5321 4.5.3.1.2
-inline constexpr std::size_t kMaxPath = 256;       // RFC 5321 4.5.3.1.3
+inline constexpr std::size_t kMaxLocalPart = 64;    // RFC 5321 4.5.3.1.1
+inline constexpr std::size_t kMaxDomain = 255;      // RFC 5321 4.5.3.1.2
+inline constexpr std::size_t kMaxPath = 256;        // RFC 5321 4.5.3.1.3
 inline constexpr std::size_t kMaxDomainLabel = 63;  // RFC 1035 2.3.4
 
 struct Path {

@@ -10,8 +10,8 @@
 #include <boost/asio/write.hpp>
 #include <cstdint>
 #include <exception>
-#include <memory>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -385,10 +385,12 @@ struct Session : std::enable_shared_from_this<Session> {
     if (path->postmaster) {
       // RFC 5321 4.5.1 wants <postmaster> accepted; this relay has no local
       // mailboxes yet.
-      return reject("RCPT", from_log(), to, "550 5.1.1 <postmaster>: no local mailboxes here", false);
+      return reject("RCPT", from_log(), to, "550 5.1.1 <postmaster>: no local mailboxes here",
+                    false);
     }
     if (path->address_literal) {
-      return reject("RCPT", from_log(), to, "553 5.1.2 address literals are not accepted: " + to, false);
+      return reject("RCPT", from_log(), to, "553 5.1.2 address literals are not accepted: " + to,
+                    false);
     }
     if (recipients.size() >= config.max_recipients) {
       // RFC 5321 4.5.3.1.10
@@ -426,8 +428,7 @@ struct Session : std::enable_shared_from_this<Session> {
     }
     // Everything below is a junk command.
     if (++junk > config.max_junk_commands) {
-      const std::string goodbye =
-          "421 4.7.0 " + config.hostname + " Error: too many junk commands";
+      const std::string goodbye = "421 4.7.0 " + config.hostname + " Error: too many junk commands";
       log("disconnect from [" + client + "]: " + goodbye);
       reply(goodbye);
       return Next::close;
@@ -673,7 +674,7 @@ asio::awaitable<void> listen(tcp::acceptor& acceptor, ServerConfig config, Accep
     auto slot = take_slot(connections, address, config);
     if (!slot) {
       refuse(socket, "421 4.7.0 " + config.hostname + " Error: too many connections from " +
-             address.to_string());
+                         address.to_string());
       continue;
     }
     asio::co_spawn(strand, serve_counted(std::move(socket), config, accept, std::move(*slot)),

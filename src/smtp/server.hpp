@@ -51,13 +51,13 @@ struct ServerConfig {
 };
 
 struct ReceivedMessage {
-  std::string client;                   // "127.0.0.1" (the peer address)
-  std::string helo;                     // EHLO/HELO argument
+  std::string client;  // "127.0.0.1" (the peer address)
+  std::string helo;    // EHLO/HELO argument
   // Paths as Path::mailbox (smtp/path.hpp): without <> and source route,
   // otherwise as the client wrote them.
-  std::string mail_from;                // "" for the null sender
+  std::string mail_from;  // "" for the null sender
   std::vector<std::string> recipients;
-  std::string data;                     // dot-unstuffed, CRLF line ends, without the final "."
+  std::string data;  // dot-unstuffed, CRLF line ends, without the final "."
 };
 
 // Returns the queue id (reply "250 2.0.0 Ok: queued as ID"), or an error:

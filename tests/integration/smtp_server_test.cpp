@@ -19,8 +19,8 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -632,10 +632,17 @@ TEST_F(SmtpServerTest, PathsAreParsedByTheGrammar) {
   EXPECT_THAT(raw.cmd(R"(RCPT TO:<@relay.example,@r2.example:"x\"y"@D.Example>)"),
               StartsWith("250 2.1.5"));
   EXPECT_THAT(raw.cmd("RCPT TO:<j\xC3\xB6rg@b\xC3\xBC\x63her.example>"), StartsWith("250 2.1.5"));
-  for (const std::string bad :
-       {"r@-bad.example", "r@bad-.example", "r@bad..example", "r@.bad.example", "r@bad.example.",
-        "r@b_d.example", "r@" + std::string(64, 'l') + ".example", "r@", "r@b\xC3.example",
-        std::string(65, 'l') + "@x.example"}) {
+  const std::vector<std::string> bad_paths = {"r@-bad.example",
+                                              "r@bad-.example",
+                                              "r@bad..example",
+                                              "r@.bad.example",
+                                              "r@bad.example.",
+                                              "r@b_d.example",
+                                              "r@" + std::string(64, 'l') + ".example",
+                                              "r@",
+                                              "r@b\xC3.example",
+                                              std::string(65, 'l') + "@x.example"};
+  for (const std::string& bad : bad_paths) {
     SCOPED_TRACE(bad);
     EXPECT_THAT(raw.cmd("RCPT TO:<" + bad + ">"), StartsWith("501 5.1.3"));
   }
@@ -650,10 +657,10 @@ TEST_F(SmtpServerTest, PathsAreParsedByTheGrammar) {
   ASSERT_EQ(stored.size(), 1u);
   EXPECT_EQ(stored[0].client, "127.0.111.2");
   EXPECT_EQ(stored[0].mail_from, "s@x.example");
-  EXPECT_THAT(stored[0].recipients,
-              ElementsAre(R"("a:x> NOTIFY=SUCCESS ORCPT=rfc822;x"@cap.example)",
-                          R"("a b>c"@d.example)", R"("x\"y"@D.Example)",
-                          "j\xC3\xB6rg@b\xC3\xBC\x63her.example"));
+  EXPECT_THAT(
+      stored[0].recipients,
+      ElementsAre(R"("a:x> NOTIFY=SUCCESS ORCPT=rfc822;x"@cap.example)", R"("a b>c"@d.example)",
+                  R"("x\"y"@D.Example)", "j\xC3\xB6rg@b\xC3\xBC\x63her.example"));
 }
 
 TEST_F(SmtpServerTest, ConnectionLimitInAll) {

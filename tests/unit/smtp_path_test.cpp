@@ -102,8 +102,8 @@ TEST(SmtpPath, LengthLimitsAtTheirEdges) {
                                 std::string(63, 'c') + "." + std::string(62, 'd');
   ASSERT_EQ(domain254.size(), 254u);
   // 256 = 1 + local + 1 + domain + 1 with domain 190 and local 63.
-  const std::string domain190 = std::string(63, 'a') + "." + std::string(63, 'b') + "." +
-                                std::string(62, 'c');
+  const std::string domain190 =
+      std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(62, 'c');
   ASSERT_EQ(domain190.size(), 190u);
   const std::string path256 = "<" + std::string(63, 'l') + "@" + domain190 + ">";
   ASSERT_EQ(path256.size(), 256u);
@@ -167,9 +167,9 @@ TEST(SmtpPath, RefusedPaths) {
       {"<\"a\x01\"@y.example>", PathKind::forward, Kind::local_part},
       {"<\"a\\\x01\"@y.example>", PathKind::forward, Kind::local_part},
       {"<\"a\"b@y.example>", PathKind::forward, Kind::local_part},
-      {"<\xC3@y.example>", PathKind::forward, Kind::local_part},            // truncated UTF-8
-      {"<\xC0\xAF@y.example>", PathKind::forward, Kind::local_part},        // overlong
-      {"<\xED\xA0\x80@y.example>", PathKind::forward, Kind::local_part},    // surrogate
+      {"<\xC3@y.example>", PathKind::forward, Kind::local_part},          // truncated UTF-8
+      {"<\xC0\xAF@y.example>", PathKind::forward, Kind::local_part},      // overlong
+      {"<\xED\xA0\x80@y.example>", PathKind::forward, Kind::local_part},  // surrogate
       {"<\"\xFF\"@y.example>", PathKind::forward, Kind::local_part},
       {"<a@b@y.example>", PathKind::forward, Kind::domain},
       {"<a@>", PathKind::forward, Kind::domain},
@@ -269,15 +269,16 @@ TEST(SmtpData, EncoderAndDecoderRoundTrip) {
       const std::string out = decode(wire, step, 1000, &done, &consumed);
       EXPECT_TRUE(done);
       EXPECT_EQ(consumed, wire.size());
-      EXPECT_EQ(out, stuffed.empty() ? "" : [&] {
-        std::string unstuffed;
-        bool bol = true;
-        for (const char c : stuffed) {
-          if (!(bol && c == '.')) unstuffed += c;
-          bol = c == '\n';
-        }
-        return unstuffed;
-      }());
+      EXPECT_EQ(
+          out, stuffed.empty() ? "" : [&] {
+            std::string unstuffed;
+            bool bol = true;
+            for (const char c : stuffed) {
+              if (!(bol && c == '.')) unstuffed += c;
+              bol = c == '\n';
+            }
+            return unstuffed;
+          }());
     }
   }
 }
