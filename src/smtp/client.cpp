@@ -18,6 +18,8 @@
 #include <tuple>
 #include <utility>
 
+#include "smtp/data.hpp"
+
 namespace danemta::smtp {
 
 namespace asio = boost::asio;
@@ -82,46 +84,6 @@ std::uint64_t normalized_size(std::string_view m) {
   if (!m.empty() && m.back() != '\n' && m.back() != '\r') n += 2;
   return n;
 }
-
-// Produces the DATA text in chunks: every line ending (CRLF, bare LF or bare
-// CR) becomes CRLF (RFC 5321 2.3.8), a line starting with "." gets another
-// "." (4.5.2), a missing final CRLF is added, and ".CRLF" ends it.
-class BodyEncoder {
- public:
-  explicit BodyEncoder(std::string_view message) : rest_(message) {}
-
-  bool done() const { return finished_; }
-
-  // Appends to `out` until it holds at least `want` bytes or the text ends.
-  void fill(std::string& out, std::size_t want) {
-    while (out.size() < want && !rest_.empty()) {
-      if (rest_.front() == '\r' || rest_.front() == '\n') {
-        const bool crlf = rest_.size() >= 2 && rest_[0] == '\r' && rest_[1] == '\n';
-        rest_.remove_prefix(crlf ? 2 : 1);
-        out += "\r\n";
-        line_start_ = true;
-        continue;
-      }
-      if (line_start_ && rest_.front() == '.') out += '.';
-      line_start_ = false;
-      std::size_t run = rest_.find_first_of("\r\n");
-      if (run == std::string_view::npos) run = rest_.size();
-      run = std::min(run, want - out.size() + 1);
-      out.append(rest_.substr(0, run));
-      rest_.remove_prefix(run);
-    }
-    if (rest_.empty() && !finished_) {
-      if (!line_start_) out += "\r\n";
-      out += ".\r\n";
-      finished_ = true;
-    }
-  }
-
- private:
-  std::string_view rest_;
-  bool line_start_ = true;
-  bool finished_ = false;
-};
 
 std::string one_line(const Reply& r) {
   std::string s = r.to_string();
@@ -378,7 +340,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   // Writes the message text (Stage::body), then reads the end-of-data reply.
   asio::awaitable<Outcome<Reply>> send_body(std::string_view message) {
     record("C: ", "<message text, " + std::to_string(message.size()) + " bytes>");
-    BodyEncoder encoder(message);
+    DataEncoder encoder(message);
     std::string chunk;
     chunk.reserve(kBodyChunk + 8);
     while (!encoder.done()) {

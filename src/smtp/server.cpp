@@ -10,11 +10,16 @@
 #include <boost/asio/write.hpp>
 #include <cstdint>
 #include <exception>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string_view>
 #include <tuple>
 #include <utility>
+
+#include "smtp/data.hpp"
+#include "smtp/path.hpp"
 
 namespace danemta::smtp {
 
@@ -79,57 +84,6 @@ std::string reply_text(std::string_view s, std::string_view fallback) {
   return t.empty() ? std::string(fallback) : std::string(t);
 }
 
-// A reverse- or forward-path (RFC 5321 4.1.2) at the start of `s`: "<...>"
-// with the source route dropped (RFC 5321 4.1.1.3, appendix C) and the rest
-// of the line (the parameters) after it.
-struct Path {
-  std::string address;
-  std::string_view rest;
-};
-
-std::optional<Path> parse_path(std::string_view s) {
-  if (s.empty() || s.front() != '<') return std::nullopt;
-  bool quoted = false;
-  std::size_t i = 1;
-  for (; i < s.size(); ++i) {
-    const char c = s[i];
-    if (quoted) {
-      if (c == '\\' && i + 1 < s.size()) {
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == '>') {
-      break;
-    } else if (c == ' ' || c == '<') {
-      return std::nullopt;
-    }
-  }
-  if (i >= s.size()) return std::nullopt;
-  std::string_view address = s.substr(1, i - 1);
-  const std::string_view rest = s.substr(i + 1);
-  if (!rest.empty() && rest.front() != ' ') return std::nullopt;
-  if (has_control(address)) return std::nullopt;
-  if (!address.empty() && address.front() == '@') {
-    const auto colon = address.find(':');
-    if (colon == std::string_view::npos) return std::nullopt;
-    address.remove_prefix(colon + 1);
-  }
-  return Path{std::string(address), rest};
-}
-
-// A mailbox (RFC 5321 4.1.2) as far as a relay needs to know: one '@'
-// outside a quoted local part, with text on both sides.
-bool valid_mailbox(std::string_view a) {
-  const auto at = a.rfind('@');
-  if (at == std::string_view::npos || at == 0 || at + 1 == a.size()) return false;
-  const std::string_view local = a.substr(0, at);
-  if (local.front() != '"' && local.find('@') != std::string_view::npos) return false;
-  return true;
-}
-
 // "KEY[=VALUE]" parameters after a path (RFC 5321 4.1.2 Mail-parameters).
 struct Param {
   std::string_view key;
@@ -162,122 +116,6 @@ std::optional<std::uint64_t> parse_size(std::string_view s) {
   }
   return n;
 }
-
-// The DATA text decoder (RFC 5321 4.5.2, 2.3.8). The text ends only at
-// <CRLF>.<CRLF> (the DATA command's CRLF counts for an empty message); a dot
-// after a bare LF or before a bare LF ends nothing (no SMTP smuggling, as
-// Postfix's smtpd_forbid_bare_newline = normalize). Bare LF line ends become
-// CRLF; a leading dot is removed from every line. Beyond `max` bytes of
-// decoded text the rest is read and dropped, and overflow() is true.
-class DataDecoder {
- public:
-  explicit DataDecoder(std::size_t max) : max_(max) {}
-
-  // Consumes bytes up to and including the end-of-data line; returns how
-  // many were consumed (all of `in` unless done()).
-  std::size_t feed(std::string_view in) {
-    std::size_t i = 0;
-    while (i < in.size() && !done_) {
-      const char c = in[i];
-      switch (state_) {
-        case State::bol:
-          if (c == '.') {
-            state_ = State::bol_dot;
-            ++i;
-          } else {
-            state_ = State::mid;
-          }
-          continue;
-        case State::bol_dot:
-          if (c == '\r') {
-            state_ = State::bol_dot_cr;
-            ++i;
-          } else if (c == '\n') {
-            end_line(false);
-            ++i;
-          } else {
-            state_ = State::mid;
-          }
-          continue;
-        case State::bol_dot_cr:
-          if (c == '\n') {
-            ++i;
-            if (after_crlf_) {
-              done_ = true;
-            } else {
-              end_line(true);
-            }
-          } else {
-            state_ = State::mid_cr;
-          }
-          continue;
-        case State::mid: {
-          const auto stop = std::min(in.find_first_of("\r\n", i), in.size());
-          emit(in.substr(i, stop - i));
-          i = stop;
-          if (i == in.size()) continue;
-          if (in[i] == '\r') {
-            state_ = State::mid_cr;
-          } else {
-            end_line(false);
-          }
-          ++i;
-          continue;
-        }
-        case State::mid_cr:
-          if (c == '\n') {
-            end_line(true);
-            ++i;
-            continue;
-          }
-          emit("\r");  // a bare CR stays text
-          if (c == '\r') {
-            ++i;
-          } else {
-            state_ = State::mid;
-          }
-          continue;
-      }
-    }
-    return i;
-  }
-
-  bool done() const { return done_; }
-  bool overflow() const { return overflow_; }
-  std::string take() { return std::move(data_); }
-
- private:
-  enum class State {
-    bol,         // at the start of a line
-    bol_dot,     // a line's leading "."
-    bol_dot_cr,  // "." CR at the start of a line
-    mid,         // inside a line
-    mid_cr,      // a CR inside a line
-  };
-
-  void end_line(bool crlf) {
-    emit("\r\n");
-    after_crlf_ = crlf;
-    state_ = State::bol;
-  }
-
-  void emit(std::string_view s) {
-    if (overflow_ || s.empty()) return;
-    if (data_.size() + s.size() > max_) {
-      overflow_ = true;
-      std::string().swap(data_);
-      return;
-    }
-    data_.append(s);
-  }
-
-  std::size_t max_;
-  State state_ = State::bol;
-  bool after_crlf_ = true;
-  bool done_ = false;
-  bool overflow_ = false;
-  std::string data_;
-};
 
 enum class Io { ok, timeout, closed };
 
@@ -322,6 +160,7 @@ struct Session : std::enable_shared_from_this<Session> {
   std::string mail_from;
   std::vector<std::string> recipients;
   std::size_t errors = 0;
+  std::size_t junk = 0;  // junk commands since the last accepted message
 
   // The watchdog bounds one whole operation: at `deadline` it cancels the
   // socket's pending I/O. The generation check makes a late expiry harmless.
@@ -368,7 +207,9 @@ struct Session : std::enable_shared_from_this<Session> {
   Next bad(std::string_view line) {
     ++errors;
     if (errors >= config.max_errors) {
-      reply("421 4.7.0 " + config.hostname + " too many errors");
+      const std::string goodbye = "421 4.7.0 " + config.hostname + " too many errors";
+      log("disconnect from [" + client + "]: " + goodbye);
+      reply(goodbye);
       return Next::close;
     }
     reply(line);
@@ -459,38 +300,73 @@ struct Session : std::enable_shared_from_this<Session> {
     return Next::read;
   }
 
+  void log(std::string_view line) const {
+    if (config.log) config.log(line);
+  }
+
+  // A refused MAIL or RCPT: logged, and counted as an error when
+  // `counts` (syntax) rather than policy or a limit.
+  // `from` and `to` are "<mailbox>" or the client's text.
+  Next reject(std::string_view verb, std::string_view from, std::string_view to, std::string line,
+              bool counts) {
+    std::string entry = "NOQUEUE: reject: " + std::string(verb) + " from [" + client +
+                        "]: " + line + "; from=" + reply_text(from, "<>");
+    if (!to.empty()) entry += " to=" + reply_text(to, "<>");
+    log(entry);
+    if (counts) return bad(line);
+    reply(line);
+    return Next::read;
+  }
+
+  std::string from_log() const { return "<" + mail_from + ">"; }
+
+  static std::string path_refusal(const PathError& e, bool sender) {
+    if (e.kind == PathError::Kind::syntax) {
+      return sender ? "501 5.5.4 Syntax: MAIL FROM:<address>"
+                    : "501 5.5.4 Syntax: RCPT TO:<address>";
+    }
+    return (sender ? "501 5.1.7 Bad sender address syntax: "
+                   : "501 5.1.3 Bad recipient address syntax: ") +
+           e.detail;
+  }
+
   Next mail(std::string_view arg) {
     if (helo.empty()) return bad("503 5.5.1 Error: send HELO/EHLO first");
     if (in_transaction) return bad("503 5.5.1 Error: nested MAIL command");
     if (!istarts_with(arg, "FROM:")) return bad("501 5.5.4 Syntax: MAIL FROM:<address>");
     // Lenient: "MAIL FROM: <a@b>" is common although RFC 5321 4.1.1.2 has no space.
-    const auto path = parse_path(trim(arg.substr(5)));
-    if (!path) return bad("501 5.5.4 Syntax: MAIL FROM:<address>");
-    if (!path->address.empty() && !valid_mailbox(path->address)) {
-      return bad("501 5.1.7 Bad sender address syntax");
+    const std::string_view text = trim(arg.substr(5));
+    const auto path = parse_path(text, PathKind::reverse);
+    const std::string from = path ? "<" + path->mailbox + ">" : std::string(text);
+    const auto refuse = [&](std::string line, bool counts) {
+      return reject("MAIL", from, {}, std::move(line), counts);
+    };
+    if (!path) return refuse(path_refusal(path.error(), true), true);
+    if (path->address_literal) {
+      // Bounces to it could not be routed by DNS either.
+      return refuse("553 5.1.7 address literals are not accepted: <" + path->mailbox + ">", false);
     }
     for (const Param& p : split_params(path->rest)) {
       if (iequals(p.key, "SIZE")) {  // RFC 1870 section 6
         const auto size = p.value ? parse_size(*p.value) : std::nullopt;
-        if (!size) return bad("501 5.5.4 Bad SIZE parameter");
+        if (!size) return refuse("501 5.5.4 Bad SIZE parameter", true);
         if (*size > config.max_message_bytes) {
-          reply("552 5.3.4 Message size exceeds fixed maximum message size");
-          return Next::read;
+          return refuse("552 5.3.4 Message size exceeds fixed maximum message size", false);
         }
       } else if (iequals(p.key, "BODY")) {  // RFC 6152 section 3
         if (!p.value || !(iequals(*p.value, "8BITMIME") || iequals(*p.value, "7BIT"))) {
-          return bad("501 5.5.4 Bad BODY parameter");
+          return refuse("501 5.5.4 Bad BODY parameter", true);
         }
       } else if (iequals(p.key, "SMTPUTF8")) {
         // RFC 6531 section 3.4. Non-ASCII addresses without it are accepted
         // too: the relay's client adds SMTPUTF8 where the addresses need it.
-        if (p.value) return bad("501 5.5.4 Bad SMTPUTF8 parameter");
+        if (p.value) return refuse("501 5.5.4 Bad SMTPUTF8 parameter", true);
       } else {
-        return bad("555 5.5.4 Unsupported MAIL parameter");  // RFC 5321 4.1.1.11
+        return refuse("555 5.5.4 Unsupported MAIL parameter", true);  // RFC 5321 4.1.1.11
       }
     }
     in_transaction = true;
-    mail_from = path->address;
+    mail_from = path->mailbox;
     recipients.clear();
     reply("250 2.1.0 Ok");
     return Next::read;
@@ -499,21 +375,28 @@ struct Session : std::enable_shared_from_this<Session> {
   Next rcpt(std::string_view arg) {
     if (!in_transaction) return bad("503 5.5.1 Error: need MAIL command");
     if (!istarts_with(arg, "TO:")) return bad("501 5.5.4 Syntax: RCPT TO:<address>");
-    const auto path = parse_path(trim(arg.substr(3)));
-    if (!path) return bad("501 5.5.4 Syntax: RCPT TO:<address>");
-    if (!split_params(path->rest).empty()) return bad("555 5.5.4 Unsupported RCPT parameter");
-    if (iequals(path->address, "postmaster")) {
+    const std::string_view text = trim(arg.substr(3));
+    const auto path = parse_path(text, PathKind::forward);
+    if (!path) return reject("RCPT", from_log(), text, path_refusal(path.error(), false), true);
+    const std::string to = "<" + path->mailbox + ">";
+    if (!split_params(path->rest).empty()) {
+      return reject("RCPT", from_log(), to, "555 5.5.4 Unsupported RCPT parameter", true);
+    }
+    if (path->postmaster) {
       // RFC 5321 4.5.1 wants <postmaster> accepted; this relay has no local
       // mailboxes yet.
-      reply("550 5.1.1 <postmaster>: no local mailboxes here");
-      return Next::read;
+      return reject("RCPT", from_log(), to, "550 5.1.1 <postmaster>: no local mailboxes here",
+                    false);
     }
-    if (!valid_mailbox(path->address)) return bad("501 5.1.3 Bad recipient address syntax");
+    if (path->address_literal) {
+      return reject("RCPT", from_log(), to, "553 5.1.2 address literals are not accepted: " + to,
+                    false);
+    }
     if (recipients.size() >= config.max_recipients) {
-      reply("452 4.5.3 Error: too many recipients");  // RFC 5321 4.5.3.1.10
-      return Next::read;
+      // RFC 5321 4.5.3.1.10
+      return reject("RCPT", from_log(), to, "452 4.5.3 Error: too many recipients", false);
     }
-    recipients.push_back(path->address);
+    recipients.push_back(path->mailbox);
     reply("250 2.1.5 Ok");
     return Next::read;
   }
@@ -539,6 +422,17 @@ struct Session : std::enable_shared_from_this<Session> {
     if (iequals(verb, "MAIL")) return mail(arg);
     if (iequals(verb, "RCPT")) return rcpt(arg);
     if (iequals(verb, "DATA")) return data(arg);
+    if (iequals(verb, "QUIT")) {
+      reply("221 2.0.0 " + config.hostname + " closing connection");
+      return Next::close;
+    }
+    // Everything below is a junk command.
+    if (++junk > config.max_junk_commands) {
+      const std::string goodbye = "421 4.7.0 " + config.hostname + " Error: too many junk commands";
+      log("disconnect from [" + client + "]: " + goodbye);
+      reply(goodbye);
+      return Next::close;
+    }
     if (iequals(verb, "RSET")) {
       if (!arg.empty()) return bad("501 5.5.4 Syntax: RSET");
       reset_transaction();
@@ -548,10 +442,6 @@ struct Session : std::enable_shared_from_this<Session> {
     if (iequals(verb, "NOOP")) {
       reply("250 2.0.0 Ok");
       return Next::read;
-    }
-    if (iequals(verb, "QUIT")) {
-      reply("221 2.0.0 " + config.hostname + " closing connection");
-      return Next::close;
     }
     if (iequals(verb, "VRFY")) {
       if (arg.empty()) return bad("501 5.5.4 Syntax: VRFY address");
@@ -611,6 +501,7 @@ struct Session : std::enable_shared_from_this<Session> {
       }
     }
     if (result) {
+      junk = 0;
       reply("250 2.0.0 Ok: queued as " + reply_text(*result, "?"));
       co_return Next::read;
     }
@@ -675,17 +566,73 @@ struct Session : std::enable_shared_from_this<Session> {
     }
   }
 
-  // RFC 5321 3.1: the 554 greeting, then the connection is closed.
-  asio::awaitable<void> refuse() {
-    reply("554 5.7.1 " + config.hostname + " relay access denied");
+  // RFC 5321 3.1 and 3.8: a 554 or 421 greeting, then the connection is closed.
+  asio::awaitable<void> refuse(std::string line) {
+    reply(line);
     co_await flush(kGoodbyeTimeout);
     close();
   }
 };
 
-asio::awaitable<void> deny(tcp::socket socket, ServerConfig config) {
+asio::awaitable<void> deny(tcp::socket socket, ServerConfig config, std::string line) {
   const auto session = std::make_shared<Session>(std::move(socket), std::move(config), Accept{});
-  co_await session->refuse();
+  co_await session->refuse(std::move(line));
+}
+
+// The sessions of one listen(), in all and per client address. Shared with
+// the sessions' strands, hence the mutex.
+struct Connections {
+  std::mutex mutex;
+  std::size_t total = 0;
+  std::map<asio::ip::address, std::size_t> per_client;
+};
+
+// One session's place in Connections, given back when it is destroyed (with
+// the session's coroutine frame, however the session ends).
+class ConnectionSlot {
+ public:
+  ConnectionSlot(std::shared_ptr<Connections> table, asio::ip::address address)
+      : table_(std::move(table)), address_(std::move(address)) {}
+  ConnectionSlot(ConnectionSlot&& other) noexcept
+      : table_(std::move(other.table_)), address_(other.address_) {}
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(ConnectionSlot&&) = delete;
+  ~ConnectionSlot() {
+    if (!table_) return;
+    const std::lock_guard lock(table_->mutex);
+    --table_->total;
+    const auto it = table_->per_client.find(address_);
+    if (it != table_->per_client.end() && --it->second == 0) table_->per_client.erase(it);
+  }
+
+ private:
+  std::shared_ptr<Connections> table_;
+  asio::ip::address address_;
+};
+
+// A place for a session of `address`, or nothing when a limit is reached.
+std::optional<ConnectionSlot> take_slot(const std::shared_ptr<Connections>& table,
+                                        const asio::ip::address& address,
+                                        const ServerConfig& config) {
+  const std::lock_guard lock(table->mutex);
+  if (config.max_connections != 0 && table->total >= config.max_connections) return std::nullopt;
+  std::size_t& mine = table->per_client[address];
+  if (config.max_connections_per_client != 0 && mine >= config.max_connections_per_client) {
+    if (mine == 0) table->per_client.erase(address);
+    return std::nullopt;
+  }
+  ++mine;
+  ++table->total;
+  return ConnectionSlot(table, address);
+}
+
+asio::awaitable<void> serve_counted(tcp::socket socket, ServerConfig config, Accept accept,
+                                    ConnectionSlot slot) {
+  const auto session =
+      std::make_shared<Session>(std::move(socket), std::move(config), std::move(accept));
+  co_await session->run();
+  (void)slot;
 }
 
 }  // namespace
@@ -698,6 +645,7 @@ asio::awaitable<void> serve(tcp::socket socket, ServerConfig config, Accept acce
 
 asio::awaitable<void> listen(tcp::acceptor& acceptor, ServerConfig config, Accept accept,
                              std::function<bool(const asio::ip::address&)> allowed) {
+  const auto connections = std::make_shared<Connections>();
   for (;;) {
     // Each connection gets its own strand: its session and its watchdog
     // never run concurrently, even on a multi-threaded io_context.
@@ -713,11 +661,24 @@ asio::awaitable<void> listen(tcp::acceptor& acceptor, ServerConfig config, Accep
     error_code peer_ec;
     const auto peer = socket.remote_endpoint(peer_ec);
     if (peer_ec) continue;  // already gone
-    if (!allowed || !allowed(peer.address())) {
-      asio::co_spawn(strand, deny(std::move(socket), config), asio::detached);
+    const asio::ip::address address = peer.address();
+    // (The socket is a parameter: clang 14 cannot capture structured bindings.)
+    const auto refuse = [&](tcp::socket& s, std::string line) {
+      if (config.log) config.log("reject: connect from [" + address.to_string() + "]: " + line);
+      asio::co_spawn(strand, deny(std::move(s), config, std::move(line)), asio::detached);
+    };
+    if (!allowed || !allowed(address)) {
+      refuse(socket, "554 5.7.1 " + config.hostname + " relay access denied");
       continue;
     }
-    asio::co_spawn(strand, serve(std::move(socket), config, accept), asio::detached);
+    auto slot = take_slot(connections, address, config);
+    if (!slot) {
+      refuse(socket, "421 4.7.0 " + config.hostname + " Error: too many connections from " +
+                         address.to_string());
+      continue;
+    }
+    asio::co_spawn(strand, serve_counted(std::move(socket), config, accept, std::move(*slot)),
+                   asio::detached);
   }
 }
 

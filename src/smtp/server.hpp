@@ -1,6 +1,7 @@
 // The SMTP server side (RFC 5321) for local submitters: the relay's listener.
 // One coroutine per connection; every resource a client can make the server
-// hold is bounded (line length, recipients, message size, time, errors).
+// hold is bounded (connections, line length, recipients, message size, time,
+// errors, junk commands).
 //
 // The server decides nothing about storage: a complete message is handed to
 // `Accept`, and the client gets 250 only when that returns a queue id, which
@@ -11,6 +12,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -26,18 +28,36 @@ struct ServerConfig {
   std::size_t max_message_bytes = 50 * 1024 * 1024;  // advertised as SIZE
   std::size_t max_recipients = 1000;
   std::size_t max_errors = 10;  // bad commands before the server hangs up (421)
+  // NOOP, RSET, VRFY, HELP and unknown or unimplemented commands in one
+  // session (since its last accepted message); the one after the last
+  // allowed gets "421 4.7.0" and the connection is closed.
+  std::size_t max_junk_commands = 100;
+  // listen() only: sessions at once, in all and per client IP address (0: no
+  // limit). A client over either gets "421 4.7.0" instead of the greeting.
+  std::size_t max_connections = 100;
+  std::size_t max_connections_per_client = 20;
   // RFC 5321 section 4.5.3.2: the server waits at least 5 minutes for a
   // command and 10 for the end of data; shorter here is allowed for tests.
   duration command_timeout = std::chrono::minutes(5);
   duration data_timeout = std::chrono::minutes(10);
+  // One line per refusal, without a line ending (may be empty): a client not
+  // allowed or over a connection limit ("reject: connect from [192.0.2.1]:
+  // 554 5.7.1 ..."), a disconnect for too many errors or junk commands
+  // ("disconnect from [192.0.2.1]: 421 4.7.0 ..."), a refused MAIL or RCPT
+  // ("NOQUEUE: reject: RCPT from [192.0.2.1]: 553 5.1.2 ...; from=<a@b.example>
+  // to=<c@[192.0.2.2]>"). Called on the sessions' strands: with a
+  // multi-threaded io_context it must be thread-safe.
+  std::function<void(std::string_view)> log;
 };
 
 struct ReceivedMessage {
-  std::string client;                   // "127.0.0.1" (the peer address)
-  std::string helo;                     // EHLO/HELO argument
-  std::string mail_from;                // without <>; "" for the null sender
-  std::vector<std::string> recipients;  // without <>
-  std::string data;                     // dot-unstuffed, CRLF line ends, without the final "."
+  std::string client;  // "127.0.0.1" (the peer address)
+  std::string helo;    // EHLO/HELO argument
+  // Paths as Path::mailbox (smtp/path.hpp): without <> and source route,
+  // otherwise as the client wrote them.
+  std::string mail_from;  // "" for the null sender
+  std::vector<std::string> recipients;
+  std::string data;  // dot-unstuffed, CRLF line ends, without the final "."
 };
 
 // Returns the queue id (reply "250 2.0.0 Ok: queued as ID"), or an error:
@@ -61,6 +81,12 @@ using Accept = std::function<boost::asio::awaitable<Result<std::string>>(Receive
 //   or before a bare LF is text (no SMTP smuggling). Bare LF line ends become
 //   CRLF, leading dots are removed (4.5.2); text beyond max_message_bytes is
 //   read and dropped, then "552 5.3.4".
+// - MAIL FROM and RCPT TO paths are parsed by parse_path() (smtp/path.hpp):
+//   a bad path gets 501 (5.5.4 when it is no "<...>", else 5.1.7 for the
+//   sender, 5.1.3 for a recipient); an address literal gets "553 5.1.7"
+//   (sender) or "553 5.1.2" (recipient): danemta routes by DNS only, so that
+//   DNSSEC and DANE apply. "<postmaster>" gets 550 (no local mailboxes).
+// - The junk command limit: see ServerConfig::max_junk_commands.
 // - An exception thrown by `accept` is answered like a transient error (451).
 // - The socket's executor must serialise the session with its timer: a
 //   strand, or an io_context run by one thread.
@@ -70,8 +96,11 @@ boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket, ServerCo
 // Accepts connections on `acceptor` forever (until it is closed), spawning
 // serve() for each on a new strand of the acceptor's executor. `allowed(peer
 // address)` false, or `allowed` empty: the client gets "554 5.7.1 ..." and is
-// disconnected (no open relay). Returns when the acceptor is closed; `acceptor`
-// must outlive the coroutine and be closed on its executor.
+// disconnected (no open relay). A client over max_connections or
+// max_connections_per_client gets "421 4.7.0 <hostname> Error: too many
+// connections from <address>" and is disconnected; a session's place is
+// freed when it ends, however it ends. Returns when the acceptor is closed;
+// `acceptor` must outlive the coroutine and be closed on its executor.
 boost::asio::awaitable<void> listen(boost::asio::ip::tcp::acceptor& acceptor, ServerConfig config,
                                     Accept accept,
                                     std::function<bool(const boost::asio::ip::address&)> allowed);

@@ -20,9 +20,11 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -71,12 +73,19 @@ asio::awaitable<Result<std::string>> store_message(std::shared_ptr<Store> store,
 
 class Raw {
  public:
-  explicit Raw(std::uint16_t port) {
+  // Connects to `to`:port from `from` (any loopback address when null).
+  explicit Raw(std::uint16_t port, const char* to = "127.0.0.1", const char* from = nullptr) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (from != nullptr) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      ::inet_pton(AF_INET, from, &local.sin_addr);
+      if (::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) return;
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
-    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    ::inet_pton(AF_INET, to, &addr.sin_addr);
     connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   }
   ~Raw() { close(); }
@@ -176,9 +185,9 @@ ServerConfig test_config() {
 
 class SmtpServerTest : public ::testing::Test {
  protected:
-  void start(ServerConfig config = test_config()) {
+  void start(ServerConfig config = test_config(), const char* address = "127.0.0.1") {
     acceptor_ =
-        std::make_unique<tcp::acceptor>(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+        std::make_unique<tcp::acceptor>(io_, tcp::endpoint(asio::ip::make_address(address), 0));
     port_ = acceptor_->local_endpoint().port();
     const std::shared_ptr<Store> store = store_;
     Accept accept = [store](ReceivedMessage m) { return store_message(store, std::move(m)); };
@@ -204,6 +213,19 @@ class SmtpServerTest : public ::testing::Test {
     EXPECT_FALSE(listen_error_) << "listen() threw";
   }
 
+  // A ServerConfig::log that keeps the lines in log_lines().
+  std::function<void(std::string_view)> logger() {
+    return [this](std::string_view line) {
+      const std::lock_guard lock(log_mutex_);
+      log_.emplace_back(line);
+    };
+  }
+
+  std::vector<std::string> log_lines() {
+    const std::lock_guard lock(log_mutex_);
+    return log_;
+  }
+
   std::vector<ReceivedMessage> messages() {
     const std::lock_guard lock(store_->mutex);
     return store_->messages;
@@ -225,6 +247,8 @@ class SmtpServerTest : public ::testing::Test {
   std::atomic<bool> allow_{true};
   std::atomic<bool> listen_done_{false};
   std::exception_ptr listen_error_;
+  std::mutex log_mutex_;
+  std::vector<std::string> log_;
   std::thread thread_;
 };
 
@@ -427,6 +451,8 @@ TEST_F(SmtpServerTest, BadSequenceAndSyntax) {
   EXPECT_THAT(raw.cmd("MAIL TO:<a@x.example>"), StartsWith("501 5.5.4"));
   EXPECT_THAT(raw.cmd("MAIL FROM:<a@x.example"), StartsWith("501 5.5.4"));
   EXPECT_THAT(raw.cmd("MAIL FROM:<nodomain>"), StartsWith("501 5.1.7"));
+  EXPECT_THAT(raw.cmd("MAIL FROM:<a@bad..example>"), StartsWith("501 5.1.7"));
+  EXPECT_THAT(raw.cmd("MAIL FROM:<a@[192.0.2.1]>"), StartsWith("553 5.1.7"));
   EXPECT_THAT(raw.cmd("MAIL FROM:<a@x.example> FOO=1"), StartsWith("555 5.5.4"));
   EXPECT_THAT(raw.cmd("MAIL FROM: <a@x.example>"), StartsWith("250 2.1.0"));
   EXPECT_THAT(raw.cmd("MAIL FROM:<a@x.example>"), StartsWith("503 5.5.1"));
@@ -442,6 +468,7 @@ TEST_F(SmtpServerTest, BadSequenceAndSyntax) {
   EXPECT_THAT(raw.cmd("EXPN list"), StartsWith("502 5.5.1"));
   EXPECT_THAT(raw.cmd("STARTTLS"), StartsWith("502 5.5.1"));
   EXPECT_THAT(raw.cmd("RCPT TO:<\"a@b\"@y.example>"), StartsWith("250 2.1.5"));
+  EXPECT_THAT(raw.cmd("RCPT TO:<r@[192.0.2.1]>"), StartsWith("553 5.1.2"));
   EXPECT_THAT(raw.cmd("DATA"), StartsWith("354 "));
   EXPECT_THAT(raw.cmd("."), StartsWith("250 2.0.0"));
   const auto stored = messages();
@@ -583,6 +610,174 @@ TEST_F(SmtpServerTest, ClientVanishingInDataStoresNothing) {
     EXPECT_THAT(raw->cmd("QUIT"), StartsWith("221 "));
   }
   EXPECT_TRUE(messages().empty());
+}
+
+// --- paths, limits and the log (NETs 111-115) -----------------------------------
+
+TEST_F(SmtpServerTest, PathsAreParsedByTheGrammar) {
+  auto config = test_config();
+  config.max_errors = 100;
+  start(config, "127.0.111.1");
+  Raw raw(port_, "127.0.111.1", "127.0.111.2");
+  EXPECT_THAT(raw.reply(), StartsWith("220 "));
+  EXPECT_THAT(raw.cmd("EHLO client.example"), StartsWith("250-"));
+  EXPECT_THAT(raw.cmd("MAIL FROM:<s@x.example>"), StartsWith("250 "));
+  // The quoted "source route" is no A-d-l: refused, nothing reaches the spool.
+  EXPECT_THAT(raw.cmd(R"(RCPT TO:<@"a:x> NOTIFY=SUCCESS ORCPT=rfc822;x"@cap.example>)"),
+              StartsWith("501 5.1.3"));
+  // Without the leading "@" it is one quoted local part, kept whole.
+  EXPECT_THAT(raw.cmd(R"(RCPT TO:<"a:x> NOTIFY=SUCCESS ORCPT=rfc822;x"@cap.example>)"),
+              StartsWith("250 2.1.5"));
+  EXPECT_THAT(raw.cmd(R"(RCPT TO:<"a b>c"@d.example>)"), StartsWith("250 2.1.5"));
+  EXPECT_THAT(raw.cmd(R"(RCPT TO:<@relay.example,@r2.example:"x\"y"@D.Example>)"),
+              StartsWith("250 2.1.5"));
+  EXPECT_THAT(raw.cmd("RCPT TO:<j\xC3\xB6rg@b\xC3\xBC\x63her.example>"), StartsWith("250 2.1.5"));
+  const std::vector<std::string> bad_paths = {"r@-bad.example",
+                                              "r@bad-.example",
+                                              "r@bad..example",
+                                              "r@.bad.example",
+                                              "r@bad.example.",
+                                              "r@b_d.example",
+                                              "r@" + std::string(64, 'l') + ".example",
+                                              "r@",
+                                              "r@b\xC3.example",
+                                              std::string(65, 'l') + "@x.example"};
+  for (const std::string& bad : bad_paths) {
+    SCOPED_TRACE(bad);
+    EXPECT_THAT(raw.cmd("RCPT TO:<" + bad + ">"), StartsWith("501 5.1.3"));
+  }
+  EXPECT_EQ(raw.cmd("RCPT TO:<r@[192.0.2.1]>"),
+            "553 5.1.2 address literals are not accepted: <r@[192.0.2.1]>");
+  EXPECT_THAT(raw.cmd("RCPT TO:<r@[IPv6:2001:db8::1]>"), StartsWith("553 5.1.2"));
+  EXPECT_THAT(raw.cmd("DATA"), StartsWith("354 "));
+  EXPECT_THAT(raw.cmd("hi\r\n."), StartsWith("250 2.0.0"));
+  EXPECT_THAT(raw.cmd("MAIL FROM:<>"), StartsWith("250 2.1.0"));
+  EXPECT_THAT(raw.cmd("RCPT TO:<postmaster>"), StartsWith("550 5.1.1"));
+  const auto stored = messages();
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].client, "127.0.111.2");
+  EXPECT_EQ(stored[0].mail_from, "s@x.example");
+  EXPECT_THAT(
+      stored[0].recipients,
+      ElementsAre(R"("a:x> NOTIFY=SUCCESS ORCPT=rfc822;x"@cap.example)", R"("a b>c"@d.example)",
+                  R"("x\"y"@D.Example)", "j\xC3\xB6rg@b\xC3\xBC\x63her.example"));
+}
+
+TEST_F(SmtpServerTest, ConnectionLimitInAll) {
+  auto config = test_config();
+  config.max_connections = 3;
+  config.log = logger();
+  start(config, "127.0.112.1");
+  std::vector<std::unique_ptr<Raw>> idle;
+  for (int i = 0; i < 3; ++i) {
+    idle.push_back(std::make_unique<Raw>(port_, "127.0.112.1", "127.0.112.2"));
+    EXPECT_THAT(idle.back()->reply(), StartsWith("220 "));
+  }
+  Raw over(port_, "127.0.112.1", "127.0.112.3");
+  EXPECT_EQ(over.reply(), "421 4.7.0 mx.test.example Error: too many connections from 127.0.112.3");
+  EXPECT_TRUE(over.closed_by_server());
+  EXPECT_THAT(log_lines(), ElementsAre("reject: connect from [127.0.112.3]: 421 4.7.0 "
+                                       "mx.test.example Error: too many connections from "
+                                       "127.0.112.3"));
+  // A session that ends gives its place back.
+  EXPECT_THAT(idle[0]->cmd("QUIT"), StartsWith("221 "));
+  EXPECT_TRUE(idle[0]->closed_by_server());
+  Raw again(port_, "127.0.112.1", "127.0.112.3");
+  EXPECT_THAT(again.reply(), StartsWith("220 "));
+}
+
+TEST_F(SmtpServerTest, ConnectionLimitPerClient) {
+  auto config = test_config();
+  config.max_connections = 10;
+  config.max_connections_per_client = 2;
+  start(config, "127.0.113.1");
+  Raw a1(port_, "127.0.113.1", "127.0.113.2");
+  Raw a2(port_, "127.0.113.1", "127.0.113.2");
+  EXPECT_THAT(a1.reply(), StartsWith("220 "));
+  EXPECT_THAT(a2.reply(), StartsWith("220 "));
+  Raw a3(port_, "127.0.113.1", "127.0.113.2");
+  EXPECT_EQ(a3.reply(), "421 4.7.0 mx.test.example Error: too many connections from 127.0.113.2");
+  EXPECT_TRUE(a3.closed_by_server());
+  Raw b1(port_, "127.0.113.1", "127.0.113.3");
+  EXPECT_THAT(b1.reply(), StartsWith("220 "));
+  // A session that ends gives its place back.
+  EXPECT_THAT(a1.cmd("QUIT"), StartsWith("221 "));
+  EXPECT_TRUE(a1.closed_by_server());
+  Raw a4(port_, "127.0.113.1", "127.0.113.2");
+  EXPECT_THAT(a4.reply(), StartsWith("220 "));
+}
+
+TEST_F(SmtpServerTest, TooManyJunkCommands) {
+  auto config = test_config();
+  config.log = logger();
+  start(config, "127.0.114.1");
+  Raw raw(port_, "127.0.114.1", "127.0.114.2");
+  EXPECT_THAT(raw.reply(), StartsWith("220 "));
+  std::string batch;
+  for (int i = 0; i < 100; ++i) batch += "NOOP\r\n";
+  raw.send(batch);
+  for (int i = 0; i < 100; ++i) ASSERT_THAT(raw.reply(), StartsWith("250 2.0.0")) << i;
+  EXPECT_EQ(raw.cmd("NOOP"), "421 4.7.0 mx.test.example Error: too many junk commands");
+  EXPECT_TRUE(raw.closed_by_server());
+  EXPECT_THAT(log_lines(), ElementsAre("disconnect from [127.0.114.2]: 421 4.7.0 "
+                                       "mx.test.example Error: too many junk commands"));
+}
+
+TEST_F(SmtpServerTest, JunkCountRestartsAfterAMessage) {
+  auto config = test_config();
+  config.max_junk_commands = 3;
+  start(config, "127.0.114.3");
+  auto raw = std::make_unique<Raw>(port_, "127.0.114.3", "127.0.114.4");
+  EXPECT_THAT(raw->reply(), StartsWith("220 "));
+  EXPECT_THAT(raw->cmd("EHLO client.example"), StartsWith("250-"));
+  EXPECT_THAT(raw->cmd("NOOP"), StartsWith("250 "));
+  EXPECT_THAT(raw->cmd("RSET"), StartsWith("250 "));
+  EXPECT_THAT(raw->cmd("VRFY x"), StartsWith("252 "));
+  EXPECT_THAT(raw->cmd("MAIL FROM:<a@x.example>"), StartsWith("250 "));
+  EXPECT_THAT(raw->cmd("RCPT TO:<r@y.example>"), StartsWith("250 "));
+  EXPECT_THAT(raw->cmd("DATA"), StartsWith("354 "));
+  EXPECT_THAT(raw->cmd("hi\r\n."), StartsWith("250 2.0.0"));
+  EXPECT_THAT(raw->cmd("HELP"), StartsWith("214 "));
+  EXPECT_THAT(raw->cmd("XYZZY"), StartsWith("500 "));
+  EXPECT_THAT(raw->cmd("EXPN x"), StartsWith("502 "));
+  EXPECT_THAT(raw->cmd("NOOP"), StartsWith("421 4.7.0"));
+  EXPECT_TRUE(raw->closed_by_server());
+}
+
+TEST_F(SmtpServerTest, RefusalsAreLogged) {
+  auto config = test_config();
+  config.max_errors = 4;
+  config.log = logger();
+  start(config, "127.0.115.1");
+  allow_ = false;
+  {
+    Raw denied(port_, "127.0.115.1", "127.0.115.2");
+    EXPECT_THAT(denied.reply(), StartsWith("554 5.7.1"));
+    EXPECT_TRUE(denied.closed_by_server());
+  }
+  allow_ = true;
+  Raw raw(port_, "127.0.115.1", "127.0.115.2");
+  EXPECT_THAT(raw.reply(), StartsWith("220 "));
+  EXPECT_THAT(raw.cmd("EHLO client.example"), StartsWith("250-"));
+  EXPECT_THAT(raw.cmd("MAIL FROM:<a@b..example>"), StartsWith("501 5.1.7"));
+  EXPECT_THAT(raw.cmd("MAIL FROM:<s@x.example>"), StartsWith("250 "));
+  EXPECT_THAT(raw.cmd("RCPT TO:<r@[192.0.2.1]>"), StartsWith("553 5.1.2"));
+  EXPECT_THAT(raw.cmd(R"(RCPT TO:<@"a:x> NOTIFY=SUCCESS"@cap.example>)"), StartsWith("501 5.1.3"));
+  EXPECT_THAT(raw.cmd("FOO"), StartsWith("500 "));
+  EXPECT_THAT(raw.cmd("BAR"), StartsWith("421 4.7.0"));
+  EXPECT_TRUE(raw.closed_by_server());
+  EXPECT_THAT(
+      log_lines(),
+      ElementsAre(
+          "reject: connect from [127.0.115.2]: 554 5.7.1 mx.test.example relay access denied",
+          "NOQUEUE: reject: MAIL from [127.0.115.2]: 501 5.1.7 Bad sender address syntax: "
+          "empty domain label; from=<a@b..example>",
+          "NOQUEUE: reject: RCPT from [127.0.115.2]: 553 5.1.2 address literals are not "
+          "accepted: <r@[192.0.2.1]>; from=<s@x.example> to=<r@[192.0.2.1]>",
+          "NOQUEUE: reject: RCPT from [127.0.115.2]: 501 5.1.3 Bad recipient address syntax: "
+          "bad source route: empty domain; from=<s@x.example> "
+          R"(to=<@"a:x> NOTIFY=SUCCESS"@cap.example>)",
+          "disconnect from [127.0.115.2]: 421 4.7.0 mx.test.example too many errors"));
 }
 
 }  // namespace
