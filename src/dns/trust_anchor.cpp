@@ -320,6 +320,9 @@ struct Reader {
     if (auto e = name_error(token, absolute); !e.empty())
       return error(line, "owner name " + shown(token) + ": " + e);
     if (absolute) return std::string(token);
+    const std::string u = upper(token);
+    if (u == "DS" || u == "DNSKEY" || u == "IN")
+      return error(line, "the owner name is missing (an entry starts with it, \".\" for the root)");
     if (origin.empty())
       return error(line, "owner name " + shown(token) +
                              " is relative (no final '.') and no $ORIGIN line came before");
