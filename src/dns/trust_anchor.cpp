@@ -233,6 +233,19 @@ std::uint16_t key_tag(const TrustAnchor& a) {
   return static_cast<std::uint16_t>(ac & 0xffff);
 }
 
+// Why a DNSKEY cannot anchor validation, or empty when it can.
+std::string unusable_reason(const TrustAnchor& a) {
+  if (a.type != AnchorType::dnskey) return {};
+  const std::string where =
+      "line " + std::to_string(a.line) + ": DNSKEY flags " + std::to_string(a.flags);
+  // RFC 4034 section 2.1.1: without the Zone Key bit the key signs nothing
+  // in the zone.
+  if ((a.flags & 0x0100) == 0) return where + " lack the Zone Key bit (256)";
+  // RFC 5011 section 2.1: a revoked key must not be used as a trust anchor.
+  if ((a.flags & 0x0080) != 0) return where + " have the REVOKE bit (128) set";
+  return {};
+}
+
 std::string joined(const std::vector<std::string_view>& tokens, std::size_t from) {
   std::string out;
   for (std::size_t i = from; i < tokens.size(); ++i) out += tokens[i];
@@ -387,15 +400,6 @@ struct Reader {
     auto flags = parse_number(t[k], 65535);
     if (!flags) return error(e.line, "DNSKEY flags are not a number 0..65535: " + shown(t[k]));
     a.flags = static_cast<std::uint16_t>(*flags);
-    // RFC 4034 section 2.1.1: without the Zone Key bit the key cannot verify
-    // the zone's signatures.
-    if ((a.flags & 0x0100) == 0)
-      return error(e.line, "DNSKEY flags " + std::to_string(a.flags) +
-                               " lack the Zone Key bit (256): not a zone signing key");
-    // RFC 5011 section 7: a revoked key is no trust anchor.
-    if ((a.flags & 0x0080) != 0)
-      return error(e.line, "DNSKEY flags " + std::to_string(a.flags) +
-                               " have the REVOKE bit (128) set: the key is revoked");
     if (parse_number(t[k + 1], 255) != 3u)  // RFC 4034 section 2.1.2
       return error(e.line, "DNSKEY protocol must be 3, not " + shown(t[k + 1]));
     auto alg = parse_algorithm(t[k + 2]);
@@ -414,6 +418,8 @@ struct Reader {
     auto split = entries(text);
     if (!split) return tl::unexpected(split.error());
     std::vector<TrustAnchor> out;
+    bool any_usable = false;
+    std::string first_unusable;  // why the first unusable anchor cannot be used
     std::string origin;
     std::string last_owner;
     for (const Entry& e : *split) {
@@ -477,15 +483,24 @@ struct Reader {
         a.type = AnchorType::dnskey;
         if (auto r = dnskey(e, k + 1, a); !r) return tl::unexpected(r.error());
       } else {
-        return error(e.line, "record type " + shown(t[k]) +
-                                 " is not DS or DNSKEY (or the owner name "
-                                 "is missing)");
+        return error(e.line, "record type " + shown(t[k]) + " is not DS or DNSKEY");
       }
       last_owner = a.owner;
+      if (const std::string why = unusable_reason(a); why.empty())
+        any_usable = true;
+      else if (first_unusable.empty())
+        first_unusable = why;
       out.push_back(std::move(a));
     }
     if (out.empty())
       return fail("trust anchor file " + std::string(file) + " holds no DS or DNSKEY record",
+                  Severity::permanent);
+    // A revoked key next to its successor is normal during a rollover (files
+    // kept by RFC 5011 tools list both); with no usable key at all, every
+    // lookup would fail.
+    if (!any_usable)
+      return fail("trust anchor file " + std::string(file) +
+                      " holds no usable trust anchor: " + first_unusable,
                   Severity::permanent);
     return out;
   }
