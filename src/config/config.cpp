@@ -1,9 +1,12 @@
 #include "config/config.hpp"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -13,6 +16,35 @@
 #include "base/text.hpp"
 
 namespace danemta::config {
+
+namespace {
+
+// What a TOML value is, for "must be ..., not a float".
+std::string type_name(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::date:
+    case toml::node_type::time:
+    case toml::node_type::date_time:
+      return "a date or time";
+    case toml::node_type::none:
+      return "nothing";
+  }
+  return "something else";
+}
+
+}  // namespace
 
 std::string_view to_string(TlsPolicy p) {
   switch (p) {
@@ -64,24 +96,40 @@ bool valid_forwarder(std::string_view s) {
   return inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1;
 }
 
-std::optional<Network> parse_network(std::string_view s) {
+Result<Network> read_network(std::string_view s) {
+  const std::string quoted = "\"" + std::string(s) + "\"";
   std::string addr(s);
-  int prefix = -1;
+  std::optional<int> prefix;
   auto slash = s.find('/');
   if (slash != std::string_view::npos) {
     addr = std::string(s.substr(0, slash));
     std::string_view p = s.substr(slash + 1);
-    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
-    if (ec != std::errc() || end != p.data() + p.size()) return std::nullopt;
+    int value = 0;
+    // Digits only: from_chars would take "-1".
+    const bool digits = !p.empty() && p.size() <= 3 && std::all_of(p.begin(), p.end(), [](char c) {
+      return c >= '0' && c <= '9';
+    });
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
+    if (!digits || ec != std::errc() || end != p.data() + p.size())
+      return fail(quoted + ": the prefix length is not a number", Severity::permanent);
+    prefix = value;
   }
   unsigned char buf[16];
   int max = -1;
   if (inet_pton(AF_INET, addr.c_str(), buf) == 1) max = 32;
   if (inet_pton(AF_INET6, addr.c_str(), buf) == 1) max = 128;
-  if (max < 0) return std::nullopt;
-  if (prefix < 0) prefix = max;
-  if (prefix > max) return std::nullopt;
-  return Network{addr, prefix};
+  if (max < 0)
+    return fail(quoted + " is not an IPv4 or IPv6 address or ADDRESS/PREFIX", Severity::permanent);
+  if (prefix && *prefix > max)
+    return fail(quoted + ": the prefix length must be 0.." + std::to_string(max),
+                Severity::permanent);
+  return Network{addr, prefix.value_or(max)};
+}
+
+std::optional<Network> parse_network(std::string_view s) {
+  auto n = read_network(s);
+  if (!n) return std::nullopt;
+  return *n;
 }
 
 bool contains(const Network& net, std::string_view address) {
@@ -142,6 +190,22 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
     return fail(std::string(source_name) + ": " + std::string(key) + ": " + std::string(what),
                 Severity::permanent);
   };
+  // An integer key: a TOML integer in min..max. toml++'s value<int64_t>()
+  // would also take 1.0 and true.
+  auto integer = [&](std::string_view key, const toml::node& node, std::int64_t min,
+                     std::int64_t max, std::string_view unit = {}) -> Result<std::int64_t> {
+    const std::string range = std::to_string(min) + ".." + std::to_string(max) +
+                              (unit.empty() ? "" : " " + std::string(unit));
+    if (!node.is_integer())
+      return bad(key, "must be an integer " + range + ", not " + type_name(node));
+    const std::int64_t v = *node.value_exact<std::int64_t>();
+    if (v < min || v > max) return bad(key, "must be " + range + ", not " + std::to_string(v));
+    return v;
+  };
+  auto boolean = [&](std::string_view key, const toml::node& node) -> Result<bool> {
+    if (!node.is_boolean()) return bad(key, "must be true or false, not " + type_name(node));
+    return *node.value_exact<bool>();
+  };
 
   for (auto&& [key, node] : root) {
     std::string_view k = key.str();
@@ -166,8 +230,8 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         if (!v || v->empty()) return bad("dns.trust_anchor_file", "must be a file path");
         cfg.dns.trust_anchor_file = *v;
       } else if (k == "timeout_seconds") {
-        auto v = node.value<std::int64_t>();
-        if (!v || *v < 1 || *v > 600) return bad("dns.timeout_seconds", "must be 1..600");
+        auto v = integer("dns.timeout_seconds", node, 1, 600, "seconds");
+        if (!v) return tl::unexpected(v.error());
         cfg.dns.timeout = std::chrono::seconds(*v);
       } else {
         return bad(std::string("dns.") + std::string(k), "unknown key");
@@ -181,8 +245,8 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
     for (auto&& [key, node] : *delivery) {
       std::string_view k = key.str();
       if (k == "port") {
-        auto v = node.value<std::int64_t>();
-        if (!v || *v < 1 || *v > 65535) return bad("delivery.port", "must be 1..65535");
+        auto v = integer("delivery.port", node, 1, 65535);
+        if (!v) return tl::unexpected(v.error());
         cfg.smtp_port = static_cast<std::uint16_t>(*v);
       } else if (k == "helo_name") {
         auto v = node.value<std::string>();
@@ -208,8 +272,8 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
           auto field = std::find_if(std::begin(fields), std::end(fields),
                                     [tk](const auto& f) { return tk == f.first; });
           if (field == std::end(fields)) return bad(name, "unknown key");
-          auto v = tnode.value<std::int64_t>();
-          if (!v || *v < 1 || *v > 3600) return bad(name, "must be 1..3600 seconds");
+          auto v = integer(name, tnode, 1, 3600, "seconds");
+          if (!v) return tl::unexpected(v.error());
           *field->second = std::chrono::seconds(*v);
         }
       } else {
@@ -224,12 +288,26 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
     RelayConfig& rc = cfg.relay;
     auto seconds = [&](std::string_view key, const toml::node& node, std::int64_t min,
                        std::int64_t max, std::chrono::seconds& out) -> Result<void> {
-      auto v = node.value<std::int64_t>();
-      if (!v || *v < min || *v > max)
-        return bad("relay." + std::string(key),
-                   "must be " + std::to_string(min) + ".." + std::to_string(max));
+      auto v = integer("relay." + std::string(key), node, min, max, "seconds");
+      if (!v) return tl::unexpected(v.error());
       out = std::chrono::seconds(*v);
       return {};
+    };
+    // Counts and limits: the key, its field and its range.
+    const struct {
+      const char* key;
+      std::size_t* field;
+      std::int64_t min;
+      std::int64_t max;
+    } counts[] = {
+        {"max_deliveries", &rc.max_deliveries, 1, 100000},
+        {"max_per_destination", &rc.max_per_destination, 1, 100000},
+        {"max_message_bytes", &rc.max_message_bytes, 1024, 1LL << 31},
+        {"max_connections", &rc.max_connections, 1, 100000},
+        {"max_connections_per_client", &rc.max_connections_per_client, 1, 100000},
+        {"max_junk_commands", &rc.max_junk_commands, 1, 100000},
+        {"max_received_headers", &rc.max_received_headers, 1, 1000},
+        {"max_recipients", &rc.max_recipients, 1, 100000},
     };
     for (auto&& [key, node] : *relay) {
       std::string_view k = key.str();
@@ -251,8 +329,8 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         } else {
           rc.allow.clear();
           for (const std::string& a : items) {
-            auto n = parse_network(a);
-            if (!n) return bad(name, "\"" + a + "\" is not an address or ADDRESS/PREFIX");
+            auto n = read_network(a);
+            if (!n) return bad(name, n.error().message);
             rc.allow.push_back(*n);
           }
         }
@@ -274,25 +352,36 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
       } else if (k == "max_backoff_seconds") {
         if (auto r = seconds(k, node, 1, 86400, rc.max_backoff); !r)
           return tl::unexpected(r.error());
-      } else if (k == "max_deliveries" || k == "max_per_destination") {
-        auto v = node.value<std::int64_t>();
-        if (!v || *v < 1 || *v > 100000) return bad(name, "must be 1..100000");
-        (k == "max_deliveries" ? rc.max_deliveries : rc.max_per_destination) =
-            static_cast<std::size_t>(*v);
+      } else if (k == "storage_retry_seconds") {
+        if (auto r = seconds(k, node, 1, 3600, rc.storage_retry); !r)
+          return tl::unexpected(r.error());
+      } else if (auto count = std::find_if(std::begin(counts), std::end(counts),
+                                           [k](const auto& c) { return k == c.key; });
+                 count != std::end(counts)) {
+        auto v = integer(name, node, count->min, count->max);
+        if (!v) return tl::unexpected(v.error());
+        *count->field = static_cast<std::size_t>(*v);
+      } else if (k == "open_relay") {
+        auto v = boolean(name, node);
+        if (!v) return tl::unexpected(v.error());
+        rc.open_relay = *v;
       } else if (k == "log_format") {
         auto v = node.value<std::string>();
         if (!v || (*v != "text" && *v != "json")) return bad(name, "must be \"text\" or \"json\"");
         rc.log_json = *v == "json";
-      } else if (k == "max_message_bytes") {
-        auto v = node.value<std::int64_t>();
-        if (!v || *v < 1024 || *v > (1LL << 31)) return bad(name, "must be 1024..2147483648");
-        rc.max_message_bytes = static_cast<std::size_t>(*v);
       } else {
         return bad(name, "unknown key");
       }
     }
     if (rc.min_backoff > rc.max_backoff)
       return bad("relay.min_backoff_seconds", "must not exceed max_backoff_seconds");
+    // Keys come in sorted order, so open_relay is known only now.
+    for (const Network& n : rc.allow) {
+      if (n.prefix == 0 && !rc.open_relay)
+        return bad("relay.allow", "\"" + n.address +
+                                      "/0\" admits every client: this would make the relay an "
+                                      "open relay; set [relay] open_relay = true if that is meant");
+    }
   } else if (root.contains("relay")) {
     return bad("relay", "must be a table");
   }
@@ -313,8 +402,8 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
       const std::string_view k = key.str();
       const std::string name = "tlsrpt." + std::string(k);
       if (k == "enabled") {
-        auto v = node.value<bool>();
-        if (!v) return bad(name, "must be true or false");
+        auto v = boolean(name, node);
+        if (!v) return tl::unexpected(v.error());
         tc.enabled = *v;
         continue;
       }
@@ -352,8 +441,15 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
 }
 
 Result<Config> load(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return fail("cannot read configuration file " + path + ": " + std::strerror(errno),
+                Severity::permanent);
+  if (S_ISDIR(st.st_mode)) return fail("config " + path + ": is a directory", Severity::permanent);
   std::ifstream in(path, std::ios::binary);
-  if (!in) return fail("cannot read configuration file " + path, Severity::permanent);
+  if (!in)
+    return fail("cannot read configuration file " + path + ": " + std::strerror(errno),
+                Severity::permanent);
   std::ostringstream text;
   text << in.rdbuf();
   return parse(text.str(), path);

@@ -57,8 +57,11 @@ struct Network {
   friend bool operator==(const Network&, const Network&) = default;
 };
 
-// "127.0.0.0/8", "::1/128", "192.0.2.7" (a host): nullopt when malformed.
+// "127.0.0.0/8", "::1/128", "192.0.2.7" (a host): nullopt when malformed,
+// including a prefix beyond the family's length (32, 128).
 std::optional<Network> parse_network(std::string_view s);
+// The same, with what is wrong when malformed.
+Result<Network> read_network(std::string_view s);
 // Whether `address` (text form) lies inside `net`.
 bool contains(const Network& net, std::string_view address);
 
@@ -69,6 +72,9 @@ struct RelayConfig {
   // Client networks allowed to submit; anyone else gets 554 5.7.1. Loopback
   // only by default: never an open relay.
   std::vector<Network> allow = {{"127.0.0.0", 8}, {"::1", 128}};
+  // A network with prefix 0 in `allow` (every client) is refused unless this
+  // is set: it would make the relay an open relay.
+  bool open_relay = false;
   std::string spool = "/var/spool/danemta/queue.db";
   std::string hostname;  // greeting and bounces; empty: this host's name
   std::chrono::seconds queue_lifetime{5 * 24 * 3600};
@@ -77,6 +83,17 @@ struct RelayConfig {
   std::size_t max_deliveries = 100;      // concurrent delivery attempts
   std::size_t max_per_destination = 20;  // concurrent attempts per domain
   std::size_t max_message_bytes = 50 * 1024 * 1024;
+  std::size_t max_connections = 100;            // concurrent client connections, all listeners
+  std::size_t max_connections_per_client = 20;  // concurrent connections from one IP address
+  // NOOP, RSET, VRFY, HELP and unknown commands in one session before 421.
+  std::size_t max_junk_commands = 100;
+  // A message with more Received: fields is refused as a mail loop (5.4.6,
+  // RFC 5321 section 6.3).
+  std::size_t max_received_headers = 50;
+  std::size_t max_recipients = 1000;  // per message (RFC 5321 section 4.5.3.1.8)
+  // While the spool cannot be written (full disk): how often writing the
+  // results is retried, and how often the condition is logged.
+  std::chrono::seconds storage_retry{10};
   bool log_json = false;  // log_format = "json": one JSON object per line
 };
 
@@ -110,8 +127,10 @@ struct Config {
   std::string tlsrpt_store() const;
 };
 
-// Parses a TOML document. Errors name the key and say what is wrong.
+// Parses a TOML document. Errors name the key and say what is wrong; integer
+// keys take TOML integers only (no floats, strings or booleans).
 Result<Config> parse(std::string_view toml_text, std::string_view source_name = "config");
+// Reads and parses the file; a missing file or a directory is an error naming it.
 Result<Config> load(const std::string& path);
 
 // "127.0.0.1:10025", "[::1]:10025": checks the syntax of a listen address.

@@ -8,15 +8,12 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <cerrno>
 #include <cstdint>
-#include <cstring>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <utility>
 
+#include "dns/trust_anchor.hpp"
 #include "dns/wire.hpp"
 
 namespace danemta::dns {
@@ -67,22 +64,12 @@ bool is_loopback(const std::string& forwarder) {
 }
 
 // ub_ctx_add_ta_file only records the name; libunbound reads the file when the
-// first query starts. Reading it here turns a bad path into a start-up error.
+// first query starts and then fails every lookup. Reading and checking it here
+// turns a bad path or a malformed record into a start-up error.
 Result<void> check_trust_anchor_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return fail("cannot read trust anchor file " + path + ": " + std::strerror(errno),
-                Severity::permanent);
-  }
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream words(line);
-    std::string word;
-    while (words >> word && word[0] != ';') {
-      if (word == "DS" || word == "DNSKEY" || word == "ds" || word == "dnskey") return {};
-    }
-  }
-  return fail("trust anchor file " + path + " holds no DS or DNSKEY record", Severity::permanent);
+  auto anchors = read_trust_anchor_file(path);
+  if (!anchors) return tl::unexpected(anchors.error());
+  return {};
 }
 
 }  // namespace

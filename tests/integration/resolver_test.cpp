@@ -9,6 +9,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -303,6 +305,21 @@ TEST(UnboundResolverCreate, MissingTrustAnchorFileIsPermanent) {
   EXPECT_EQ(r.error().severity, Severity::permanent);
   EXPECT_EQ(r.error().message,
             "cannot read trust anchor file /nonexistent/root.key: No such file or directory");
+}
+
+// A malformed record is a start-up error, not a deferral of every message.
+TEST(UnboundResolverCreate, MalformedTrustAnchorFileIsPermanent) {
+  const std::string path = ::testing::TempDir() + "danemta_bad_root.key";
+  std::ofstream(path) << "; a broken anchor\n. IN DS 20326 8 2 garbage\n";
+  boost::asio::io_context io;
+  config::DnsConfig cfg;
+  cfg.trust_anchor_file = path;
+  auto r = UnboundResolver::create(io, cfg);
+  std::remove(path.c_str());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().severity, Severity::permanent);
+  EXPECT_EQ(r.error().message,
+            "trust anchor file " + path + " line 2: DS digest is not hex: garbage");
 }
 
 }  // namespace

@@ -208,3 +208,156 @@ dkim_key_file = "/etc/danemta/dkim.pem"
 
 }  // namespace
 }  // namespace danemta::config
+
+namespace danemta::config {
+namespace {
+
+TEST(Config, NewRelayLimitsHaveDefaults) {
+  auto cfg = parse("");
+  ASSERT_TRUE(cfg);
+  const RelayConfig& r = cfg->relay;
+  EXPECT_EQ(r.max_connections, 100u);
+  EXPECT_EQ(r.max_connections_per_client, 20u);
+  EXPECT_EQ(r.max_junk_commands, 100u);
+  EXPECT_EQ(r.max_received_headers, 50u);
+  EXPECT_EQ(r.max_recipients, 1000u);
+  EXPECT_EQ(r.storage_retry, std::chrono::seconds(10));
+  EXPECT_FALSE(r.open_relay);
+}
+
+TEST(Config, NewRelayLimitsAreRead) {
+  auto cfg = parse(R"(
+[relay]
+max_connections = 7
+max_connections_per_client = 3
+max_junk_commands = 9
+max_received_headers = 30
+max_recipients = 2
+storage_retry_seconds = 60
+open_relay = false
+)");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  const RelayConfig& r = cfg->relay;
+  EXPECT_EQ(r.max_connections, 7u);
+  EXPECT_EQ(r.max_connections_per_client, 3u);
+  EXPECT_EQ(r.max_junk_commands, 9u);
+  EXPECT_EQ(r.max_received_headers, 30u);
+  EXPECT_EQ(r.max_recipients, 2u);
+  EXPECT_EQ(r.storage_retry, std::chrono::seconds(60));
+  EXPECT_FALSE(r.open_relay);
+}
+
+// Every integer key refuses floats, strings, booleans, negative numbers and
+// values beyond its range, and the error names the key.
+TEST(Config, EveryIntegerKeyChecksTypeAndRange) {
+  struct Key {
+    const char* section;
+    const char* key;
+    const char* too_big;
+  } keys[] = {
+      {"dns", "timeout_seconds", "601"},
+      {"delivery", "port", "65536"},
+      {"delivery.timeouts", "connect", "3601"},
+      {"delivery.timeouts", "greeting", "3601"},
+      {"delivery.timeouts", "ehlo", "3601"},
+      {"delivery.timeouts", "starttls", "3601"},
+      {"delivery.timeouts", "mail", "3601"},
+      {"delivery.timeouts", "rcpt", "3601"},
+      {"delivery.timeouts", "data_init", "3601"},
+      {"delivery.timeouts", "data_block", "3601"},
+      {"delivery.timeouts", "dot", "3601"},
+      {"relay", "queue_lifetime_seconds", "2592001"},
+      {"relay", "min_backoff_seconds", "86401"},
+      {"relay", "max_backoff_seconds", "86401"},
+      {"relay", "max_deliveries", "100001"},
+      {"relay", "max_per_destination", "100001"},
+      {"relay", "max_message_bytes", "2147483649"},
+      {"relay", "max_connections", "100001"},
+      {"relay", "max_connections_per_client", "100001"},
+      {"relay", "max_junk_commands", "100001"},
+      {"relay", "max_received_headers", "1001"},
+      {"relay", "max_recipients", "100001"},
+      {"relay", "storage_retry_seconds", "3601"},
+  };
+  for (const Key& k : keys) {
+    const std::string name = std::string(k.section) + "." + k.key;
+    for (const char* value : {"1.5", "10.0", "\"10\"", "true", "-1", "0", k.too_big}) {
+      const std::string text = "[" + std::string(k.section) + "]\n" + k.key + " = " + value + "\n";
+      auto cfg = parse(text);
+      ASSERT_FALSE(cfg) << text;
+      EXPECT_NE(cfg.error().message.find("config: " + name + ": must be"), std::string::npos)
+          << cfg.error().message;
+      EXPECT_EQ(cfg.error().severity, Severity::permanent);
+    }
+  }
+  auto f = parse("[dns]\ntimeout_seconds = 5.0\n");
+  ASSERT_FALSE(f);
+  EXPECT_EQ(f.error().message,
+            "config: dns.timeout_seconds: must be an integer 1..600 seconds, not a float");
+  auto r = parse("[relay]\nmax_recipients = 0\n");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "config: relay.max_recipients: must be 1..100000, not 0");
+}
+
+TEST(Config, BooleanKeysTakeOnlyBooleans) {
+  for (const char* text : {"[relay]\nopen_relay = 1\n", "[relay]\nopen_relay = \"yes\"\n",
+                           "[tlsrpt]\nenabled = 0\n"}) {
+    auto cfg = parse(text);
+    ASSERT_FALSE(cfg) << text;
+    EXPECT_NE(cfg.error().message.find("must be true or false"), std::string::npos)
+        << cfg.error().message;
+  }
+}
+
+TEST(Config, NetworkPrefixOutOfRange) {
+  EXPECT_FALSE(parse_network("10.0.0.0/-1"));
+  EXPECT_FALSE(parse_network("10.0.0.0/+8"));
+  EXPECT_FALSE(parse_network("10.0.0.0/"));
+  EXPECT_FALSE(parse_network("10.0.0.0/33"));
+  EXPECT_FALSE(parse_network("2001:db8::/129"));
+  EXPECT_FALSE(parse_network("2001:db8::/1000"));
+  ASSERT_TRUE(parse_network("2001:db8::/128"));
+  ASSERT_TRUE(parse_network("10.0.0.0/0"));
+  EXPECT_EQ(parse_network("10.0.0.0/0")->prefix, 0);
+  const char* cases[][2] = {
+      {"10.0.0.0/-1", "\"10.0.0.0/-1\": the prefix length is not a number"},
+      {"10.0.0.0/33", "\"10.0.0.0/33\": the prefix length must be 0..32"},
+      {"::1/129", "\"::1/129\": the prefix length must be 0..128"},
+      {"host.example", "\"host.example\" is not an IPv4 or IPv6 address"},
+  };
+  for (const auto& c : cases) {
+    auto cfg = parse(std::string("[relay]\nallow = [\"") + c[0] + "\"]\n");
+    ASSERT_FALSE(cfg) << c[0];
+    EXPECT_NE(cfg.error().message.find(std::string("config: relay.allow: ") + c[1]),
+              std::string::npos)
+        << cfg.error().message;
+  }
+}
+
+TEST(Config, EveryClientNeedsOpenRelay) {
+  for (const char* net : {"0.0.0.0/0", "::/0", "192.0.2.0/0"}) {
+    auto refused = parse(std::string("[relay]\nallow = [\"127.0.0.1\", \"") + net + "\"]\n");
+    ASSERT_FALSE(refused) << net;
+    EXPECT_NE(refused.error().message.find("relay.allow"), std::string::npos);
+    EXPECT_NE(refused.error().message.find("open relay"), std::string::npos);
+    EXPECT_NE(refused.error().message.find("open_relay = true"), std::string::npos);
+    auto explicit_false =
+        parse(std::string("[relay]\nopen_relay = false\nallow = [\"") + net + "\"]\n");
+    EXPECT_FALSE(explicit_false) << net;
+    auto allowed = parse(std::string("[relay]\nopen_relay = true\nallow = [\"") + net + "\"]\n");
+    ASSERT_TRUE(allowed) << allowed.error().message;
+    EXPECT_TRUE(allowed->relay.open_relay);
+    EXPECT_TRUE(contains(allowed->relay.allow[0], net[0] == ':' ? "2001:db8::1" : "203.0.113.9"));
+  }
+  EXPECT_TRUE(parse("[relay]\nopen_relay = true\n")) << "the key alone changes nothing";
+}
+
+TEST(Config, DirectoryIsAClearError) {
+  auto cfg = load("/tmp");
+  ASSERT_FALSE(cfg);
+  EXPECT_EQ(cfg.error().message, "config /tmp: is a directory");
+  EXPECT_EQ(cfg.error().severity, Severity::permanent);
+}
+
+}  // namespace
+}  // namespace danemta::config
