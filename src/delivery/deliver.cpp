@@ -210,24 +210,30 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
       bool session_alive = true;
       for (std::size_t m = 0; m < messages.size() && session_alive; ++m) {
         if (done[m]) continue;
-        std::string loaded;
+        // Defers message m for a local reason (its text cannot be read).
+        auto local_failure = [&](const std::string& why) {
+          for (RecipientResult& r : results[m].recipients) {
+            r.status = Status::deferred;
+            r.dsn = "4.3.0";
+            r.diagnostic = why;
+            r.outcome.reset();
+          }
+        };
+        std::unique_ptr<TextSource> text;
         if (hooks.load) {
-          Result<std::string> text = co_await hooks.load(m);
-          if (!text) {
-            for (RecipientResult& r : results[m].recipients) {
-              r.status = Status::deferred;
-              r.dsn = "4.3.0";
-              r.diagnostic = text.error().message;
-            }
+          Result<std::unique_ptr<TextSource>> opened = co_await hooks.load(m);
+          if (!opened) {
+            local_failure(opened.error().message);
             co_await finish(m);
             continue;
           }
-          loaded = std::move(*text);
+          text = std::move(*opened);
+        } else {
+          text = std::make_unique<ViewSource>(messages[m].data);
         }
-        const std::string& data = hooks.load ? loaded : messages[m].data;
         smtp::Envelope env{messages[m].mail_from, messages[m].recipients};
-        auto sent = co_await client.send(env, data);
-        std::string().swap(loaded);
+        auto sent = co_await client.send(env, *text);
+        text.reset();
         AddressAttempt mine = attempt;
         mine.mail_sent = true;
         bool final = true;
@@ -237,6 +243,11 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
                    sent.error().kind == smtp::FailureKind::unsupported) {
           mine.detail = sent.error().to_string();
           refuse_all(results[m], sent.error(), relay, s.authentication());
+        } else if (sent.error().kind == smtp::FailureKind::local_error) {
+          // Our side failed, not the server: the session goes on if it can.
+          mine.detail = sent.error().to_string();
+          local_failure("cannot read the message: " + sent.error().message);
+          session_alive = client.connected();
         } else {
           // The session broke: this message and the rest go to the next address.
           mine.detail = sent.error().to_string();

@@ -5,12 +5,14 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
+#include "base/text_source.hpp"
 #include "dane/plan.hpp"
 #include "delivery/session.hpp"
 #include "smtp/client.hpp"
@@ -88,10 +90,11 @@ struct BatchResult {
 // message's result is recorded as it completes, so a crash repeats at most
 // the messages in flight, one per session).
 struct BatchHooks {
-  // Supplies message `index`'s text just before it is sent, so a session
-  // holds one body at a time instead of the whole batch; unset: Message::data.
-  // An error defers that message's recipients with 4.3.0 and the diagnostic.
-  std::function<boost::asio::awaitable<Result<std::string>>(std::size_t index)> load;
+  // Opens message `index`'s text just before it is sent; it is read in
+  // pieces, never held whole. Unset: Message::data. An error (here or while
+  // reading) defers that message's recipients with 4.3.0 and the diagnostic.
+  std::function<boost::asio::awaitable<Result<std::unique_ptr<TextSource>>>(std::size_t index)>
+      load;
   // Called once per message as soon as its result in this attempt is final
   // (a server accepted or refused it, or every host was tried), and awaited
   // before the session goes on with the next message.

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "base/text_source.hpp"
 
 namespace danemta::queue {
 
@@ -98,15 +99,6 @@ class Draft {
   virtual std::size_t size() const = 0;
 };
 
-// A stored message's text, read in pieces. Used from one thread at a time.
-class TextReader {
- public:
-  virtual ~TextReader() = default;
-  // Appends up to `max` further bytes to `out`; 0 at the end of the text.
-  virtual Result<std::size_t> read(std::string& out, std::size_t max) = 0;
-  virtual std::size_t size() const = 0;
-};
-
 class Spool {
  public:
   virtual ~Spool() = default;
@@ -118,7 +110,7 @@ class Spool {
   virtual Result<std::string> enqueue(const NewMessage& message, std::unique_ptr<Draft> text) = 0;
   // The message's text for reading in pieces; a permanent error if there is
   // no such message.
-  virtual Result<std::unique_ptr<TextReader>> reader(const std::string& message_id) = 0;
+  virtual Result<std::unique_ptr<TextSource>> reader(const std::string& message_id) = 0;
 
   // Stores the message durably and returns its queue id (letters and digits,
   // unique). Only after this returns may the submitter be told 250.

@@ -212,9 +212,13 @@ class SqliteDraft final : public Draft {
   std::optional<Error> broken_;
 };
 
-class MemoryReader final : public TextReader {
+class MemoryReader final : public TextSource {
  public:
   explicit MemoryReader(std::string text) : text_(std::move(text)) {}
+  Result<void> rewind() override {
+    at_ = 0;
+    return {};
+  }
   Result<std::size_t> read(std::string& out, std::size_t max) override {
     const std::size_t n = std::min(max, text_.size() - at_);
     out.append(text_, at_, n);
@@ -228,13 +232,17 @@ class MemoryReader final : public TextReader {
   std::size_t at_ = 0;
 };
 
-class FileReader final : public TextReader {
+class FileReader final : public TextSource {
  public:
   FileReader(std::string path, int fd, std::size_t size)
       : path_(std::move(path)), fd_(fd), size_(size) {}
   FileReader(const FileReader&) = delete;
   FileReader& operator=(const FileReader&) = delete;
   ~FileReader() override { ::close(fd_); }
+  Result<void> rewind() override {
+    if (::lseek(fd_, 0, SEEK_SET) != 0) return file_error(path_, "seek", errno);
+    return {};
+  }
   Result<std::size_t> read(std::string& out, std::size_t max) override {
     const std::size_t old = out.size();
     out.resize(old + max);
@@ -270,7 +278,7 @@ class SqliteSpool final : public Spool {
 
   Result<std::unique_ptr<Draft>> draft() override;
   Result<std::string> enqueue(const NewMessage& message, std::unique_ptr<Draft> text) override;
-  Result<std::unique_ptr<TextReader>> reader(const std::string& message_id) override;
+  Result<std::unique_ptr<TextSource>> reader(const std::string& message_id) override;
   Result<std::string> enqueue(const NewMessage& message) override;
   Result<std::vector<Job>> due(Time now, std::size_t limit,
                                const std::vector<std::string>& busy) override;
@@ -450,7 +458,7 @@ Result<std::unique_ptr<Draft>> SqliteSpool::draft() {
   return std::unique_ptr<Draft>(std::make_unique<SqliteDraft>(bodies_, std::move(id), inline_max_));
 }
 
-Result<std::unique_ptr<TextReader>> SqliteSpool::reader(const std::string& message_id) {
+Result<std::unique_ptr<TextSource>> SqliteSpool::reader(const std::string& message_id) {
   std::string text;
   std::size_t size = 0;
   {
@@ -463,13 +471,13 @@ Result<std::unique_ptr<TextReader>> SqliteSpool::reader(const std::string& messa
     if (rc == SQLITE_DONE) return usage_error("read: no message " + message_id);
     if (rc != SQLITE_ROW) return db_error("read");
     if (q.int64(0) == 0)
-      return std::unique_ptr<TextReader>(std::make_unique<MemoryReader>(q.blob(1)));
+      return std::unique_ptr<TextSource>(std::make_unique<MemoryReader>(q.blob(1)));
     size = static_cast<std::size_t>(q.int64(2));
   }
   const std::string file = bodies_ + "/" + message_id;
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return file_error(file, "open", errno);
-  return std::unique_ptr<TextReader>(std::make_unique<FileReader>(file, fd, size));
+  return std::unique_ptr<TextSource>(std::make_unique<FileReader>(file, fd, size));
 }
 
 // Time-sortable and unique: 13 hex digits of microseconds since the epoch

@@ -17,6 +17,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -135,8 +136,8 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   std::map<std::string, std::vector<queue::RecipientUpdate>> unrecorded;
   std::chrono::steady_clock::time_point next_storage_retry;
   std::chrono::steady_clock::time_point storage_quiet_until;  // no storage warning before
-  std::chrono::seconds storage_retry() const { return std::chrono::seconds(10); }
-  std::size_t max_received() const { return 50; }
+  std::chrono::seconds storage_retry() const { return cfg.relay.storage_retry; }
+  std::size_t max_received() const { return cfg.relay.max_received_headers; }
 
   // Runs a blocking spool call on the worker thread, resuming on the loop.
   // Callers pass a named std::function: g++ 12 destroys a lambda-to-function
@@ -186,20 +187,58 @@ std::string received_header(const Relay::Impl& r, const smtp::ReceivedMessage& m
          "])\r\n\tby " + r.hostname + " (danemta) with ESMTP; " + rfc5322_date(now) + "\r\n";
 }
 
-// Starts the spool's draft of a message with `header` and `body`.
-Result<std::string> store_text(Relay::Impl& r, const std::string& header, std::string_view body,
-                               std::unique_ptr<queue::Draft>& text) {
-  auto draft = r.spool.draft();
-  if (!draft) return tl::unexpected(draft.error());
-  text = std::move(*draft);
-  if (auto w = text->append(header); !w) return tl::unexpected(w.error());
-  if (auto w = text->append(body); !w) return tl::unexpected(w.error());
-  return std::string();
+// Where a submitted message's text goes while it arrives: the spool's draft,
+// started with our Received: field. The first octets of the submitted text
+// are kept to count its Received: fields.
+class SpoolSink final : public smtp::TextSink {
+ public:
+  static constexpr std::size_t kHead = 64 * 1024;
+
+  SpoolSink(Result<std::unique_ptr<queue::Draft>> draft, const std::string& received) {
+    if (!draft) {
+      error_ = draft.error();
+      return;
+    }
+    draft_ = std::move(*draft);
+    write_draft(received);
+  }
+  void write(std::string_view text) override {
+    if (head_.size() < kHead) head_.append(text.substr(0, kHead - head_.size()));
+    write_draft(text);
+  }
+
+  // The draft with the whole text, or the first error.
+  Result<std::unique_ptr<queue::Draft>> take() {
+    if (error_) return tl::unexpected(*error_);
+    return std::move(draft_);
+  }
+  const std::string& head() const { return head_; }
+
+ private:
+  void write_draft(std::string_view text) {
+    if (error_) return;
+    if (auto w = draft_->append(text); !w) error_ = w.error();
+  }
+
+  std::unique_ptr<queue::Draft> draft_;
+  std::optional<Error> error_;
+  std::string head_;
+};
+
+// The spool's draft of a message with `header` and `body` (a submission
+// whose text was collected in memory).
+Result<std::unique_ptr<queue::Draft>> draft_of(Relay::Impl& r, const std::string& header,
+                                               std::string_view body) {
+  SpoolSink sink(r.spool.draft(), header);
+  sink.write(body);
+  return sink.take();
 }
 
 awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m) {
+  auto* sink = dynamic_cast<SpoolSink*>(m.text.get());
   // RFC 5321 6.3: a message that has passed too many relays is in a loop.
-  if (const std::size_t hops = received_fields(m.data); hops > r->max_received()) {
+  if (const std::size_t hops = received_fields(sink ? std::string_view(sink->head()) : m.data);
+      hops > r->max_received()) {
     r->line("NOQUEUE: reject: client=[" + m.client + "], from=<" + m.mail_from +
             ">: 5.4.6 mail loop: " + std::to_string(hops) + " Received: header fields");
     co_return fail("5.4.6 Too many hops (" + std::to_string(hops) +
@@ -211,14 +250,18 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
   nm.mail_from = m.mail_from;
   nm.recipients = m.recipients;
   nm.received_from = "[" + m.client + "]";
-  std::unique_ptr<queue::Draft> text;
-  Result<std::string> id = store_text(*r, received_header(*r, m, nm.received_at), m.data, text);
+  Result<std::unique_ptr<queue::Draft>> text =
+      sink ? sink->take() : draft_of(*r, received_header(*r, m, nm.received_at), m.data);
+  m.text.reset();
   std::string().swap(m.data);
-  const std::size_t size = text ? text->size() : 0;
-  if (id) {
+  const std::size_t size = text && *text ? (*text)->size() : 0;
+  Result<std::string> id = std::string();
+  if (!text) {
+    id = tl::unexpected(text.error());
+  } else {
     const queue::NewMessage& stored = nm;
     const std::function<Result<std::string>()> enqueue = [r, &stored, &text]() {
-      return r->spool.enqueue(stored, std::move(text));
+      return r->spool.enqueue(stored, std::move(*text));
     };
     id = co_await r->blocking(enqueue);
   }
@@ -437,12 +480,14 @@ awaitable<bool> write_unrecorded(ImplPtr r) {
   co_return true;
 }
 
-// Reads one message's text for sending.
-awaitable<Result<std::string>> load_message(ImplPtr r, std::string id) {
-  const std::function<Result<std::string>()> read = [r, &id]() { return r->spool.data(id); };
-  Result<std::string> data = co_await r->blocking(read);
-  if (!data) r->line(id + ": cannot read the message from the spool: " + data.error().message);
-  co_return data;
+// Opens one message's text for sending (read in pieces while it is sent).
+awaitable<Result<std::unique_ptr<TextSource>>> open_text(ImplPtr r, std::string id) {
+  const std::function<Result<std::unique_ptr<TextSource>>()> open = [r, &id]() {
+    return r->spool.reader(id);
+  };
+  Result<std::unique_ptr<TextSource>> text = co_await r->blocking(open);
+  if (!text) r->line(id + ": cannot read the message from the spool: " + text.error().message);
+  co_return text;
 }
 
 // The start of a message, enough for its header section (a bounce quotes
@@ -501,7 +546,7 @@ awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
 
   delivery::BatchHooks hooks;
   hooks.load = [r, shared_jobs](std::size_t m) {
-    return load_message(r, (*shared_jobs)[m].message_id);
+    return open_text(r, (*shared_jobs)[m].message_id);
   };
   hooks.completed = [r, shared_jobs](std::size_t m, const delivery::AttemptResult& result) {
     return complete_message(r, (*shared_jobs)[m], result);
@@ -643,6 +688,21 @@ Result<void> Relay::start() {
   smtp::ServerConfig server;
   server.hostname = impl_->hostname;
   server.max_message_bytes = impl_->cfg.relay.max_message_bytes;
+  server.max_recipients = impl_->cfg.relay.max_recipients;
+  server.max_junk_commands = impl_->cfg.relay.max_junk_commands;
+  server.max_connections = impl_->cfg.relay.max_connections;
+  server.max_connections_per_client = impl_->cfg.relay.max_connections_per_client;
+  std::weak_ptr<Impl> weak = impl_;
+  // The relay runs on one thread: the sessions' log lines need no lock.
+  server.log = [weak](std::string_view text) {
+    if (const ImplPtr r = weak.lock())
+      r->event("", "reject", {{"text", std::string(text)}}, std::string(text));
+  };
+  server.sink = [weak](const smtp::ReceivedMessage& envelope) -> std::shared_ptr<smtp::TextSink> {
+    const ImplPtr r = weak.lock();
+    if (!r) return nullptr;
+    return std::make_shared<SpoolSink>(r->spool.draft(), received_header(*r, envelope, r->now()));
+  };
   std::vector<config::Network> allow = impl_->cfg.relay.allow;
   auto allowed = [allow](const asio::ip::address& peer) {
     std::string text = peer.to_string();

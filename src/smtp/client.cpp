@@ -149,6 +149,8 @@ std::string_view to_string(FailureKind k) {
       return "rejected";
     case FailureKind::unsupported:
       return "unsupported";
+    case FailureKind::local_error:
+      return "local error";
   }
   return "unknown";
 }
@@ -167,6 +169,7 @@ Severity Failure::severity() const {
     case FailureKind::protocol_error:
     case FailureKind::tls_handshake_failed:
     case FailureKind::tls_prepare_rejected:
+    case FailureKind::local_error:
       return Severity::transient;
   }
   return Severity::transient;
@@ -200,6 +203,10 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   ReplyParser parser;
   std::array<char, 4096> buffer{};
   bool is_connected = false;
+
+  // One mail transaction (Client::send), the text read from `text`.
+  asio::awaitable<Outcome<SendResult>> send_text(Envelope envelope, TextSource& text,
+                                                 std::size_t size, bool eight_bit);
   bool transaction_open = false;  // MAIL accepted, transaction not finished: RSET first
   std::optional<Capabilities> caps;
   std::deque<std::string> log;
@@ -338,14 +345,28 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // Writes the message text (Stage::body), then reads the end-of-data reply.
-  asio::awaitable<Outcome<Reply>> send_body(std::string_view message) {
-    record("C: ", "<message text, " + std::to_string(message.size()) + " bytes>");
-    DataEncoder encoder(message);
+  // A read error closes the connection before the final "." (RFC 5321
+  // 4.1.1.4: the server must then not deliver the partial text).
+  asio::awaitable<Outcome<Reply>> send_body(TextSource& text) {
+    record("C: ", "<message text, " + std::to_string(text.size()) + " bytes>");
+    DataEncoder encoder;
+    std::string piece;
     std::string chunk;
     chunk.reserve(kBodyChunk + 8);
     while (!encoder.done()) {
+      if (encoder.needs_input()) {
+        piece.clear();
+        auto n = text.read(piece, kBodyChunk);
+        if (!n) {
+          close_connection();
+          co_return failed(FailureKind::local_error, Stage::body, n.error().message);
+        }
+        encoder.input(piece, *n == 0);
+        continue;
+      }
       chunk.clear();
       encoder.fill(chunk, kBodyChunk);
+      if (chunk.empty()) continue;
       if (auto w = co_await write_all(Stage::body, chunk, config.data_block); !w) {
         co_return tl::unexpected(std::move(w.error()));
       }
@@ -500,7 +521,30 @@ asio::awaitable<Outcome<void>> Client::starttls(asio::ssl::context& context,
 }
 
 asio::awaitable<Outcome<SendResult>> Client::send(Envelope envelope, std::string_view message) {
-  const std::shared_ptr<Impl> self = impl_;
+  ViewSource text(message);
+  co_return co_await impl_->send_text(std::move(envelope), text, normalized_size(message),
+                                      !is_ascii(message));
+}
+
+asio::awaitable<Outcome<SendResult>> Client::send(Envelope envelope, TextSource& text) {
+  // One pass to learn whether the text is 8-bit (RFC 6152), before MAIL.
+  bool eight_bit = false;
+  std::string piece;
+  for (;;) {
+    piece.clear();
+    auto n = text.read(piece, kBodyChunk);
+    if (!n) co_return failed(FailureKind::local_error, Stage::mail, n.error().message);
+    if (*n == 0) break;
+    eight_bit = eight_bit || !is_ascii(piece);
+  }
+  if (auto r = text.rewind(); !r)
+    co_return failed(FailureKind::local_error, Stage::mail, r.error().message);
+  co_return co_await impl_->send_text(std::move(envelope), text, text.size(), eight_bit);
+}
+
+asio::awaitable<Outcome<SendResult>> Client::Impl::send_text(Envelope envelope, TextSource& text,
+                                                             std::size_t size, bool eight_bit) {
+  const std::shared_ptr<Impl> self = shared_from_this();
   if (!self->is_connected) {
     co_return failed(FailureKind::connection_closed, Stage::mail, "not connected");
   }
@@ -520,9 +564,9 @@ asio::awaitable<Outcome<SendResult>> Client::send(Envelope envelope, std::string
     }
     needs_utf8 = needs_utf8 || !is_ascii(rcpt);
   }
-  const Capabilities caps = *self->caps;
+  const Capabilities offered = *self->caps;
   // RFC 6531 section 3.4: non-ASCII addresses only to an SMTPUTF8 server.
-  if (needs_utf8 && !caps.smtputf8) {
+  if (needs_utf8 && !offered.smtputf8) {
     co_return failed(FailureKind::unsupported, Stage::mail,
                      "non-ASCII address and the server does not offer SMTPUTF8 (RFC 6531)");
   }
@@ -531,8 +575,8 @@ asio::awaitable<Outcome<SendResult>> Client::send(Envelope envelope, std::string
   }
 
   std::string mail = "MAIL FROM:<" + envelope.mail_from + ">";
-  if (caps.size) mail += " SIZE=" + std::to_string(normalized_size(message));  // RFC 1870
-  if (caps.eightbitmime && !is_ascii(message)) mail += " BODY=8BITMIME";       // RFC 6152
+  if (offered.size) mail += " SIZE=" + std::to_string(size);        // RFC 1870
+  if (offered.eightbitmime && eight_bit) mail += " BODY=8BITMIME";  // RFC 6152
   if (needs_utf8) mail += " SMTPUTF8";
   // Without 8BITMIME, 8-bit text is still sent as is (no downgrade): the
   // alternative, refusing, loses mail that nearly every server accepts.
@@ -546,7 +590,7 @@ asio::awaitable<Outcome<SendResult>> Client::send(Envelope envelope, std::string
   };
   std::optional<Reply> data_reply;
 
-  if (caps.pipelining) {
+  if (offered.pipelining) {
     // RFC 2920 3.1: MAIL, RCPT... and DATA (last) in one group; every reply is
     // read, in order, whatever the earlier ones said.
     std::vector<std::string> lines;
@@ -598,7 +642,7 @@ asio::awaitable<Outcome<SendResult>> Client::send(Envelope envelope, std::string
 
   Stage decided_at = Stage::data;
   if (data_reply->code == 354) {
-    auto final_reply = co_await self->send_body(message);
+    auto final_reply = co_await self->send_body(text);
     if (!final_reply) co_return tl::unexpected(std::move(final_reply.error()));
     data_reply = std::move(*final_reply);
     decided_at = Stage::dot;

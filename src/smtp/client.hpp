@@ -19,6 +19,7 @@
 #include <tl/expected.hpp>
 
 #include "base/result.hpp"
+#include "base/text_source.hpp"
 #include "smtp/reply.hpp"
 
 struct ssl_st;
@@ -63,6 +64,7 @@ enum class FailureKind {
   tls_prepare_rejected,  // the caller's prepare() returned false
   rejected,              // the server answered 4xx/5xx (kept in `reply`)
   unsupported,           // the message cannot be sent as asked on this session (permanent)
+  local_error,           // the message text could not be read here (transient)
 };
 
 std::string_view to_string(FailureKind k);
@@ -168,6 +170,13 @@ class Client {
   // valid until the operation completes. An RSET is sent first when an
   // earlier transaction was left open.
   boost::asio::awaitable<Outcome<SendResult>> send(Envelope envelope, std::string_view message);
+  // The same with the text read in pieces (never held whole). It is read
+  // once before MAIL FROM to learn whether it is 8-bit, then rewound; SIZE=
+  // is text.size(). A read error before MAIL is `local_error` and leaves the
+  // session usable; one while sending the text closes the connection without
+  // the final "." (the server then discards the message), also `local_error`.
+  // `text` must stay valid until the operation completes.
+  boost::asio::awaitable<Outcome<SendResult>> send(Envelope envelope, TextSource& text);
 
   // RSET (RFC 5321 4.1.1.5).
   boost::asio::awaitable<Outcome<void>> rset();

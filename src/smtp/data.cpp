@@ -4,8 +4,16 @@
 
 namespace danemta::smtp {
 
+void DataEncoder::input(std::string_view piece, bool last) {
+  std::string next(rest_);
+  next.append(piece);
+  buffer_ = std::move(next);
+  rest_ = buffer_;
+  last_ = last;
+}
+
 void DataEncoder::fill(std::string& out, std::size_t want) {
-  while (out.size() < want && !rest_.empty()) {
+  while (out.size() < want && !rest_.empty() && !needs_input()) {
     if (rest_.front() == '\r' || rest_.front() == '\n') {
       const bool crlf = rest_.size() >= 2 && rest_[0] == '\r' && rest_[1] == '\n';
       rest_.remove_prefix(crlf ? 2 : 1);
@@ -21,7 +29,7 @@ void DataEncoder::fill(std::string& out, std::size_t want) {
     out.append(rest_.substr(0, run));
     rest_.remove_prefix(run);
   }
-  if (rest_.empty() && !finished_) {
+  if (rest_.empty() && last_ && !finished_) {
     if (!line_start_) out += "\r\n";
     out += ".\r\n";
     finished_ = true;
@@ -110,11 +118,12 @@ void DataDecoder::end_line(bool crlf) {
 
 void DataDecoder::emit(std::string_view s) {
   if (overflow_ || s.empty()) return;
-  if (data_.size() + s.size() > max_) {
+  if (total_ + s.size() > max_) {
     overflow_ = true;
     std::string().swap(data_);
     return;
   }
+  total_ += s.size();
   data_.append(s);
 }
 

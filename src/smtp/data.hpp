@@ -15,15 +15,28 @@ namespace danemta::smtp {
 // `message` must outlive the encoder.
 class DataEncoder {
  public:
+  // The whole text at once.
   explicit DataEncoder(std::string_view message) : rest_(message) {}
+  // The text in pieces: input() each piece while needs_input().
+  DataEncoder() : last_(false) {}
 
   bool done() const { return finished_; }
 
-  // Appends to `out` until it holds at least `want` bytes or the text ends.
+  // Appends to `out` until it holds at least `want` bytes, the text ends, or
+  // (streaming) the piece given is used up.
   void fill(std::string& out, std::size_t want);
+
+  // Streaming: true when fill() can go no further without the next piece.
+  bool needs_input() const { return !last_ && (rest_.empty() || rest_ == "\r"); }
+  // Streaming: the next piece (`last`: the text ends with it). A CR left at
+  // the end of the previous piece is kept in front of it, so a CRLF split
+  // between pieces stays one line ending.
+  void input(std::string_view piece, bool last);
 
  private:
   std::string_view rest_;
+  std::string buffer_;  // streaming: the current piece
+  bool last_ = true;
   bool line_start_ = true;
   bool finished_ = false;
 };
@@ -53,8 +66,15 @@ class DataDecoder {
 
   bool done() const { return done_; }
   bool overflow() const { return overflow_; }
-  // The decoded text (moved out: call once, after done()).
-  std::string take() { return std::move(data_); }
+  // The decoded text since the last take() (moved out): called once after
+  // done() it is the whole text; called after each feed() it streams it.
+  std::string take() {
+    std::string out = std::move(data_);
+    data_.clear();
+    return out;
+  }
+  // Octets decoded so far (taken or not).
+  std::size_t size() const { return total_; }
 
  private:
   enum class State {
@@ -73,6 +93,7 @@ class DataDecoder {
   bool after_crlf_ = true;
   bool done_ = false;
   bool overflow_ = false;
+  std::size_t total_ = 0;
   std::string data_;
 };
 

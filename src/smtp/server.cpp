@@ -463,8 +463,15 @@ struct Session : std::enable_shared_from_this<Session> {
     const auto deadline = Clock::now() + config.data_timeout;
     if (const Io w = co_await flush(config.command_timeout); w != Io::ok) co_return Next::close;
     DataDecoder decoder(config.max_message_bytes);
+    ReceivedMessage message{client, helo, mail_from, recipients, {}, nullptr, 0};
+    if (config.sink) message.text = config.sink(message);
     for (;;) {
       pos += decoder.feed(std::string_view(in).substr(pos));
+      if (message.text && decoder.overflow()) message.text.reset();  // discards the text
+      if (message.text) {
+        const std::string piece = decoder.take();
+        if (!piece.empty()) message.text->write(piece);
+      }
       if (decoder.done()) break;
       switch (co_await fill(deadline)) {
         case Io::ok:
@@ -487,8 +494,8 @@ struct Session : std::enable_shared_from_this<Session> {
       reply("552 5.3.4 Message size exceeds fixed maximum message size");  // RFC 1870
       co_return Next::read;
     }
-    ReceivedMessage message{client, helo, std::move(mail_from), std::move(recipients),
-                            decoder.take()};
+    message.size = decoder.size();
+    if (!message.text) message.data = decoder.take();
     reset_transaction();  // RFC 5321 4.1.4: whatever the outcome
     Result<std::string> result = fail("no storage configured");
     if (accept) {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,23 @@
 #include "base/result.hpp"
 
 namespace danemta::smtp {
+
+// Takes a message's text while it arrives, so that a large message is never
+// held whole in memory. Errors (a full disk) are kept by the sink and
+// reported by Accept, which gets the sink back in ReceivedMessage::text.
+class TextSink {
+ public:
+  virtual ~TextSink() = default;
+  // The decoded text in order: dot-unstuffed, CRLF line ends, in pieces of
+  // any size.
+  virtual void write(std::string_view text) = 0;
+};
+
+struct ReceivedMessage;
+// Makes the sink for one message when DATA is accepted; the envelope's data
+// is empty. Null (or a null result): the text is collected in
+// ReceivedMessage::data instead.
+using MakeSink = std::function<std::shared_ptr<TextSink>(const ReceivedMessage& envelope)>;
 
 struct ServerConfig {
   using duration = std::chrono::steady_clock::duration;
@@ -48,6 +66,9 @@ struct ServerConfig {
   // to=<c@[192.0.2.2]>"). Called on the sessions' strands: with a
   // multi-threaded io_context it must be thread-safe.
   std::function<void(std::string_view)> log;
+  // Where message text goes as it arrives (see TextSink); null: into
+  // ReceivedMessage::data.
+  MakeSink sink;
 };
 
 struct ReceivedMessage {
@@ -58,6 +79,9 @@ struct ReceivedMessage {
   std::string mail_from;  // "" for the null sender
   std::vector<std::string> recipients;
   std::string data;  // dot-unstuffed, CRLF line ends, without the final "."
+  // The sink that took the text instead of `data` (ServerConfig::sink).
+  std::shared_ptr<TextSink> text;
+  std::size_t size = 0;  // octets of text, in `data` or written to `text`
 };
 
 // Returns the queue id (reply "250 2.0.0 Ok: queued as ID"), or an error:

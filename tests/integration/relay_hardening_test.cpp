@@ -171,7 +171,8 @@ TEST(RelayHardening, FullSpoolNeitherMultipliesMailNorFloodsTheLog) {
   lab::World world(spec({{{"name", "full121.example"}, {"records", down.records()}}}));
   Tmpfs spool(world.dir() + "/spool", "4m");
   ASSERT_TRUE(spool.mounted());
-  RelaySetup setup(world, down.port, "min_backoff_seconds = 1\nmax_backoff_seconds = 1\n",
+  RelaySetup setup(world, down.port,
+                   "min_backoff_seconds = 1\nmax_backoff_seconds = 1\nstorage_retry_seconds = 1\n",
                    world.dir() + "/spool");
   auto relay = setup.start();
   for (int i = 0; i < 5; ++i)
