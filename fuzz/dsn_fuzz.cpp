@@ -49,8 +49,11 @@ bool is_ascii(std::string_view s) {
 
 void check_bounce(const std::string& out) {
   check_lines(out);
+  // The To field before it may hold any text: find the parameter in the field.
+  const std::size_t field = out.find("\r\nContent-Type: multipart/report;");
+  if (field == std::string::npos) __builtin_trap();
   constexpr std::string_view kParam = "boundary=\"";
-  const std::size_t b = out.find(kParam);
+  const std::size_t b = out.find(kParam, field);
   if (b == std::string::npos) __builtin_trap();
   const std::size_t start = b + kParam.size();
   const std::size_t end = out.find('"', start);
