@@ -123,7 +123,9 @@ std::string render_json(const Report& r) {
                   {"summary", v.summary},
                   {"warnings", v.warnings},
                   {"exit_code", v.exit_code}};
-  return j.dump(2) + "\n";
+  // Server greetings and certificate names are bytes from outside: what is
+  // not UTF-8 becomes U+FFFD (RFC 8259 section 8.1) rather than an exception.
+  return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace danemta::check

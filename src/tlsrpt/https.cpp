@@ -23,6 +23,7 @@
 #include <string_view>
 #include <utility>
 
+#include "tlsrpt/https_url.hpp"
 #include "tlsrpt/submit.hpp"
 
 namespace danemta::tlsrpt {
@@ -39,14 +40,6 @@ using boost::system::error_code;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::uint64_t kMaxResponseBody = 64 * 1024;  // the answer is only logged
 
-struct HttpsUrl {
-  std::string host;  // without brackets for an IPv6 literal
-  std::string port;
-  std::string target;       // path and query, at least "/"
-  std::string host_header;  // RFC 9110 section 7.2
-  bool ip_literal = false;
-};
-
 bool ascii_iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -58,8 +51,8 @@ bool ascii_iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-// "https://host[:port][/path][?query]" (RFC 3986 section 3; the host may be
-// an IPv6 literal in brackets). A fragment is dropped; userinfo is refused.
+}  // namespace
+
 Result<HttpsUrl> parse_https_url(std::string_view url) {
   auto bad = [&](std::string_view why) {
     return fail("https rua \"" + std::string(url) + "\": " + std::string(why), Severity::permanent);
@@ -120,6 +113,8 @@ Result<HttpsUrl> parse_https_url(std::string_view url) {
   out.target = std::move(target);
   return out;
 }
+
+namespace {
 
 // RFC 9110 section 15: 408 and 429 ask to come back later and 5xx is the
 // server's trouble; any other 4xx will not change by retrying. Section 5.5
