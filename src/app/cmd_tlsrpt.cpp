@@ -160,9 +160,10 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
           }
           spool = std::move(*opened);
         }
-        // The relay delivers the report like any message: with DANE where
-        // the reporting address's domain publishes it.
-        queue::NewMessage m{mail_from, {to}, std::move(*mail), now, "local"};
+        // RFC 8460 section 3: the relay delivers the report without DANE or
+        // TLS enforcement (a domain whose TLS is broken must still get it)
+        // and does not report on its delivery.
+        queue::NewMessage m{mail_from, {to}, std::move(*mail), now, "local", true};
         auto id = spool->enqueue(m);
         if (!id) {
           std::cout << where << uri << ": cannot queue the report: " << id.error().message << "\n";

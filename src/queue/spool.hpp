@@ -37,6 +37,9 @@ struct NewMessage {
   std::string data;                     // the message as received (CRLF lines, unstuffed)
   Time received_at = 0;
   std::string received_from;  // submitter, for logs: "[127.0.0.1]" or "local"
+  // A TLS report (RFC 8460 section 3): delivered without DANE or TLS
+  // enforcement, and its sessions are not themselves reported.
+  bool tls_report = false;
 };
 
 enum class RecipientState { pending, delivered, bounced };
@@ -62,6 +65,7 @@ struct Job {
   std::vector<std::size_t> recipient_indexes;  // into the message's recipients
   std::vector<std::string> recipients;         // same order
   int attempts = 0;                            // max over these recipients
+  bool tls_report = false;                     // NewMessage::tls_report
 };
 
 struct MessageInfo {

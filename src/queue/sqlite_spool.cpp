@@ -65,9 +65,10 @@ PRAGMA user_version = 1;
 )sql";
 
 // v2: a text over the inline limit lives in a file named by the message id
-// under the bodies directory; `data` is then empty.
+// under the bodies directory (`data` is then empty); TLS reports are marked.
 constexpr const char* kSchemaV2 = R"sql(
 ALTER TABLE messages ADD COLUMN body_file INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN tls_report INTEGER NOT NULL DEFAULT 0;
 PRAGMA user_version = 2;
 )sql";
 
@@ -530,8 +531,8 @@ Result<std::string> SqliteSpool::enqueue(const NewMessage& message, std::unique_
   if (auto r = tx.begin(true); !r) return tl::unexpected(r.error());
 
   auto insert_message = statement(
-      "INSERT INTO messages (id, mail_from, data, size, received_at, received_from, body_file) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+      "INSERT INTO messages (id, mail_from, data, size, received_at, received_from, body_file, "
+      "tls_report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
   if (!insert_message) return tl::unexpected(insert_message.error());
   for (int attempt = 0;; ++attempt) {
     Query q(*insert_message);
@@ -541,7 +542,8 @@ Result<std::string> SqliteSpool::enqueue(const NewMessage& message, std::unique_
         .bind(4, static_cast<std::int64_t>(d->size()))
         .bind(5, message.received_at)
         .bind(6, message.received_from)
-        .bind(7, static_cast<std::int64_t>(d->in_file() ? 1 : 0));
+        .bind(7, static_cast<std::int64_t>(d->in_file() ? 1 : 0))
+        .bind(8, static_cast<std::int64_t>(message.tls_report ? 1 : 0));
     const int rc = q.step();
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_CONSTRAINT_PRIMARYKEY || attempt + 1 == kIdAttempts) {
@@ -581,8 +583,8 @@ Result<std::vector<Job>> SqliteSpool::due(Time now, std::size_t limit,
 
   std::lock_guard lock(mutex_);
   auto stmt = statement(
-      "SELECT r.message_id, r.domain, r.idx, r.address, r.attempts, m.mail_from, m.received_at "
-      "FROM recipients r JOIN messages m ON m.id = r.message_id "
+      "SELECT r.message_id, r.domain, r.idx, r.address, r.attempts, m.mail_from, m.received_at, "
+      "m.tls_report FROM recipients r JOIN messages m ON m.id = r.message_id "
       "WHERE r.state = 'pending' AND r.next_attempt_at <= ?1 "
       "ORDER BY m.received_at, m.id, r.domain, r.idx");
   if (!stmt) return tl::unexpected(stmt.error());
@@ -602,6 +604,7 @@ Result<std::vector<Job>> SqliteSpool::due(Time now, std::size_t limit,
       job.domain = std::move(domain);
       job.mail_from = q.text(5);
       job.received_at = q.int64(6);
+      job.tls_report = q.int64(7) != 0;
       jobs.push_back(std::move(job));
     }
     Job& job = jobs.back();

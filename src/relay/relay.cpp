@@ -552,11 +552,15 @@ awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
     return complete_message(r, (*shared_jobs)[m], result);
   };
 
-  dane::PlanOptions options{r->cfg.policy_for(domain), r->cfg.smtp_port};
+  // RFC 8460 section 3: TLS reports go with opportunistic TLS, whatever the
+  // destination publishes, and their sessions are not reported.
+  const bool report = shared_jobs->front().tls_report;
+  dane::PlanOptions options{report ? config::TlsPolicy::may : r->cfg.policy_for(domain),
+                            r->cfg.smtp_port};
   dane::DestinationPlan plan = co_await async_plan(r->resolver, domain, options);
   delivery::BatchResult batch = co_await delivery::deliver_batch(
       r->tls_context, plan, std::move(messages), delivery_options(*r), std::move(hooks));
-  if (r->tlsrpt_store) {
+  if (r->tlsrpt_store && !report) {
     std::vector<tlsrpt::SessionResult> seen = session_results(plan, batch, r->now());
     if (!seen.empty()) {
       const std::function<std::string()> keep = [r, seen]() {
@@ -626,8 +630,10 @@ awaitable<void> scheduler(ImplPtr r) {
         std::set<std::string> taken;
         for (queue::Job& job : *due) {
           if (r->busy.count(job.message_id) || !taken.insert(job.message_id).second) continue;
+          // TLS reports travel in batches of their own (another TLS policy).
           auto it = std::find_if(batches.begin(), batches.end(), [&job](const auto& b) {
-            return b.first == job.domain && b.second.size() < kBatch;
+            return b.first == job.domain && b.second.size() < kBatch &&
+                   b.second.front().tls_report == job.tls_report;
           });
           if (it == batches.end()) {
             batches.emplace_back(job.domain, std::vector<queue::Job>{});

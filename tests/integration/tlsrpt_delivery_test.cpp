@@ -1,0 +1,92 @@
+// RFC 8460 section 3: a TLS report reaches a domain whose DANE is broken. The
+// relay delivers reports without DANE or TLS enforcement and does not report
+// on their delivery, so a stale TLSA record neither blocks the report that
+// tells its admin about it nor inflates the next report.
+#include <gtest/gtest.h>
+
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "lab/certs.hpp"
+#include "lab/lab.hpp"
+#include "lab/process.hpp"
+#include "lab/receivers.hpp"
+#include "lab/relay_setup.hpp"
+#include "lab/run.hpp"
+
+namespace {
+
+using namespace danemta;
+using lab::Receivers;
+using lab::RelaySetup;
+using nlohmann::json;
+
+std::string today() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
+TEST(TlsRptDelivery, ReportReachesTheDomainWhoseDaneIsBroken) {
+  Receivers rx(125);
+  auto served = lab::self_signed({"mx.stale125.example"});
+  auto published = lab::self_signed({"mx.stale125.example"});  // the old key in DNS
+  lab::Receiver& stale = rx.add(10, Receivers::with_chain(served, "mx.stale125.example"));
+  lab::World world(
+      lab::spec({{{"name", "stale125.example"},
+                  {"records",
+                   {"@ MX 10 mx", "mx A " + rx.ip(10),
+                    rx.tlsa_line("mx", lab::tlsa_rdata(published.leaf, 3, 1, 1)),
+                    "_smtp._tls TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@stale125.example\""}}}}));
+  const std::string dir = world.dir();
+  ASSERT_EQ(lab::run_command("openssl genrsa -out " + dir + "/dkim.pem 2048").exit_code, 0);
+  RelaySetup setup(world, rx.port(),
+                   "min_backoff_seconds = 600\nmax_backoff_seconds = 600\n\n"
+                   "[tlsrpt]\nsubmitter = \"sender125.example\"\n"
+                   "organization_name = \"Sender 125\"\n"
+                   "dkim_domain = \"sender125.example\"\ndkim_selector = \"rpt\"\n"
+                   "dkim_key_file = \"" +
+                       dir + "/dkim.pem\"\n");
+  auto relay = setup.start();
+  ASSERT_EQ(setup.swaks("s@sender125.example", "b@stale125.example").exit_code, 0);
+  ASSERT_TRUE(relay->wait_for_log("status=deferred tlsa-invalid")) << relay->log();
+  EXPECT_EQ(lab::messages(stale), 0u);
+
+  const std::string bin = std::string(DANEMTA_BINARY) + " --config " + setup.config_path;
+  lab::CommandResult sent = lab::run_command(bin + " tlsrpt send --date " + today());
+  ASSERT_EQ(sent.exit_code, 0) << sent.out;
+  ASSERT_NE(sent.out.find("queued for <tlsrpt@stale125.example>"), std::string::npos) << sent.out;
+  const auto as = sent.out.find(" as ", sent.out.find("queued for <tlsrpt@"));
+  const std::string id = sent.out.substr(as + 4, sent.out.find('\n', as) - as - 4);
+  ASSERT_EQ(lab::run_command(bin + " queue flush " + id).exit_code, 0) << id;
+  ASSERT_TRUE(lab::wait_messages(stale, 1)) << relay->log();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+
+  const std::vector<lab::Session> sessions = stale.sessions();
+  ASSERT_EQ(lab::messages(stale), 1u) << "the report only, never the user's message";
+  const lab::Message* report = nullptr;
+  for (const lab::Session& s : sessions)
+    for (const lab::Message& m : s.messages) report = &m;
+  ASSERT_NE(report, nullptr);
+  EXPECT_EQ(report->rcpt_to, std::vector<std::string>{"tlsrpt@stale125.example"});
+  EXPECT_TRUE(report->in_tls) << "opportunistic TLS, still encrypted";
+  EXPECT_NE(report->data.find("TLS-Report-Domain: stale125.example"), std::string::npos);
+  EXPECT_NE(relay->log().find("to=<tlsrpt@stale125.example>"), std::string::npos);
+  EXPECT_NE(relay->log().find("status=sent"), std::string::npos) << relay->log();
+
+  // The report's own delivery is not a session of the next report.
+  lab::CommandResult printed = lab::run_command(bin + " tlsrpt send --print --date " + today());
+  ASSERT_EQ(printed.exit_code, 0) << printed.out;
+  json next = json::parse(printed.out.substr(printed.out.find('{')));
+  ASSERT_EQ(next["policies"].size(), 1u) << next.dump(2);
+  EXPECT_EQ(next["policies"][0]["summary"]["total-failure-session-count"], 1);
+  EXPECT_EQ(next["policies"][0]["summary"]["total-successful-session-count"], 0);
+  relay->stop(SIGTERM);
+}
+
+}  // namespace
