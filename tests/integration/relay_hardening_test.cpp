@@ -365,4 +365,35 @@ TEST(RelayHardening, LargeMessagesStreamThroughBoundedMemory) {
   relay->stop(SIGTERM);
 }
 
+TEST(RelayHardening, IdleConnectionsUnderALowFdLimitDoNotStopTheRelay) {
+  // The relay runs with 64 file descriptors; 100 clients connect and sit
+  // idle. It must neither crash nor spin, answer 421 to those over
+  // max_connections, and take mail again once they are gone.
+  lab::World world(
+      lab::spec({{{"name", "fd126.example"}, {"records", {"@ MX 10 mx", "mx A 127.0.126.10"}}}}));
+  RelaySetup setup(world, 25,
+                   "max_connections = 40\nmin_backoff_seconds = 600\nmax_backoff_seconds = 600\n");
+  lab::Process relay({"/usr/bin/prlimit", "--nofile=64:64", DANEMTA_BINARY, "--config",
+                      setup.config_path, "relay"},
+                     setup.log_path);
+  ASSERT_TRUE(relay.wait_for_log("listening on")) << relay.log();
+  std::vector<int> idle;
+  for (int i = 0; i < 100; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(setup.listen_port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) idle.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_NE(relay.log().find("too many connections"), std::string::npos) << relay.log();
+  for (int fd : idle) close(fd);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  lab::CommandResult sent = setup.swaks("a@sender.example", "b@fd126.example");
+  EXPECT_EQ(sent.exit_code, 0) << sent.out << relay.log();
+  EXPECT_EQ(relay.stop(SIGTERM), 0) << relay.log();
+  EXPECT_LT(count(relay.log(), "\n"), 200u) << "no log flood";
+}
+
 }  // namespace
