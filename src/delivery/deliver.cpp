@@ -1,4 +1,5 @@
 #include "delivery/deliver.hpp"
+#include "mime/downgrade.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
@@ -97,6 +98,53 @@ void refuse_all(AttemptResult& result, const smtp::Failure& f, const std::string
       r.diagnostic = relay + " said: " + f.reply->to_string();
     }
   }
+}
+
+// RFC 6152 section 3: 8-bit text for a hop that does not offer 8BITMIME is
+// sent as 7-bit MIME or not at all. Converting needs the whole text in
+// memory, so a text over kMaxDowngrade that is 8-bit is refused (5.6.3).
+constexpr std::size_t kMaxDowngrade = 16 * 1024 * 1024;
+
+struct SevenBit {
+  std::optional<std::string> text;                // the 7-bit form to send instead
+  std::optional<mime::DowngradeFailure> refused;  // cannot go to this hop (5.6.3, 5.6.7)
+  std::optional<std::string> local_error;         // the text could not be read
+};
+
+SevenBit seven_bit(TextSource& source) {
+  SevenBit out;
+  const bool whole = source.size() <= kMaxDowngrade;
+  std::string text;
+  bool eight_bit = false;
+  for (;;) {
+    const std::size_t before = text.size();
+    auto n = source.read(text, 64 * 1024);
+    if (!n) {
+      out.local_error = "cannot read the message: " + n.error().message;
+      return out;
+    }
+    if (*n == 0) break;
+    eight_bit = eight_bit || mime::is_8bit(std::string_view(text).substr(before));
+    if (!whole) text.clear();
+  }
+  if (auto r = source.rewind(); !r) {
+    out.local_error = "cannot read the message: " + r.error().message;
+    return out;
+  }
+  if (!eight_bit) return out;
+  if (!whole) {
+    out.refused = mime::DowngradeFailure{mime::DowngradeError::unconvertible, "5.6.3",
+                                         "an 8-bit message of " + std::to_string(source.size()) +
+                                             " octets is too large to convert to 7-bit MIME"};
+    return out;
+  }
+  auto converted = mime::to_7bit(text);
+  if (!converted) {
+    out.refused = converted.error();
+    return out;
+  }
+  out.text = std::move(*converted);
+  return out;
 }
 
 }  // namespace
@@ -230,6 +278,30 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
           text = std::move(*opened);
         } else {
           text = std::make_unique<ViewSource>(messages[m].data);
+        }
+        std::string converted;  // the 7-bit form, when the hop needs one
+        if (!client.capabilities() || !client.capabilities()->eightbitmime) {
+          SevenBit prepared = seven_bit(*text);
+          if (prepared.local_error) {
+            local_failure(*prepared.local_error);
+            co_await finish(m);
+            continue;
+          }
+          if (prepared.refused) {
+            for (RecipientResult& r : results[m].recipients) {
+              r.status = Status::bounced;
+              r.dsn = prepared.refused->status;
+              r.diagnostic = prepared.refused->reason + " (" + relay + " does not offer 8BITMIME)";
+              r.relay = relay;
+              r.tls = s.authentication();
+            }
+            co_await finish(m);
+            continue;
+          }
+          if (prepared.text) {
+            converted = std::move(*prepared.text);
+            text = std::make_unique<ViewSource>(converted);
+          }
         }
         smtp::Envelope env{messages[m].mail_from, messages[m].recipients};
         auto sent = co_await client.send(env, *text);

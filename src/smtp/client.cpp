@@ -578,8 +578,8 @@ asio::awaitable<Outcome<SendResult>> Client::Impl::send_text(Envelope envelope, 
   if (offered.size) mail += " SIZE=" + std::to_string(size);        // RFC 1870
   if (offered.eightbitmime && eight_bit) mail += " BODY=8BITMIME";  // RFC 6152
   if (needs_utf8) mail += " SMTPUTF8";
-  // Without 8BITMIME, 8-bit text is still sent as is (no downgrade): the
-  // alternative, refusing, loses mail that nearly every server accepts.
+  // Without 8BITMIME the caller converts 8-bit text to 7-bit MIME first
+  // (RFC 6152 section 3; delivery does); what arrives here goes as it is.
 
   SendResult result;
   result.recipients.reserve(envelope.recipients.size());
