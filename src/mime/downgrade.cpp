@@ -55,7 +55,9 @@ bool has_long_line(std::string_view text) {
   return false;
 }
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+bool is_wsp(char c) {
+  return c == ' ' || c == '\t';
+}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -312,8 +314,8 @@ Converted convert_multipart(std::string_view body, std::string_view boundary, bo
       if (end > begin && body[end - 1] == '\r') --end;
     }
     // Leniently, a last part without a close delimiter runs to the end.
-    auto part = convert_entity(body.substr(begin, end - begin), false, digest, at_end && last,
-                               depth + 1);
+    auto part =
+        convert_entity(body.substr(begin, end - begin), false, digest, at_end && last, depth + 1);
     if (!part) return part;
     out += *part;
     if (!last) out += body.substr(end, delimiters[i + 1].next - end);
@@ -324,14 +326,15 @@ Converted convert_multipart(std::string_view body, std::string_view boundary, bo
 
 // Replaces each Content-Transfer-Encoding field by one naming `cte` (at the
 // first one's place, else after the last field) and appends `extra` fields.
+// An empty `cte` keeps the fields as they are.
 std::string rewrite_header(std::string_view text, const Entity& e, std::string_view cte,
                            std::string_view extra) {
   const std::string replacement = "Content-Transfer-Encoding: " + std::string(cte) + "\r\n";
   std::string out;
   std::size_t pos = 0;
-  bool placed = false;
+  bool placed = cte.empty();
   for (const Field& f : e.fields) {
-    if (f.name != "content-transfer-encoding") continue;
+    if (f.name != "content-transfer-encoding" || cte.empty()) continue;
     out += text.substr(pos, f.begin - pos);
     if (!placed) out += replacement;
     placed = true;
@@ -391,7 +394,9 @@ Converted convert_entity(std::string_view text, bool is_message, bool digest_chi
       inner = convert_entity(body, true, false, at_end, depth + 1);
     }
     if (!inner) return inner;
-    return rewrite_header(text, e, "7bit", extra) + *inner;
+    // Its content is 7-bit now: a field saying 8bit or binary becomes 7bit.
+    const bool relabel = cte == "8bit" || cte == "binary";
+    return rewrite_header(text, e, relabel ? "7bit" : "", extra) + *inner;
   }
   if (ct->type == "message") {
     // RFC 2046 sections 5.2.2.1 and 5.2.3.1: these are 7bit only.
@@ -518,8 +523,7 @@ std::optional<std::string> decode_quoted_printable(std::string_view text) {
       out += text[i];
     } else if (text.substr(i + 1, 2) == "\r\n") {
       i += 2;
-    } else if (i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
-               hex_value(text[i + 2]) >= 0) {
+    } else if (i + 2 < text.size() && hex_value(text[i + 1]) >= 0 && hex_value(text[i + 2]) >= 0) {
       out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
       i += 2;
     } else {
