@@ -140,15 +140,14 @@ void skip_cfws(std::string_view s, std::size_t& i) {
     } else if (s[i] == '(') {
       int depth = 0;
       while (i < s.size()) {
-        if (s[i] == '\\') {
-          ++i;
-        } else if (s[i] == '(') {
+        const char c = s[i++];
+        if (c == '\\') {
+          if (i < s.size()) ++i;  // a quoted-pair
+        } else if (c == '(') {
           ++depth;
-        } else if (s[i] == ')' && --depth == 0) {
-          ++i;
+        } else if (c == ')' && --depth == 0) {
           break;
         }
-        ++i;
       }
     } else {
       return;

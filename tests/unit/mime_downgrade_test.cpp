@@ -298,6 +298,16 @@ TEST(MimeDowngrade, MissingCloseDelimiterIsTolerated) {
   EXPECT_TRUE(out.ends_with("\r\n"));
 }
 
+TEST(MimeDowngrade, UnparsableContentTypeCountsAsTextPlain) {
+  // RFC 2045 section 5.2; here the type hides in an unclosed comment ending in a backslash.
+  const std::string m = "MIME-Version: 1.0\r\nContent-Type:(multipart/\\\r\n\r\n\xc3\xa4\r\n";
+  const std::string out = convert(m);
+  EXPECT_EQ(split(out).header,
+            "MIME-Version: 1.0\r\nContent-Type:(multipart/\\\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n");
+  EXPECT_EQ(decoded_body(out), "\xc3\xa4\r\n");
+}
+
 TEST(MimeDowngrade, Utf8HeaderNeedsSmtputf8) {
   for (const std::string& m :
        {std::string("Subject: Gr\xc3\xbc\xc3\x9f"
