@@ -206,6 +206,9 @@ TEST(RelayHardening, FullSpoolNeitherMultipliesMailNorFloodsTheLog) {
   EXPECT_EQ(per_recipient.size(), 5u);
   for (const auto& [to, n] : per_recipient) EXPECT_EQ(n, 1) << to;
   const std::string during = relay->log();
+  std::cout << "full spool: " << messages(mx) << " deliveries of 5 messages, "
+            << count(during, "cannot write delivery results") << " warning line(s), "
+            << count(during, "\n") << " log lines in all\n";
   EXPECT_LE(count(during, "cannot write delivery results"), 8u) << during;
   EXPECT_LE(count(during, "\n"), 60u) << "no log flood: " << during;
 
