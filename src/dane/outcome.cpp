@@ -27,6 +27,24 @@ constexpr OutcomeInfo kDnsFailed{
     "Make sure every authoritative server of the zone named in the reason answers "
     "queries for it, including over TCP and for DNSSEC records."};
 
+// DESIGN.md section 8: a resolver that cannot reach its forwarders (or the
+// root) fails every lookup; that is the sending relay's fault, so the text
+// speaks to its admin and nobody asks the receiving domain to fix anything.
+// Same codes as dns-failed (the lookup did fail), never in TLS-RPT.
+constexpr OutcomeInfo kLocalDnsFailed{
+    "local-dns-failed",
+    "",
+    "4.4.312",
+    "5.4.312",
+    true,
+    "the sending relay's own DNS resolver is not answering (the forwarders configured in "
+    "[dns] or the root name servers are unreachable, or the trust anchor cannot be "
+    "validated): the destination's records were not looked at",
+    "Nothing for the receiving domain. The sending relay's administrator must make the "
+    "local resolver work: check that the forwarders in the [dns] section answer DNSSEC "
+    "queries from this host (or, without forwarders, that the root name servers are "
+    "reachable) and that the trust anchor is current."};
+
 constexpr OutcomeInfo kDomainNotFound{"domain-not-found",
                                       "",
                                       "",
@@ -130,6 +148,8 @@ const OutcomeInfo& info(Outcome o) {
       return kDnssecInvalid;
     case Outcome::dns_failed:
       return kDnsFailed;
+    case Outcome::local_dns_failed:
+      return kLocalDnsFailed;
     case Outcome::domain_not_found:
       return kDomainNotFound;
     case Outcome::no_address:
@@ -155,11 +175,11 @@ const OutcomeInfo& info(Outcome o) {
 }
 
 std::optional<Outcome> outcome_named(std::string_view name) {
-  for (Outcome o :
-       {Outcome::dnssec_invalid, Outcome::dns_failed, Outcome::domain_not_found,
-        Outcome::no_address, Outcome::connection_failed, Outcome::starttls_not_supported,
-        Outcome::certificate_expired, Outcome::tlsa_invalid, Outcome::certificate_host_mismatch,
-        Outcome::dane_required, Outcome::validation_failure, Outcome::null_mx})
+  for (Outcome o : {Outcome::dnssec_invalid, Outcome::dns_failed, Outcome::local_dns_failed,
+                    Outcome::domain_not_found, Outcome::no_address, Outcome::connection_failed,
+                    Outcome::starttls_not_supported, Outcome::certificate_expired,
+                    Outcome::tlsa_invalid, Outcome::certificate_host_mismatch,
+                    Outcome::dane_required, Outcome::validation_failure, Outcome::null_mx})
     if (info(o).name == name) return o;
   return std::nullopt;
 }
@@ -175,6 +195,7 @@ bool policy_failure(Outcome o) {
     case Outcome::validation_failure:
       return true;
     case Outcome::dns_failed:
+    case Outcome::local_dns_failed:
     case Outcome::domain_not_found:
     case Outcome::no_address:
     case Outcome::connection_failed:

@@ -12,6 +12,7 @@ namespace danemta::dane {
 enum class Outcome {
   dnssec_invalid,             // a lookup was bogus (the validator's verdict)
   dns_failed,                 // a lookup failed without a validation verdict
+  local_dns_failed,           // danemta's own resolver or forwarders did not answer at all
   domain_not_found,           // the destination domain does not exist (NXDOMAIN)
   no_address,                 // no MX host has an address
   connection_failed,          // no MX host could be reached or held a session

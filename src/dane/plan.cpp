@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "base/text.hpp"
+#include "dane/tlsa_data.hpp"
 
 namespace danemta::dane {
 
@@ -42,6 +43,13 @@ std::string tlsa_owner(std::string_view base_domain, std::uint16_t port) {
 }
 
 namespace {
+
+// The outcome of a failed lookup: the validator's verdict, a lookup that
+// failed at the destination, or danemta's own resolver not answering.
+Outcome failure_of(const Answer& a) {
+  if (a.local_failure) return Outcome::local_dns_failed;
+  return a.security == Security::bogus ? Outcome::dnssec_invalid : Outcome::dns_failed;
+}
 
 std::string describe_failure(const Answer& a) {
   std::string s = std::string(dns::to_string(a.qtype)) + " lookup for " + a.qname + " is " +
@@ -105,7 +113,8 @@ bool plan_addresses(Lookups& dns, HostPlan& h, std::vector<std::string>& notes) 
   for (const Answer* a : {a4, a6})
     if (a->answered()) answered.push_back(a);
   if (answered.empty()) {
-    make_unusable(h, Outcome::dns_failed, describe_failure(*a4) + "; " + describe_failure(*a6));
+    make_unusable(h, failure_of(a4->local_failure ? *a4 : *a6),
+                  describe_failure(*a4) + "; " + describe_failure(*a6));
     return true;
   }
   for (const Answer* a : {a4, a6})
@@ -159,7 +168,7 @@ bool tlsa_candidates(Lookups& dns, HostPlan& h) {
       make_unusable(h, Outcome::dnssec_invalid, describe_failure(*c));
       return true;
     case Security::indeterminate:
-      make_unusable(h, Outcome::dns_failed, describe_failure(*c));
+      make_unusable(h, failure_of(*c), describe_failure(*c));
       return true;
   }
   return true;
@@ -211,7 +220,7 @@ bool plan_host(Lookups& dns, HostPlan& h, const DestinationPlan& d,
       return true;
     }
     if (t->security == Security::indeterminate) {
-      make_unusable(h, Outcome::dns_failed, describe_failure(*t));
+      make_unusable(h, failure_of(*t), describe_failure(*t));
       return true;
     }
     if (t->security == Security::secure && t->havedata && !t->tlsa.empty()) {
@@ -283,12 +292,15 @@ std::vector<TlsaVerdict> judge_tlsa(const std::vector<dns::TlsaRecord>& rrset) {
       v.note = "unknown selector " + std::to_string(r.selector);
     } else if (r.mtype > 2) {
       v.note = "unknown matching type " + std::to_string(r.mtype);
+    } else if (r.data.empty()) {
+      // RFC 6698 section 2.1: RDATA of 3 octets is a record, not a DNS failure.
+      v.note = "empty certificate association data";
     } else if (r.mtype == 1 && r.data.size() != 32) {
       v.note = "SHA2-256 digest is " + std::to_string(r.data.size()) + " bytes, must be 32";
     } else if (r.mtype == 2 && r.data.size() != 64) {
       v.note = "SHA2-512 digest is " + std::to_string(r.data.size()) + " bytes, must be 64";
-    } else if (r.mtype == 0 && r.data.empty()) {
-      v.note = "empty certificate data";
+    } else if (auto problem = full_data_problem(r)) {
+      v.note = std::move(*problem);
     } else {
       v.usable = true;
       if (r.mtype != 0) {
@@ -340,7 +352,7 @@ PlanStep plan(std::string_view domain_in, const AnswerSet& answers, const PlanOp
       d.reason = describe_failure(*mx);
       return step;
     case Security::indeterminate:
-      d.failure = Outcome::dns_failed;
+      d.failure = failure_of(*mx);
       d.reason = describe_failure(*mx);
       return step;
     case Security::secure:

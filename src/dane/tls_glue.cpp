@@ -56,9 +56,11 @@ Result<void> prepare_ssl(ssl_st* ssl, const HostPlan& host) {
     int rc = SSL_dane_tlsa_add(ssl, r.usage, r.selector, r.mtype, r.data.data(), r.data.size());
     if (rc > 0) ++added;
   }
-  // The planner passes only usable records; none accepted by OpenSSL means
-  // the connection could not authenticate anything: refuse rather than
-  // continue without DANE.
+  // The planner passes only usable records, and judge_tlsa already refuses
+  // what SSL_dane_tlsa_add refuses (dane/tlsa_data.hpp), so an RRset of only
+  // such records is planned as mandatory unauthenticated TLS, not as DANE.
+  // Should OpenSSL still accept none, the connection could not authenticate
+  // anything: refuse rather than continue without DANE.
   if (added == 0) return fail("OpenSSL accepted none of the usable TLSA records");
   return {};
 }

@@ -36,7 +36,8 @@ std::string dsn_of(const smtp::Reply& r) {
 }
 
 void fail_all(AttemptResult& result, const std::vector<std::size_t>& pending, dane::Outcome o,
-              const std::string& reason, const std::string& relay = "") {
+              const std::string& reason, const std::string& relay = "",
+              const std::optional<smtp::Reply>& reply = std::nullopt) {
   const dane::OutcomeInfo& i = dane::info(o);
   for (std::size_t k : pending) {
     RecipientResult& r = result.recipients[k];
@@ -45,6 +46,7 @@ void fail_all(AttemptResult& result, const std::vector<std::size_t>& pending, da
     r.diagnostic = reason;
     r.outcome = o;
     r.relay = relay;
+    r.reply = reply;
   }
 }
 
@@ -53,7 +55,8 @@ void fail_all(AttemptResult& result, const std::vector<std::size_t>& pending, da
 struct Noted {
   dane::Outcome outcome;
   std::string why;
-  std::string relay;  // "host[address]:port", or "" when no connection was made
+  std::string relay;                 // "host[address]:port", or "" when no connection was made
+  std::optional<smtp::Reply> reply;  // the server's reply behind it, if it sent one
 };
 
 }  // namespace
@@ -70,6 +73,7 @@ void take_replies(AttemptResult& result, const smtp::SendResult& sent, const std
     r.tls = tls;
     r.dsn = dsn_of(rr.reply);
     r.diagnostic = rr.reply.to_string();
+    r.reply = rr.reply;
     if (rr.delivered()) {
       r.status = Status::delivered;
       if (rr.reply.enhanced.empty()) r.dsn = "2.0.0";
@@ -92,10 +96,12 @@ void refuse_all(AttemptResult& result, const smtp::Failure& f, const std::string
       r.status = Status::bounced;
       r.dsn = "5.6.7";
       r.diagnostic = f.to_string();
+      r.reply.reset();
     } else {
       r.status = f.reply->permanent() ? Status::bounced : Status::deferred;
       r.dsn = dsn_of(*f.reply);
       r.diagnostic = relay + " said: " + f.reply->to_string();
+      r.reply = f.reply;
     }
   }
 }
@@ -180,10 +186,11 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
     }
   }
   auto fail_message = [&](std::size_t m, dane::Outcome o, const std::string& why,
-                          const std::string& relay) {
+                          const std::string& relay,
+                          const std::optional<smtp::Reply>& reply = std::nullopt) {
     std::vector<std::size_t> every(messages[m].recipients.size());
     for (std::size_t k = 0; k < every.size(); ++k) every[k] = k;
-    fail_all(results[m], every, o, why, relay);
+    fail_all(results[m], every, o, why, relay, reply);
   };
 
   // Marks message m final for this attempt and tells the caller.
@@ -207,9 +214,10 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
   // (security) failure in MX order, else the first failure of any kind.
   std::optional<Noted> first_security;
   std::optional<Noted> first_other;
-  auto note = [&](dane::Outcome o, const std::string& why, const std::string& at = "") {
+  auto note = [&](dane::Outcome o, const std::string& why, const std::string& at = "",
+                  const std::optional<smtp::Reply>& reply = std::nullopt) {
     std::optional<Noted>& slot = dane::policy_failure(o) ? first_security : first_other;
-    if (!slot) slot = Noted{o, why, at};
+    if (!slot) slot = Noted{o, why, at, reply};
   };
   auto pending = [&]() { return std::find(done.begin(), done.end(), false) != done.end(); };
 
@@ -245,7 +253,8 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
         } else {
           // A server that refuses us at the greeting or EHLO with 5xx, or a
           // network failure: try the next address (RFC 5321 section 5.1).
-          note(dane::Outcome::connection_failed, relay + ": " + s.reason, relay);
+          note(dane::Outcome::connection_failed, relay + ": " + s.reason, relay,
+               s.smtp_failure ? s.smtp_failure->reply : std::nullopt);
         }
         for (std::size_t m = 0; m < messages.size(); ++m)
           if (!done[m]) results[m].tried.push_back(attempt);
@@ -265,6 +274,7 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
             r.dsn = "4.3.0";
             r.diagnostic = why;
             r.outcome.reset();
+            r.reply.reset();
           }
         };
         std::unique_ptr<TextSource> text;
@@ -323,7 +333,8 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
         } else {
           // The session broke: this message and the rest go to the next address.
           mine.detail = sent.error().to_string();
-          note(dane::Outcome::connection_failed, relay + ": " + sent.error().to_string(), relay);
+          note(dane::Outcome::connection_failed, relay + ": " + sent.error().to_string(), relay,
+               sent.error().reply);
           session_alive = false;
           final = false;
         }
@@ -340,7 +351,7 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
   for (std::size_t m = 0; m < messages.size(); ++m) {
     if (done[m]) continue;
     if (const std::optional<Noted>& n = first_security ? first_security : first_other)
-      fail_message(m, n->outcome, n->why, n->relay);
+      fail_message(m, n->outcome, n->why, n->relay, n->reply);
     else
       fail_message(m, dane::Outcome::no_address, "no MX host has an address", "");
     co_await finish(m);

@@ -35,7 +35,12 @@ struct RecipientResult {
   std::string dsn;                       // enhanced status code: "2.0.0", "4.7.323", "5.1.1"
   std::string diagnostic;                // the server's reply, or what went wrong
   std::optional<dane::Outcome> outcome;  // set for failures danemta decided
-  std::string relay;                     // "mx1.example.org[192.0.2.1]:25"
+  // The reply the remote server sent that decided this result (a 421 at the
+  // greeting or EHLO included); unset for danemta's own outcomes (DANE,
+  // DNSSEC, timeouts, broken connections). RFC 3464 section 2.3.6: a DSN's
+  // Diagnostic-Code is "smtp;" only when this is set.
+  std::optional<smtp::Reply> reply;
+  std::string relay;  // "mx1.example.org[192.0.2.1]:25"
   dane::Authentication tls = dane::Authentication::none;
 };
 

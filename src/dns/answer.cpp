@@ -32,6 +32,8 @@ std::string_view to_string(RrType t) {
       return "AAAA";
     case RrType::TLSA:
       return "TLSA";
+    case RrType::DNSKEY:
+      return "DNSKEY";
   }
   return "?";
 }

@@ -21,6 +21,7 @@ enum class RrType : std::uint16_t {
   MX = 15,
   TXT = 16,
   AAAA = 28,
+  DNSKEY = 48,  // only for the resolver's own health probe; records are not kept
   TLSA = 52,
 };
 
@@ -75,6 +76,12 @@ struct Answer {
   // A record of qtype whose RDATA could not be parsed makes the whole answer
   // indeterminate; the parse error is kept here as well as in `why`.
   std::string malformed;
+
+  // Set on an indeterminate answer when danemta's own resolver was not
+  // working at the time (the probe of the root's DNSKEY RRset failed too:
+  // forwarders or root unreachable, trust anchor not primed). It then says
+  // nothing about the name asked (DESIGN.md section 8).
+  bool local_failure = false;
 
   // A lookup that answered authoritatively: records or a proven absence.
   bool answered() const { return security == Security::secure || security == Security::insecure; }

@@ -105,7 +105,26 @@ struct UnboundResolver::Impl : std::enable_shared_from_this<UnboundResolver::Imp
     fd.release();  // ub_ctx_delete closes it
   }
 
+  // A batch with a failed answer waits for the probe (wire.hpp
+  // probe_query) that tells a broken destination from a broken resolver.
   void resolve(std::vector<Query> queries, std::function<void(std::vector<Answer>)> done) {
+    resolve_batch(std::move(queries), [weak = weak_from_this(), done = std::move(done)](
+                                          std::vector<Answer> answers) mutable {
+      auto self = weak.lock();
+      if (!self) return;  // destroyed: `done` is never called
+      if (!needs_probe(answers)) {
+        done(std::move(answers));
+        return;
+      }
+      self->resolve_batch({probe_query()}, [answers = std::move(answers), done = std::move(done)](
+                                               std::vector<Answer> probe) mutable {
+        apply_probe(answers, probe.front());
+        done(std::move(answers));
+      });
+    });
+  }
+
+  void resolve_batch(std::vector<Query> queries, std::function<void(std::vector<Answer>)> done) {
     auto batch = std::make_shared<Batch>();
     batch->answers.resize(queries.size());
     batch->remaining = queries.size();

@@ -207,7 +207,9 @@ Result<std::string> parse_cname(Bytes packet, const Record& rr) {
 
 Result<TlsaRecord> parse_tlsa(Bytes packet, const Record& rr) {
   if (!fits(packet, rr)) return fail("RDATA outside the packet");
-  if (rr.rdlength < 4) return fail(rdata_size_error(rr.rdlength, "at least 4"));
+  // RFC 6698 section 2.1: usage, selector and matching type; the association
+  // data may be empty (the record is then unusable, RFC 7672 section 3.1).
+  if (rr.rdlength < 3) return fail(rdata_size_error(rr.rdlength, "at least 3"));
   const std::size_t at = rr.rdata_offset;
   TlsaRecord t;
   t.usage = packet[at];
@@ -325,6 +327,8 @@ std::optional<std::uint32_t> collect_records(Answer& a, wire::Bytes packet,
           error = r.error().message;
         }
         break;
+      case RrType::DNSKEY:
+        break;  // counted, not kept: only the probe asks for it
       case RrType::CNAME:
         if (auto r = wire::parse_cname(packet, rr)) {
           a.cname_chain.push_back(CnameLink{rr.owner, std::move(*r)});
@@ -445,6 +449,35 @@ Answer build_answer(const Query& q, const RawResult& raw) {
     a.txt.clear();
   }
   return a;
+}
+
+Query probe_query() {
+  return Query{"", RrType::DNSKEY};
+}
+
+bool needs_probe(const std::vector<Answer>& answers) {
+  return std::any_of(answers.begin(), answers.end(), [](const Answer& a) {
+    return a.security == Security::bogus || a.security == Security::indeterminate;
+  });
+}
+
+void apply_probe(std::vector<Answer>& answers, const Answer& probe) {
+  if (probe.security == Security::secure) return;
+  const std::string probe_why = "the root DNSKEY query is " +
+                                std::string(to_string(probe.security)) +
+                                (probe.why.empty() ? std::string() : " (" + probe.why + ")");
+  for (Answer& a : answers) {
+    if (a.security != Security::bogus && a.security != Security::indeterminate) continue;
+    const std::string original = a.why.empty() ? std::string(to_string(a.security)) : a.why;
+    a.security = Security::indeterminate;
+    a.local_failure = true;
+    a.havedata = false;
+    a.mx.clear();
+    a.addresses.clear();
+    a.tlsa.clear();
+    a.txt.clear();
+    a.why = "local DNS resolver not answering: " + probe_why + "; " + original;
+  }
 }
 
 }  // namespace danemta::dns

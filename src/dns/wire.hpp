@@ -98,4 +98,18 @@ Answer build_answer(const Query& q, const RawResult& raw);
 // resolver failure); `why` says what happened.
 Answer indeterminate_answer(const Query& q, std::string why);
 
+// Telling a broken destination from a broken local resolver (DESIGN.md
+// section 8). When a lookup fails (bogus or indeterminate), the resolver
+// asks probe_query(): the root's DNSKEY RRset, which validation needs for
+// every answer and which is secure whenever the forwarders (or the root
+// servers) answer and the trust anchor matches.
+Query probe_query();
+bool needs_probe(const std::vector<Answer>& answers);
+
+// A probe that came back secure leaves `answers` alone: the failures are the
+// destination's. Otherwise the resolver itself is not working, so every
+// failed answer becomes indeterminate with local_failure set and a `why`
+// that names the local resolver and keeps the original reason.
+void apply_probe(std::vector<Answer>& answers, const Answer& probe);
+
 }  // namespace danemta::dns

@@ -26,6 +26,7 @@
 #include "delivery/deliver.hpp"
 #include "delivery/log.hpp"
 #include "dsn/dsn.hpp"
+#include "relay/failed_recipient.hpp"
 #include "relay/reporting.hpp"
 #include "smtp/server.hpp"
 #include "tls/context.hpp"
@@ -289,23 +290,7 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
 
 dsn::FailedRecipient failed_recipient(const delivery::RecipientResult& rr,
                                       const std::string& status, queue::Time now) {
-  dsn::FailedRecipient f;
-  f.address = rr.recipient;
-  f.status = status;
-  f.remote_mta = rr.relay.substr(0, rr.relay.find('['));
-  f.diagnostic = rr.diagnostic;
-  f.last_attempt = now;
-  if (rr.outcome) {
-    const dane::OutcomeInfo& i = dane::info(*rr.outcome);
-    f.outcome = std::string(i.name);
-    f.summary = std::string(i.summary);
-    f.fix = std::string(i.fix);
-  } else {
-    f.diagnostic_is_smtp = true;
-    auto said = f.diagnostic.find(" said: ");
-    if (said != std::string::npos) f.diagnostic = f.diagnostic.substr(said + 7);
-  }
-  return f;
+  return to_failed_recipient(rr, status, now);
 }
 
 // Queues the bounce for `failed`. False when it could not be stored: the

@@ -83,7 +83,7 @@ std::string spec() {
          {"@ MX 10 mx", "mx A 127.0.0.18", tlsa("_25._tcp.mx", "3 1 1", kHash1),
           tlsa("_25._tcp.mx", "3 1 2", kHash2)}}});
   zone({{"name", "malformed.example"},
-        {"records", {"@ MX 10 mx", "mx A 127.0.0.19", "_25._tcp.mx TYPE52 \\# 3 030101"}}});
+        {"records", {"@ MX 10 mx", "mx A 127.0.0.19", "_25._tcp.mx TYPE52 \\# 2 0301"}}});
   zone({{"name", "port.example"},
         {"records", {"@ MX 10 mx", "mx A 127.0.0.20", tlsa("_2525._tcp.mx", "3 1 1", kHash1)}}});
   return json{{"zones", zones}}.dump();

@@ -36,7 +36,7 @@ std::string spec() {
       "www CNAME alias",
       "alias CNAME mx1",
       "mx A 127.0.0.12",
-      "_25._tcp.mx TYPE52 \\# 3 030101"]},
+      "_25._tcp.mx TYPE52 \\# 2 0301"]},
     {"name":"insecure.example","ds":false,"records":["@ MX 10 mx","mx A 127.0.0.13"]},
     {"name":"lame.example","served":false},
     {"name":"tampered.example","records":["@ MX 10 mx","mx A 127.0.0.14"],"tamper":["mx A"]}
@@ -184,7 +184,7 @@ TEST_F(ResolverTest, MalformedTlsaIsIndeterminate) {
   Answer a = resolve_one("_25._tcp.mx.good.example", RrType::TLSA);
   EXPECT_EQ(a.security, Security::indeterminate);
   EXPECT_EQ(a.malformed,
-            "TLSA record at _25._tcp.mx.good.example: RDATA is 3 bytes, need at least 4");
+            "TLSA record at _25._tcp.mx.good.example: RDATA is 2 bytes, need at least 3");
   EXPECT_EQ(a.why, a.malformed);
   EXPECT_TRUE(a.tlsa.empty());
 }

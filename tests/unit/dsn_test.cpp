@@ -257,6 +257,36 @@ TEST(Dsn, DaneFailureSaysWhatTheAdminMustFix) {
   EXPECT_EQ(p.parts[2].body, header_section(kOriginal));
 }
 
+// RFC 3464 section 2.3.6: a 421 at the greeting is the server's reply
+// ("smtp;") even though danemta classified it (connection-failed), and a
+// timeout is danemta's own ("X-danemta;").
+TEST(Dsn, DiagnosticTypeFollowsWhoSaidIt) {
+  const dane::OutcomeInfo& info = dane::info(dane::Outcome::connection_failed);
+  FailedRecipient refused;
+  refused.address = "bob@example.org";
+  refused.status = std::string(info.permanent_code);
+  refused.remote_mta = "mx1.example.org";
+  refused.diagnostic = "421 4.3.2 too busy";
+  refused.diagnostic_is_smtp = true;
+  refused.outcome = std::string(info.name);
+  refused.summary = std::string(info.summary);
+  refused.fix = std::string(info.fix);
+  refused.last_attempt = kNow - 60;
+  FailedRecipient timed_out = refused;
+  timed_out.address = "carol@example.org";
+  timed_out.diagnostic = "mx1.example.org[192.0.2.1]:25: greeting: timeout after 300 s";
+  timed_out.diagnostic_is_smtp = false;
+  const Parsed p = parse(make_bounce(input_with({refused, timed_out})));
+  const auto blocks = status_blocks(p);
+  ASSERT_EQ(blocks.size(), 3U);
+  EXPECT_EQ(field(blocks[1], "Diagnostic-Code"), "smtp; 421 4.3.2 too busy");
+  EXPECT_EQ(field(blocks[2], "Diagnostic-Code"),
+            "X-danemta; connection-failed: mx1.example.org[192.0.2.1]:25: greeting: timeout "
+            "after 300 s");
+  const std::string text = flat(p.parts[0].body);
+  EXPECT_NE(text.find("The receiving server said: 421 4.3.2 too busy"), std::string::npos) << text;
+}
+
 TEST(Dsn, ServerRejectionQuotesTheReply) {
   const Parsed p = parse(make_bounce(input_with({rejection("nobody@example.com")})));
   ASSERT_EQ(p.parts.size(), 3U);

@@ -2,8 +2,12 @@
 #include "dane/plan.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
+#include <memory>
 #include <set>
+#include <stdexcept>
 
 #include "base/text.hpp"
 
@@ -20,8 +24,50 @@ constexpr Security I = Security::insecure;
 constexpr Security B = Security::bogus;
 constexpr Security X = Security::indeterminate;
 
+// A DER certificate and its SubjectPublicKeyInfo, for full-data (matching
+// type 0) records, which must parse to be usable.
+struct Der {
+  std::vector<std::uint8_t> cert;
+  std::vector<std::uint8_t> spki;
+};
+
+Der make_der() {
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_EC_gen("P-256"), EVP_PKEY_free);
+  std::unique_ptr<X509, decltype(&X509_free)> x(X509_new(), X509_free);
+  if (!key || !x) throw std::runtime_error("OpenSSL: cannot make a test certificate");
+  X509_set_version(x.get(), 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x.get()), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x.get()), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x.get()), 86400);
+  X509_set_pubkey(x.get(), key.get());
+  X509_NAME* name = X509_get_subject_name(x.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("mx.example.org"), -1, -1, 0);
+  X509_set_issuer_name(x.get(), name);
+  if (X509_sign(x.get(), key.get(), EVP_sha256()) <= 0)
+    throw std::runtime_error("OpenSSL: cannot sign a test certificate");
+  Der d;
+  unsigned char* out = nullptr;
+  int n = i2d_X509(x.get(), &out);
+  d.cert.assign(out, out + n);
+  OPENSSL_free(out);
+  out = nullptr;
+  n = i2d_PUBKEY(key.get(), &out);
+  d.spki.assign(out, out + n);
+  OPENSSL_free(out);
+  return d;
+}
+
+const Der& der() {
+  static const Der d = make_der();
+  return d;
+}
+
+// Digests of the right length filled with `fill`; full data (matching type
+// 0) is a real certificate or key unless `len` is given.
 TlsaRecord tlsa(std::uint8_t u, std::uint8_t s, std::uint8_t m, std::size_t len = 0,
                 std::uint8_t fill = 0xab) {
+  if (len == 0 && m == 0 && s <= 1) return TlsaRecord{u, s, m, s == 0 ? der().cert : der().spki};
   if (len == 0) len = m == 1 ? 32 : m == 2 ? 64 : 100;
   return TlsaRecord{u, s, m, std::vector<std::uint8_t>(len, fill)};
 }
@@ -142,6 +188,29 @@ TEST(Plan, MxFailuresDeferTheDestinationWithoutAddressFallback) {
     EXPECT_TRUE(d.hosts.empty());
     EXPECT_FALSE(w.was_asked("example.org", RrType::A));
     EXPECT_NE(d.reason.find("MX lookup for example.org"), std::string::npos) << d.reason;
+  }
+}
+
+// DESIGN.md section 8: an answer the resolver marked as its own failure is
+// local-dns-failed wherever it stops the plan (MX, addresses, TLSA).
+TEST(Plan, LocalResolverFailureIsLocalDnsFailed) {
+  {
+    World w;
+    w.put("example.org", RrType::MX, X).local_failure = true;
+    DestinationPlan d = w.run("example.org");
+    ASSERT_TRUE(d.failure);
+    EXPECT_EQ(*d.failure, Outcome::local_dns_failed);
+    EXPECT_FALSE(w.was_asked("example.org", RrType::A));
+  }
+  {
+    World w;
+    w.mx("example.org", S, {{10, "mx.example.org"}});
+    w.addr("mx.example.org", S, {"192.0.2.1"});
+    w.put("_25._tcp.mx.example.org", RrType::TLSA, X).local_failure = true;
+    DestinationPlan d = w.run("example.org");
+    ASSERT_EQ(d.hosts.size(), 1u);
+    EXPECT_EQ(d.hosts[0].failure, Outcome::local_dns_failed);
+    EXPECT_EQ(d.failure, Outcome::local_dns_failed);
   }
 }
 
@@ -319,6 +388,20 @@ TEST(Plan, TlsaVerdicts) {
       {"usable 3 1 1", S, {tlsa(3, 1, 1)}, Requirement::dane, std::nullopt},
       {"usable 2 0 2", S, {tlsa(2, 0, 2)}, Requirement::dane, std::nullopt},
       {"usable 3 0 0", S, {tlsa(3, 0, 0)}, Requirement::dane, std::nullopt},
+      {"usable 2 1 0", S, {tlsa(2, 1, 0)}, Requirement::dane, std::nullopt},
+      // RFC 6698 section 2.1: 3 octets of RDATA is an unusable record.
+      {"empty data beside a good 3 1 1",
+       S,
+       {TlsaRecord{3, 1, 1, {}}, tlsa(3, 1, 1)},
+       Requirement::dane,
+       std::nullopt},
+      // RFC 7672 section 2.2: all unusable: TLS mandatory, not authenticated.
+      {"only 3 0 0 with data that is not a certificate",
+       S,
+       {tlsa(3, 0, 0, 100)},
+       Requirement::encrypt,
+       std::nullopt},
+      {"only empty data", S, {TlsaRecord{3, 1, 1, {}}}, Requirement::encrypt, std::nullopt},
       {"only PKIX usages", S, {tlsa(0, 0, 1), tlsa(1, 1, 1)}, Requirement::encrypt, std::nullopt},
       {"bad digest length", S, {tlsa(3, 1, 1, 31)}, Requirement::encrypt, std::nullopt},
       {"unknown selector and mtype",
@@ -491,6 +574,34 @@ TEST(JudgeTlsa, MalformedStrongerDigestDoesNotDisableTheWeakerOne) {
   EXPECT_NE(v[1].note.find("must be 64"), std::string::npos);
 }
 
+TEST(JudgeTlsa, EmptyAssociationDataIsAnUnusableRecord) {
+  auto v = judge_tlsa(
+      {TlsaRecord{3, 1, 1, {}}, TlsaRecord{3, 0, 0, {}}, TlsaRecord{2, 1, 2, {}}, tlsa(3, 1, 1)});
+  ASSERT_EQ(v.size(), 4u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_FALSE(v[i].usable);
+    EXPECT_EQ(v[i].note, "empty certificate association data");
+  }
+  EXPECT_TRUE(v[3].usable) << v[3].note;
+}
+
+TEST(JudgeTlsa, FullDataMustParseAsOpenSslRequires) {
+  std::vector<std::uint8_t> trailing = der().cert;
+  trailing.push_back(0);
+  auto v = judge_tlsa({tlsa(3, 0, 0, 100), tlsa(2, 1, 0, 100), TlsaRecord{3, 0, 0, trailing},
+                       TlsaRecord{3, 1, 0, der().cert}, tlsa(3, 0, 0), tlsa(3, 1, 0)});
+  ASSERT_EQ(v.size(), 6u);
+  EXPECT_FALSE(v[0].usable);
+  EXPECT_EQ(v[0].note, "full data is not a DER certificate");
+  EXPECT_FALSE(v[1].usable);
+  EXPECT_EQ(v[1].note, "full data is not a DER SubjectPublicKeyInfo");
+  EXPECT_FALSE(v[2].usable);
+  EXPECT_EQ(v[2].note, "full data has bytes after the DER certificate");
+  EXPECT_FALSE(v[3].usable) << "a certificate is not a SubjectPublicKeyInfo";
+  EXPECT_TRUE(v[4].usable) << v[4].note;
+  EXPECT_TRUE(v[5].usable) << v[5].note;
+}
+
 TEST(JudgeTlsa, UnusableUsagesAreExplained) {
   auto v = judge_tlsa({tlsa(0, 0, 1), tlsa(1, 1, 1), tlsa(4, 1, 1)});
   for (const auto& r : v) EXPECT_FALSE(r.usable);
@@ -508,6 +619,7 @@ TEST(Outcome, TableMatchesTheDesign) {
   } rows[] = {
       {Outcome::dnssec_invalid, "dnssec-invalid", "4.7.324", "5.7.324"},
       {Outcome::dns_failed, "", "4.4.312", "5.4.312"},
+      {Outcome::local_dns_failed, "", "4.4.312", "5.4.312"},
       {Outcome::starttls_not_supported, "starttls-not-supported", "4.7.321", "5.7.321"},
       {Outcome::certificate_expired, "certificate-expired", "4.7.322", "5.7.322"},
       {Outcome::tlsa_invalid, "tlsa-invalid", "4.7.323", "5.7.323"},
@@ -524,6 +636,11 @@ TEST(Outcome, TableMatchesTheDesign) {
   }
   EXPECT_FALSE(info(Outcome::null_mx).retry);
   EXPECT_EQ(code(Outcome::null_mx, false), "5.1.10");
+  // DESIGN.md section 8: a local resolver failure is not the receiver's.
+  EXPECT_FALSE(policy_failure(Outcome::local_dns_failed));
+  EXPECT_NE(info(Outcome::local_dns_failed).fix.find("Nothing for the receiving domain"),
+            std::string::npos);
+  EXPECT_NE(info(Outcome::local_dns_failed).fix.find("[dns]"), std::string::npos);
 }
 
 }  // namespace
@@ -534,7 +651,7 @@ namespace {
 
 TEST(Outcome, NamesRoundTrip) {
   for (Outcome o : {Outcome::dnssec_invalid, Outcome::tlsa_invalid, Outcome::null_mx,
-                    Outcome::connection_failed})
+                    Outcome::connection_failed, Outcome::local_dns_failed})
     EXPECT_EQ(outcome_named(info(o).name), o);
   EXPECT_FALSE(outcome_named("no-such-outcome"));
 }

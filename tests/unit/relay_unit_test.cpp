@@ -5,6 +5,7 @@
 #include <set>
 
 #include "delivery/deliver.hpp"
+#include "relay/failed_recipient.hpp"
 #include "relay/relay.hpp"
 #include "relay/reporting.hpp"
 
@@ -44,6 +45,63 @@ TEST(ExpiredStatus, PermanentCodeOfTheOutcomeElseDeliveryTimeExpired) {
   EXPECT_EQ(expired_status("dnssec-invalid"), "5.7.324");
   EXPECT_EQ(expired_status("connection-failed"), "5.4.1");
   EXPECT_EQ(expired_status(""), "5.4.7") << "a server's own 4xx replies until the end";
+}
+
+// One-line reply; `text` follows the code, as smtp::Reply keeps it.
+smtp::Reply reply(int code, const std::string& text) {
+  smtp::Reply r;
+  r.code = code;
+  r.lines = {text};
+  return r;
+}
+
+// RFC 3464 section 2.3.6: "smtp;" only for what the remote server said.
+TEST(FailedRecipient, ServerReplyIsSmtpDiagnostic) {
+  delivery::RecipientResult rr;
+  rr.recipient = "bob@example.org";
+  rr.relay = "mx1.example.org[192.0.2.1]:25";
+  rr.diagnostic = "mx1.example.org[192.0.2.1]:25 said: 550 5.1.1 no such user";
+  rr.reply = reply(550, "5.1.1 no such user");
+  dsn::FailedRecipient f = to_failed_recipient(rr, "5.1.1", 1000);
+  EXPECT_TRUE(f.diagnostic_is_smtp);
+  EXPECT_EQ(f.diagnostic, "550 5.1.1 no such user");
+  EXPECT_EQ(f.remote_mta, "mx1.example.org");
+  EXPECT_TRUE(f.outcome.empty());
+  EXPECT_EQ(f.last_attempt, 1000);
+}
+
+TEST(FailedRecipient, GreetingRefusalIsSmtpWithItsOutcome) {
+  delivery::RecipientResult rr;
+  rr.recipient = "bob@example.org";
+  rr.relay = "mx1.example.org[192.0.2.1]:25";
+  rr.outcome = dane::Outcome::connection_failed;
+  rr.diagnostic = "mx1.example.org[192.0.2.1]:25: greeting: rejected: 421 4.3.2 busy";
+  rr.reply = reply(421, "4.3.2 busy");
+  dsn::FailedRecipient f = to_failed_recipient(rr, "5.4.1", 1000);
+  EXPECT_TRUE(f.diagnostic_is_smtp);
+  EXPECT_EQ(f.diagnostic, "421 4.3.2 busy");
+  EXPECT_EQ(f.outcome, "connection-failed");
+  EXPECT_FALSE(f.fix.empty());
+}
+
+TEST(FailedRecipient, LocalOutcomesAreNotSmtp) {
+  delivery::RecipientResult dane_failure;
+  dane_failure.outcome = dane::Outcome::tlsa_invalid;
+  dane_failure.diagnostic = "no TLSA record matched";
+  delivery::RecipientResult timeout;
+  timeout.outcome = dane::Outcome::connection_failed;
+  timeout.diagnostic = "mx1.example.org[192.0.2.1]:25: greeting: timeout after 300 s";
+  delivery::RecipientResult spool;  // no outcome, no reply: an unreadable spool file
+  spool.dsn = "4.3.0";
+  spool.diagnostic = "cannot read the message: I/O error";
+  delivery::RecipientResult utf8;  // SMTPUTF8 needed, not offered: danemta's decision
+  utf8.dsn = "5.6.7";
+  utf8.diagnostic = "mail: SMTPUTF8 not offered";
+  for (const delivery::RecipientResult& rr : {dane_failure, timeout, spool, utf8}) {
+    dsn::FailedRecipient f = to_failed_recipient(rr, "5.0.0", 1000);
+    EXPECT_FALSE(f.diagnostic_is_smtp) << rr.diagnostic;
+    EXPECT_EQ(f.diagnostic, rr.diagnostic);
+  }
 }
 
 }  // namespace

@@ -295,13 +295,25 @@ TEST(Wire, Tlsa) {
   EXPECT_EQ(a.tlsa[0].data, digest);
 }
 
-TEST(Wire, TlsaWithThreeBytesIsMalformed) {
+// RFC 6698 section 2.1: empty association data parses; the planner judges it.
+TEST(Wire, TlsaWithThreeBytesHasEmptyData) {
   Packet p("_25._tcp.mx.example.org", RrType::TLSA);
   p.rr(ptr(kQuestion), RrType::TLSA, 300, {3, 1, 1});
   Answer a = build_answer({"_25._tcp.mx.example.org", RrType::TLSA}, secure(p));
+  EXPECT_EQ(a.security, Security::secure) << a.why;
+  EXPECT_TRUE(a.malformed.empty());
+  ASSERT_EQ(a.tlsa.size(), 1u);
+  EXPECT_EQ(a.tlsa[0].usage, 3);
+  EXPECT_TRUE(a.tlsa[0].data.empty());
+}
+
+TEST(Wire, TlsaWithTwoBytesIsMalformed) {
+  Packet p("_25._tcp.mx.example.org", RrType::TLSA);
+  p.rr(ptr(kQuestion), RrType::TLSA, 300, {3, 1});
+  Answer a = build_answer({"_25._tcp.mx.example.org", RrType::TLSA}, secure(p));
   EXPECT_EQ(a.security, Security::indeterminate);
   EXPECT_EQ(a.malformed,
-            "TLSA record at _25._tcp.mx.example.org: RDATA is 3 bytes, need at least 4");
+            "TLSA record at _25._tcp.mx.example.org: RDATA is 2 bytes, need at least 3");
   EXPECT_EQ(a.why, a.malformed);
   EXPECT_TRUE(a.tlsa.empty());
 }
@@ -512,6 +524,60 @@ TEST(BuildAnswer, MissingPacketWithDataIsIndeterminate) {
   r.havedata = true;
   Answer a = build_answer({"example.org", RrType::A}, r);
   EXPECT_EQ(a.security, Security::indeterminate);
+}
+
+// --- the resolver's health probe (DESIGN.md section 8) ----------------------
+
+Answer with_security(const std::string& name, RrType type, Security sec, std::string why = "") {
+  Answer a = indeterminate_answer({name, type}, std::move(why));
+  a.security = sec;
+  return a;
+}
+
+TEST(Probe, AsksForTheRootDnskeyOnlyAfterAFailure) {
+  EXPECT_EQ(probe_query(), (Query{"", RrType::DNSKEY}));
+  EXPECT_FALSE(needs_probe({with_security("example.org", RrType::MX, Security::secure),
+                            with_security("example.net", RrType::MX, Security::insecure)}));
+  EXPECT_TRUE(needs_probe({with_security("example.org", RrType::MX, Security::secure),
+                           with_security("example.net", RrType::MX, Security::indeterminate)}));
+  EXPECT_TRUE(needs_probe({with_security("example.org", RrType::MX, Security::bogus)}));
+}
+
+TEST(Probe, SecureProbeLeavesTheDestinationsFailures) {
+  std::vector<Answer> answers{
+      with_security("example.org", RrType::MX, Security::bogus, "signature expired"),
+      with_security("example.net", RrType::MX, Security::indeterminate, "SERVFAIL from upstream")};
+  apply_probe(answers, with_security("", RrType::DNSKEY, Security::secure));
+  EXPECT_EQ(answers[0].security, Security::bogus);
+  EXPECT_FALSE(answers[0].local_failure);
+  EXPECT_EQ(answers[1].why, "SERVFAIL from upstream");
+  EXPECT_FALSE(answers[1].local_failure);
+}
+
+TEST(Probe, FailedProbeMakesEveryFailureLocal) {
+  std::vector<Answer> answers{
+      with_security("example.org", RrType::MX, Security::indeterminate, "timeout after 5 s"),
+      with_security("example.net", RrType::MX, Security::bogus, "no DNSKEY for trust anchor"),
+      with_security("example.com", RrType::MX, Security::secure)};
+  apply_probe(answers,
+              with_security("", RrType::DNSKEY, Security::indeterminate, "timeout after 5 s"));
+  EXPECT_EQ(answers[0].security, Security::indeterminate);
+  EXPECT_TRUE(answers[0].local_failure);
+  EXPECT_EQ(answers[0].why,
+            "local DNS resolver not answering: the root DNSKEY query is indeterminate (timeout "
+            "after 5 s); timeout after 5 s");
+  EXPECT_EQ(answers[1].security, Security::indeterminate) << "not the destination's verdict";
+  EXPECT_TRUE(answers[1].local_failure);
+  EXPECT_FALSE(answers[2].local_failure);
+  EXPECT_EQ(answers[2].security, Security::secure);
+}
+
+TEST(Probe, DnskeyAnswerKeepsNoRecords) {
+  Packet p("", RrType::DNSKEY);
+  p.rr(ptr(kQuestion), RrType::DNSKEY, 300, {1, 1, 3, 8, 0xaa, 0xbb});
+  Answer a = build_answer(probe_query(), secure(p));
+  EXPECT_EQ(a.security, Security::secure) << a.why;
+  EXPECT_TRUE(a.malformed.empty()) << a.malformed;
 }
 
 }  // namespace
