@@ -83,7 +83,7 @@ std::string spec() {
          {"@ MX 10 mx", "mx A 127.0.0.18", tlsa("_25._tcp.mx", "3 1 1", kHash1),
           tlsa("_25._tcp.mx", "3 1 2", kHash2)}}});
   zone({{"name", "malformed.example"},
-        {"records", {"@ MX 10 mx", "mx A 127.0.0.19", "_25._tcp.mx TYPE52 \\# 2 0301"}}});
+        {"records", {"@ MX 10 mx", "mx A 127.0.0.19", "_25._tcp.mx TYPE52 \\# 3 030101"}}});
   zone({{"name", "port.example"},
         {"records", {"@ MX 10 mx", "mx A 127.0.0.20", tlsa("_2525._tcp.mx", "3 1 1", kHash1)}}});
   return json{{"zones", zones}}.dump();
@@ -300,12 +300,15 @@ TEST_F(CheckTest, DigestAgilityUsesOnlyTheStrongestDigest) {
   }
 }
 
-TEST_F(CheckTest, MalformedTlsaMakesTheHostUnusable) {
-  json j = check_json("malformed.example", 1);
+// RFC 6698 section 2.1, RFC 7672 section 2.2: a 3-octet TLSA record is an
+// unusable record, not a DNS failure; alone it means mandatory TLS.
+TEST_F(CheckTest, EmptyTlsaDataIsAnUnusableRecord) {
+  json j = check_json("malformed.example", 0);
   const json& h = j["hosts"][0];
-  EXPECT_EQ(h["requirement"], "unusable");
-  EXPECT_EQ(h["outcome"]["code"], "4.4.312");
-  EXPECT_NE(h["reason"].get<std::string>().find("TLSA"), std::string::npos) << h["reason"];
+  EXPECT_EQ(h["requirement"], "encrypt");
+  ASSERT_EQ(h["tlsa"].size(), 1u);
+  EXPECT_FALSE(h["tlsa"][0]["usable"].get<bool>());
+  EXPECT_EQ(h["tlsa"][0]["note"], "empty certificate association data");
 }
 
 TEST_F(CheckTest, PortChangesTheTlsaOwner) {

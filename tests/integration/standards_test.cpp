@@ -51,14 +51,14 @@ std::string lab_check_options(const lab::World& world, const Receivers& rx) {
          " --timeout 10 --port " + std::to_string(rx.port());
 }
 
-// The TLSA verdict of the record with this presentation-form prefix (DNS
-// does not keep the RRset's order).
+// The TLSA verdict of the record with this presentation form (DNS does not
+// keep the RRset's order).
 json tlsa_verdict(const json& host, const std::string& prefix) {
   for (const json& t : host["tlsa"]) {
     const std::string r =
         std::to_string(t["usage"].get<int>()) + " " + std::to_string(t["selector"].get<int>()) +
         " " + std::to_string(t["matching_type"].get<int>()) + " " + t["data"].get<std::string>();
-    if (r.rfind(prefix, 0) == 0) return t;
+    if (r == prefix) return t;
   }
   ADD_FAILURE() << "no TLSA record " << prefix << " in " << host["tlsa"].dump();
   return json::object();
@@ -93,7 +93,7 @@ TEST(TlsaEdgeCases, UnusableRecordsAreRecordsNotFailures) {
   const json& eh = empty.j["hosts"][0];
   EXPECT_EQ(eh["requirement"], "dane");
   ASSERT_EQ(eh["tlsa"].size(), 2u) << eh.dump();
-  json e = tlsa_verdict(eh, "3 1 1 ");
+  json e = tlsa_verdict(eh, "3 1 1 ");  // empty association data
   EXPECT_FALSE(e["usable"].get<bool>()) << e;
   EXPECT_EQ(e["data"], "");
   EXPECT_EQ(e["note"], "empty certificate association data");
