@@ -90,16 +90,19 @@ std::string report_json(const ReportInput& in) {
         {"policy-string", strings},
         {"policy-domain", in.policy_domain},
     };
-    if (!mx_host.empty()) policy["mx-host"] = mx_host;
+    // "mx-host" is a list of host names or patterns (Appendix B writes it
+    // as an array of strings, and receivers parse it so); danemta's
+    // policies apply to one MX host each.
+    if (!mx_host.empty()) policy["mx-host"] = ordered_json::array({mx_host});
 
     ordered_json details = ordered_json::array();
     for (const auto& [fkey, count] : tally.details) {
       const auto& [result_type, sending_ip, receiving_host, receiving_ip, reason] = fkey;
-      ordered_json detail = {
-          {"result-type", result_type},
-          {"sending-mta-ip", sending_ip},
-          {"receiving-mx-hostname", receiving_host},
-      };
+      // Section 4.3: a field whose value is unknown is left out, never sent
+      // as "" (an empty string is not an IP address or a host name).
+      ordered_json detail = {{"result-type", result_type}};
+      if (!sending_ip.empty()) detail["sending-mta-ip"] = sending_ip;
+      if (!receiving_host.empty()) detail["receiving-mx-hostname"] = receiving_host;
       if (!receiving_ip.empty()) detail["receiving-ip"] = receiving_ip;
       detail["failed-session-count"] = count;
       if (!reason.empty()) detail["failure-reason-code"] = reason;
@@ -190,11 +193,11 @@ Result<std::string> gzip(std::string_view data) {
 std::string report_filename(const std::string& submitter, const ReportInput& in) {
   // Section 5.1: filename = sender "!" policy-domain "!" begin-timestamp "!"
   // end-timestamp [ "!" unique-id ] "." extension. The end timestamp is the
-  // last second of the range, as in "end-datetime".
+  // last second of the range, as in "end-datetime". unique-id =
+  // 1*(ALPHA / DIGIT).
   std::string unique;
   for (char c : in.report_id) {
-    const bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                      c == '.' || c == '_' || c == '-';
+    const bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
     if (keep) unique.push_back(c);
   }
   std::string name = submitter + "!" + in.policy_domain + "!" + std::to_string(in.begin) + "!" +

@@ -74,7 +74,7 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path);
 
 struct ReportInput {
   std::string organization_name;
-  std::string contact_info;  // e.g. "mailto:postmaster@sender.example"
+  std::string contact_info;  // e.g. "postmaster@sender.example" (Appendix B)
   std::string report_id;     // unique
   Time begin = 0;            // start of the UTC day
   Time end = 0;              // end (exclusive)
@@ -86,8 +86,10 @@ struct ReportInput {
 // type, sorted policy strings, mx host), summary counts, failure details
 // grouped by (result type, sending ip, receiving hostname, receiving ip,
 // reason); groups in ascending order of those keys. "policy-domain" is
-// in.policy_domain; "mx-host", "receiving-ip" and "failure-reason-code" are
-// left out when empty; "end-datetime" is in.end - 1 (e.g. 23:59:59Z).
+// in.policy_domain; "mx-host" is an array of the one MX host name;
+// "mx-host", "sending-mta-ip", "receiving-mx-hostname", "receiving-ip" and
+// "failure-reason-code" are left out when empty; "end-datetime" is
+// in.end - 1 (e.g. 23:59:59Z).
 // Bytes that are not UTF-8 in free text become U+FFFD.
 std::string report_json(const ReportInput& in);
 
@@ -97,7 +99,8 @@ Result<std::string> gzip(std::string_view data);
 // Section 5.1: "submitter!policy-domain!begin!end!unique-id.json.gz", the
 // timestamps in seconds since the epoch with end = in.end - 1 (the last
 // second covered, as in "end-datetime"); unique-id is in.report_id without
-// characters outside [A-Za-z0-9._-] ("!unique-id" is left out if that is empty).
+// characters outside [A-Za-z0-9] (the section 5.1 grammar; "!unique-id" is
+// left out if that is empty).
 std::string report_filename(const std::string& submitter, const ReportInput& in);
 
 }  // namespace danemta::tlsrpt

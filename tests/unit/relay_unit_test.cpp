@@ -128,20 +128,24 @@ TEST(SessionResults, WhatTlsReportingSees) {
   plan.domain = "example.org";
   dane::HostPlan dane_host;
   dane_host.name = "mx1.example.org";
+  dane_host.preference = 10;
   dane_host.requirement = dane::Requirement::dane;
   dane_host.usable_tlsa = {dns::TlsaRecord{3, 1, 1, std::vector<std::uint8_t>(32, 0xab)}};
   dane::HostPlan plain_host;
   plain_host.name = "mx2.example.org";
+  plain_host.preference = 20;
   plain_host.requirement = dane::Requirement::opportunistic;
   dane::HostPlan bogus_host;
   bogus_host.name = "mx3.example.org";
+  bogus_host.preference = 5;
   bogus_host.requirement = dane::Requirement::unusable;
   bogus_host.failure = dane::Outcome::dnssec_invalid;
   dane::HostPlan lame_host;
   lame_host.name = "mx4.example.org";
+  lame_host.preference = 1;
   lame_host.requirement = dane::Requirement::unusable;
   lame_host.failure = dane::Outcome::dns_failed;
-  plan.hosts = {dane_host, plain_host, bogus_host, lame_host};
+  plan.hosts = {lame_host, bogus_host, dane_host, plain_host};
 
   delivery::BatchResult batch;
   batch.sessions = {
@@ -152,6 +156,11 @@ TEST(SessionResults, WhatTlsReportingSees) {
       session("mx2.example.org", dane::Outcome::connection_failed, dane::Authentication::none,
               false),
   };
+  batch.sessions[3].address = "192.0.2.9";
+  delivery::AttemptResult message;
+  message.tried = {batch.sessions[3]};
+  message.tried[0].mail_sent = true;
+  batch.messages = {message};
   std::vector<tlsrpt::SessionResult> r = session_results(plan, batch, 1000);
   ASSERT_EQ(r.size(), 5u) << "one for the bogus host, four connected sessions";
   EXPECT_EQ(r[0].mx_host, "mx3.example.org");
@@ -168,6 +177,7 @@ TEST(SessionResults, WhatTlsReportingSees) {
   EXPECT_EQ(r[3].policy_type, tlsrpt::PolicyType::no_policy_found);
   EXPECT_FALSE(r[4].success);
   EXPECT_EQ(r[4].result_type, "starttls-not-supported") << "delivered in clear";
+  EXPECT_EQ(r[4].receiving_ip, "192.0.2.9");
 
   dane::DestinationPlan bogus_mx;
   bogus_mx.domain = "example.net";
@@ -178,6 +188,77 @@ TEST(SessionResults, WhatTlsReportingSees) {
   EXPECT_EQ(r[0].mx_host, "");
   bogus_mx.failure = dane::Outcome::dns_failed;
   EXPECT_TRUE(session_results(bogus_mx, {}, 1000).empty()) << "no RFC 8460 result type";
+}
+
+TEST(SessionResults, PlanFailureNamesEachHost) {
+  dane::DestinationPlan plan;
+  plan.domain = "example.org";
+  plan.failure = dane::Outcome::tlsa_invalid;
+  for (const char* name : {"mx1.example.org", "mx2.example.org"}) {
+    dane::HostPlan h;
+    h.name = name;
+    h.requirement = dane::Requirement::unusable;
+    h.failure = dane::Outcome::dnssec_invalid;
+    h.reason = "bogus TLSA";
+    plan.hosts.push_back(h);
+  }
+  std::vector<tlsrpt::SessionResult> r = session_results(plan, {}, 1000);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].mx_host, "mx1.example.org");
+  EXPECT_EQ(r[0].receiving_mx_hostname, "mx1.example.org");
+  EXPECT_EQ(r[0].result_type, "dnssec-invalid");
+  EXPECT_EQ(r[1].mx_host, "mx2.example.org");
+}
+
+TEST(SessionResults, UnreachedBackupIsNotCounted) {
+  dane::DestinationPlan plan;
+  plan.domain = "example.org";
+  dane::HostPlan primary;
+  primary.name = "mx1.example.org";
+  primary.preference = 10;
+  primary.requirement = dane::Requirement::opportunistic;
+  dane::HostPlan backup;
+  backup.name = "mx2.example.org";
+  backup.preference = 20;
+  backup.requirement = dane::Requirement::unusable;
+  backup.failure = dane::Outcome::dnssec_invalid;
+  plan.hosts = {primary, backup};
+
+  delivery::BatchResult batch;
+  batch.sessions = {session("mx1.example.org", std::nullopt, dane::Authentication::opportunistic)};
+  delivery::AttemptResult message;
+  message.tried = {batch.sessions[0]};
+  message.tried[0].mail_sent = true;
+  batch.messages = {message};
+  std::vector<tlsrpt::SessionResult> r = session_results(plan, batch, 1000);
+  ASSERT_EQ(r.size(), 1u) << "the backup was never tried";
+  EXPECT_TRUE(r[0].success);
+
+  // The primary failed: delivery went on to the backup, whose failure counts.
+  batch.sessions[0].failure = dane::Outcome::connection_failed;
+  batch.messages[0].tried[0].mail_sent = false;
+  r = session_results(plan, batch, 1000);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].mx_host, "mx2.example.org");
+  EXPECT_EQ(r[0].result_type, "dnssec-invalid");
+}
+
+TEST(SessionResults, NonTlsFailuresAreNotReported) {
+  dane::DestinationPlan plan;
+  plan.domain = "example.org";
+  dane::HostPlan host;
+  host.name = "mx1.example.org";
+  host.requirement = dane::Requirement::opportunistic;
+  plan.hosts = {host};
+  // 421 at EHLO, a timeout or a dropped connection: connected, no policy
+  // failure, no TLS, no transaction.
+  delivery::BatchResult batch;
+  batch.sessions = {session("mx1.example.org", std::nullopt, dane::Authentication::none)};
+  batch.sessions[0].detail = "421 4.3.2 shutting down";
+  delivery::AttemptResult message;
+  message.tried = {batch.sessions[0]};
+  batch.messages = {message};
+  EXPECT_TRUE(session_results(plan, batch, 1000).empty());
 }
 
 TEST(ReceivedFields, CountsOnlyTheHeaderSection) {
