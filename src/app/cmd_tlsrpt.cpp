@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <ctime>
@@ -35,6 +36,17 @@ std::string random_hex(std::size_t n) {
   return out;
 }
 
+// RFC 8460 section 5.4 leaves retries to the sender: a failed https POST is
+// retried with a growing delay (5 minutes, doubling, at most 4 hours) until
+// 24 hours after the first attempt, by later runs of `tlsrpt send`.
+constexpr tlsrpt::Time kRetryWindow = 24 * 3600;
+
+tlsrpt::Time retry_delay(int failed_attempts) {
+  tlsrpt::Time delay = 300;
+  for (int i = 1; i < failed_attempts && delay < 4 * 3600; ++i) delay *= 2;
+  return std::min<tlsrpt::Time>(delay, 4 * 3600);
+}
+
 }  // namespace
 
 int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
@@ -60,13 +72,28 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
     std::cerr << "danemta tlsrpt: " << domains.error().message << "\n";
     return 2;
   }
+  // The day's reports, then (unless a day is given) earlier reports with a
+  // destination still to retry.
+  std::vector<std::pair<tlsrpt::Time, std::string>> work;
+  for (std::string& d : *domains) work.emplace_back(begin, std::move(d));
+  if (o.date.empty() && !o.print) {
+    auto unsent = (*store)->unsent(now - kRetryWindow);
+    if (!unsent) {
+      std::cerr << "danemta tlsrpt: " << unsent.error().message << "\n";
+      return 2;
+    }
+    for (auto& u : *unsent)
+      if (std::find(work.begin(), work.end(), u) == work.end()) work.push_back(std::move(u));
+  }
 
   const std::string host = cfg.relay.hostname.empty() ? local_hostname() : cfg.relay.hostname;
   const std::string submitter = cfg.tlsrpt.submitter.empty() ? host : cfg.tlsrpt.submitter;
   const std::string organization =
       cfg.tlsrpt.organization_name.empty() ? submitter : cfg.tlsrpt.organization_name;
+  // RFC 8460 section 4.3 "contact-info": a string; Appendix B gives a mail
+  // address, which is what danemta sends unless told otherwise.
   const std::string contact =
-      cfg.tlsrpt.contact_info.empty() ? "mailto:postmaster@" + submitter : cfg.tlsrpt.contact_info;
+      cfg.tlsrpt.contact_info.empty() ? "postmaster@" + submitter : cfg.tlsrpt.contact_info;
   const std::string mail_from =
       cfg.tlsrpt.mail_from.empty() ? "tlsrpt-noreply@" + submitter : cfg.tlsrpt.mail_from;
 
@@ -89,7 +116,7 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
   std::unique_ptr<queue::Spool> spool;
 
   int failures = 0;
-  for (const std::string& domain : *domains) {
+  for (const auto& [day, domain] : work) {
     if (!o.domain.empty() && normalize_domain(o.domain) != domain) continue;
     const std::string where = "danemta tlsrpt: " + domain + ": ";
 
@@ -110,7 +137,7 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
       std::cout << where << "no report: " << policy.error().message << "\n";
       continue;
     }
-    auto results = (*store)->results(domain, begin, end);
+    auto results = (*store)->results(domain, day, day + 86400);
     if (!results) {
       std::cerr << where << results.error().message << "\n";
       return 2;
@@ -118,10 +145,18 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
     tlsrpt::ReportInput in;
     in.organization_name = organization;
     in.contact_info = contact;
-    in.report_id =
-        utc_time(begin, "%Y-%m-%d") + "_" + domain + "_" + random_hex(8) + "@" + submitter;
-    in.begin = begin;
-    in.end = end;
+    in.report_id = utc_time(day, "%Y-%m-%d") + "_" + domain + "_" + random_hex(8) + "@" + submitter;
+    if (!o.print) {
+      // A report sent again (to a destination that failed) keeps its id.
+      auto id = (*store)->report_id(domain, day, in.report_id);
+      if (!id) {
+        std::cerr << where << id.error().message << "\n";
+        return 2;
+      }
+      in.report_id = std::move(*id);
+    }
+    in.begin = day;
+    in.end = day + 86400;
     in.policy_domain = domain;
     in.results = std::move(*results);
     std::string json = tlsrpt::report_json(in);
@@ -136,6 +171,47 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
     }
 
     for (const std::string& uri : policy->rua) {
+      auto state = (*store)->rua_state(domain, day, uri);
+      if (!state) {
+        std::cerr << where << state.error().message << "\n";
+        return 2;
+      }
+      if (*state && (*state)->sent) {
+        std::cout << where << "report " << in.report_id << " already sent to " << uri << "\n";
+        continue;
+      }
+      if (*state && now >= (*state)->first_attempt + kRetryWindow) {
+        std::cout << where << "report " << in.report_id << " not sent to " << uri
+                  << ": gave up after " << (*state)->failed_attempts
+                  << " attempts in 24 hours (last: " << (*state)->last_error << ")\n";
+        continue;
+      }
+      if (*state && now < (*state)->next_attempt && !o.retry) {
+        std::cout << where << "report " << in.report_id << " to " << uri << ": next attempt after "
+                  << utc_time((*state)->next_attempt, "%Y-%m-%dT%H:%M:%SZ") << "\n";
+        continue;
+      }
+      tlsrpt::RuaState st;
+      if (*state) {
+        st = **state;
+      } else {
+        st.policy_domain = domain;
+        st.day = day;
+        st.rua = uri;
+        st.first_attempt = now;
+      }
+      // Records the outcome; false when the store cannot (reported).
+      auto remember = [&](bool sent, const std::string& error) {
+        st.sent = sent;
+        if (!sent) {
+          ++st.failed_attempts;
+          st.next_attempt = now + retry_delay(st.failed_attempts);
+          st.last_error = error;
+        }
+        auto ok = (*store)->set_rua_state(st);
+        if (!ok) std::cerr << where << ok.error().message << "\n";
+        return static_cast<bool>(ok);
+      };
       if (uri.rfind("mailto:", 0) == 0) {
         std::string to = uri.substr(7);
         if (!key) {
@@ -172,6 +248,8 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
         }
         std::cout << where << "report " << in.report_id << " queued for <" << to << "> as " << *id
                   << "\n";
+        // In the spool the relay delivers it: that is sent, once.
+        if (!remember(true, "")) return 2;
       } else if (uri.rfind("https:", 0) == 0) {
         std::optional<Result<void>> posted;
         tlsrpt::HttpsOptions ho;
@@ -184,10 +262,13 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
         io.restart();
         if (posted && *posted) {
           std::cout << where << "report " << in.report_id << " posted to " << uri << "\n";
+          if (!remember(true, "")) return 2;
         } else {
-          std::cout << where << uri << ": "
-                    << (posted ? posted->error().message : std::string("the POST did not complete"))
-                    << "\n";
+          const std::string error =
+              posted ? posted->error().message : std::string("the POST did not complete");
+          if (!remember(false, error)) return 2;
+          std::cout << where << uri << ": " << error << "; next attempt after "
+                    << utc_time(st.next_attempt, "%Y-%m-%dT%H:%M:%SZ") << "\n";
           ++failures;
         }
       }

@@ -12,6 +12,7 @@ struct TlsRptOptions {
   std::string date;    // "YYYY-MM-DD" (UTC day); empty: yesterday
   std::string domain;  // only this policy domain; empty: all
   bool print = false;  // print the JSON reports instead of sending them
+  bool retry = false;  // retry failed https destinations now, whatever their backoff
 };
 
 // Exit: 0 every report sent (or nothing to send), 1 some submission failed,

@@ -143,6 +143,8 @@ int main(int argc, char** argv) {
   cmd_tlsrpt_send->add_option("--date", tlsrpt.date, "UTC day YYYY-MM-DD (default: yesterday)");
   cmd_tlsrpt_send->add_option("--domain", tlsrpt.domain, "only this policy domain");
   cmd_tlsrpt_send->add_flag("--print", tlsrpt.print, "print the JSON reports, send nothing");
+  cmd_tlsrpt_send->add_flag("--retry", tlsrpt.retry,
+                            "retry failed https destinations now, not after their backoff");
 
   try {
     app.parse(argc, argv);

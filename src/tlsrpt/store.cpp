@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -27,8 +28,9 @@ namespace danemta::tlsrpt {
 
 namespace {
 
-// Schema versions (PRAGMA user_version): 0 = empty file, 1 = this layout.
-constexpr int kSchemaVersion = 1;
+// Schema versions (PRAGMA user_version): 0 = empty file, 1 = results,
+// 2 = results and the reports sent.
+constexpr int kSchemaVersion = 2;
 
 // policy_strings holds a JSON array of strings (section 4.3 "policy-string").
 constexpr const char* kSchemaV1 = R"sql(
@@ -49,6 +51,29 @@ CREATE TABLE results (
 CREATE INDEX results_domain_at ON results(policy_domain, at);
 CREATE INDEX results_at ON results(at);
 PRAGMA user_version = 1;
+)sql";
+
+// One row per report produced (its id survives retries) and one per report
+// and rua URI: whether it was sent, and the https retry schedule.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE reports (
+  policy_domain TEXT NOT NULL,
+  day           INTEGER NOT NULL,
+  report_id     TEXT NOT NULL,
+  PRIMARY KEY (policy_domain, day)
+);
+CREATE TABLE report_deliveries (
+  policy_domain   TEXT NOT NULL,
+  day             INTEGER NOT NULL,
+  rua             TEXT NOT NULL,
+  sent            INTEGER NOT NULL,
+  failed_attempts INTEGER NOT NULL,
+  first_attempt   INTEGER NOT NULL,
+  next_attempt    INTEGER NOT NULL,
+  last_error      TEXT NOT NULL,
+  PRIMARY KEY (policy_domain, day, rua)
+);
+PRAGMA user_version = 2;
 )sql";
 
 // Milliseconds a statement waits for the other process's lock (the relay
@@ -81,6 +106,12 @@ class SqliteStore final : public Store {
   Result<std::vector<SessionResult>> results(const std::string& policy_domain, Time begin,
                                              Time end) override;
   Result<std::size_t> expire(Time before) override;
+  Result<std::string> report_id(const std::string& policy_domain, Time day,
+                                const std::string& proposed) override;
+  Result<std::optional<RuaState>> rua_state(const std::string& policy_domain, Time day,
+                                            const std::string& rua) override;
+  Result<void> set_rua_state(const RuaState& state) override;
+  Result<std::vector<std::pair<Time, std::string>>> unsent(Time since) override;
 
  private:
   tl::unexpected<Error> db_error(std::string_view what) const {
@@ -167,6 +198,9 @@ Result<void> SqliteStore::migrate() {
   }
   if (version == 0) {
     if (auto r = exec(kSchemaV1, "create schema"); !r) return r;
+  }
+  if (version <= 1) {
+    if (auto r = exec(kSchemaV2, "add the reports tables"); !r) return r;
   }
   if (auto r = exec("COMMIT", "commit"); !r) return r;
   rollback.armed = false;
@@ -271,6 +305,87 @@ Result<std::size_t> SqliteStore::expire(Time before) {
   q.bind(1, before);
   if (q.step() != SQLITE_DONE) return db_error("expire results");
   return static_cast<std::size_t>(sqlite3_changes64(db_.get()));
+}
+
+Result<std::string> SqliteStore::report_id(const std::string& policy_domain, Time day,
+                                           const std::string& proposed) {
+  std::lock_guard lock(mutex_);
+  {
+    auto stmt = statement(
+        "INSERT INTO reports (policy_domain, day, report_id) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (policy_domain, day) DO NOTHING");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    q.bind(1, policy_domain).bind(2, day).bind(3, proposed);
+    if (q.step() != SQLITE_DONE) return db_error("record report id");
+  }
+  auto stmt = statement("SELECT report_id FROM reports WHERE policy_domain = ?1 AND day = ?2");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  q.bind(1, policy_domain).bind(2, day);
+  if (q.step() != SQLITE_ROW) return db_error("read report id");
+  return q.text(0);
+}
+
+Result<std::optional<RuaState>> SqliteStore::rua_state(const std::string& policy_domain, Time day,
+                                                       const std::string& rua) {
+  std::lock_guard lock(mutex_);
+  auto stmt = statement(
+      "SELECT sent, failed_attempts, first_attempt, next_attempt, last_error "
+      "FROM report_deliveries WHERE policy_domain = ?1 AND day = ?2 AND rua = ?3");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  q.bind(1, policy_domain).bind(2, day).bind(3, rua);
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return std::optional<RuaState>();
+  if (rc != SQLITE_ROW) return db_error("read delivery state");
+  RuaState st;
+  st.policy_domain = policy_domain;
+  st.day = day;
+  st.rua = rua;
+  st.sent = q.int64(0) != 0;
+  st.failed_attempts = static_cast<int>(q.int64(1));
+  st.first_attempt = q.int64(2);
+  st.next_attempt = q.int64(3);
+  st.last_error = q.text(4);
+  return std::optional<RuaState>(std::move(st));
+}
+
+Result<void> SqliteStore::set_rua_state(const RuaState& st) {
+  std::lock_guard lock(mutex_);
+  auto stmt = statement(
+      "INSERT OR REPLACE INTO report_deliveries (policy_domain, day, rua, sent, failed_attempts, "
+      "first_attempt, next_attempt, last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  q.bind(1, st.policy_domain)
+      .bind(2, st.day)
+      .bind(3, st.rua)
+      .bind(4, std::int64_t{st.sent ? 1 : 0})
+      .bind(5, std::int64_t{st.failed_attempts})
+      .bind(6, st.first_attempt)
+      .bind(7, st.next_attempt)
+      .bind(8, st.last_error);
+  if (q.step() != SQLITE_DONE) return db_error("record delivery state");
+  return {};
+}
+
+Result<std::vector<std::pair<Time, std::string>>> SqliteStore::unsent(Time since) {
+  std::lock_guard lock(mutex_);
+  auto stmt = statement(
+      "SELECT DISTINCT day, policy_domain FROM report_deliveries "
+      "WHERE sent = 0 AND first_attempt >= ?1 ORDER BY day, policy_domain");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  q.bind(1, since);
+  std::vector<std::pair<Time, std::string>> out;
+  for (;;) {
+    const int rc = q.step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db_error("list unsent reports");
+    out.emplace_back(q.int64(0), q.text(1));
+  }
+  return out;
 }
 
 }  // namespace

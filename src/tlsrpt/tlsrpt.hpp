@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/result.hpp"
@@ -56,6 +57,18 @@ struct SessionResult {
 
 // ---- durable store of session results ----------------------------------------
 
+// One report's delivery to one rua URI.
+struct RuaState {
+  std::string policy_domain;
+  Time day = 0;
+  std::string rua;
+  bool sent = false;        // posted (2xx) or queued in the spool (mailto:)
+  int failed_attempts = 0;  // https POSTs that failed
+  Time first_attempt = 0;
+  Time next_attempt = 0;  // no retry before this
+  std::string last_error;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -66,6 +79,22 @@ class Store {
                                                      Time end) = 0;
   // Deletes results older than `before`. Returns how many.
   virtual Result<std::size_t> expire(Time before) = 0;
+
+  // ---- reports produced and where they went (RFC 8460 section 5) ----
+
+  // The report id of (policy domain, day): the one recorded first, or
+  // `proposed`, which is then recorded. A report sent again (a retry) keeps
+  // its id.
+  virtual Result<std::string> report_id(const std::string& policy_domain, Time day,
+                                        const std::string& proposed) = 0;
+  // The delivery state of the day's report to one rua URI; nullopt if it
+  // was never attempted.
+  virtual Result<std::optional<RuaState>> rua_state(const std::string& policy_domain, Time day,
+                                                    const std::string& rua) = 0;
+  virtual Result<void> set_rua_state(const RuaState& state) = 0;
+  // Days (start of the UTC day) and policy domains with a delivery not yet
+  // sent whose first attempt was at or after `since`.
+  virtual Result<std::vector<std::pair<Time, std::string>>> unsent(Time since) = 0;
 };
 
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path);

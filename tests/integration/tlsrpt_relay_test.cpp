@@ -111,6 +111,13 @@ TEST(TlsRpt, RelayRecordsAndMailsADkimSignedReport) {
   EXPECT_NE(sent.out.find("queued for <tlsrpt@reports81.example>"), std::string::npos) << sent.out;
   EXPECT_NE(sent.out.find("good81.example: no report"), std::string::npos)
       << "no _smtp._tls record, no report: " << sent.out;
+  // Queued once: a second run finds it sent and queues nothing.
+  lab::CommandResult again =
+      lab::run_command(bin + " --config " + config + " tlsrpt send --date " + today());
+  EXPECT_EQ(again.exit_code, 0) << again.out;
+  EXPECT_NE(again.out.find("already sent to mailto:tlsrpt@reports81.example"), std::string::npos)
+      << again.out;
+  EXPECT_EQ(again.out.find("queued for"), std::string::npos) << again.out;
   ASSERT_EQ(lab::run_command(bin + " --config " + config + " queue flush").exit_code, 0);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (count(reports_mx) < 1 && std::chrono::steady_clock::now() < deadline)
@@ -136,6 +143,10 @@ TEST(TlsRpt, RelayRecordsAndMailsADkimSignedReport) {
       << decoded.out;
   EXPECT_NE(decoded.out.find("\"result-type\": \"tlsa-invalid\""), std::string::npos)
       << decoded.out;
+  std::ofstream(dir + "/report.json") << decoded.out.substr(decoded.out.find('{'));
+  lab::CommandResult checked = lab::run_command(
+      "python3 " DANEMTA_TESTS_DIR "/tlsrpt/check_report.py " + dir + "/report.json");
+  EXPECT_EQ(checked.exit_code, 0) << checked.out;
   relay.stop(SIGTERM);
 }
 
