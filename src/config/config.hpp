@@ -103,7 +103,7 @@ struct TlsRptConfig {
   std::string store;    // empty: "tlsrpt.db" next to the relay's spool (see tlsrpt_store())
   std::string organization_name;  // default: the relay's host name
   std::string submitter;          // the sending domain (section 5.3); default: host name
-  std::string contact_info;       // e.g. "mailto:postmaster@sender.example"
+  std::string contact_info;       // e.g. "postmaster@sender.example"
   std::string mail_from;          // envelope and From: of mailed reports
   // DKIM key for mailed reports (RFC 8460 section 5.3 requires a signature);
   // without one, mailto: destinations are skipped with a log line.
