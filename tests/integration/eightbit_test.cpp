@@ -43,7 +43,8 @@ TEST(EightBit, ConvertedToSevenBitForAHopWithout8BitMime) {
   ASSERT_TRUE(lab::wait_messages(mx, 1)) << relay->log();
   const std::vector<lab::Session> sessions = mx.sessions();
   const std::string data = sessions[0].messages[0].data;
-  for (unsigned char c : data) ASSERT_LT(c, 0x80) << "7-bit on the wire: " << data;
+  for (const char c : data)
+    ASSERT_LT(static_cast<unsigned char>(c), 0x80) << "7-bit on the wire: " << data;
   EXPECT_NE(data.find("Content-Transfer-Encoding: quoted-printable"), std::string::npos) << data;
   EXPECT_NE(data.find("MIME-Version: 1.0"), std::string::npos) << data;
 
