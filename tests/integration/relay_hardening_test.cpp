@@ -261,7 +261,8 @@ TEST(RelayHardening, KillNineDuringDeliveryRepeatsAtMostOneMessagePerSession) {
     if (++arrived == kMessages / 3) kill(victim.exchange(0), SIGKILL);
   };
   lab::Receiver mx(b);
-  ASSERT_TRUE(wait_messages(mx, kMessages / 3, std::chrono::seconds(30))) << relay->log();
+  ASSERT_TRUE(wait_messages(mx, static_cast<std::size_t>(kMessages / 3), std::chrono::seconds(30)))
+      << relay->log();
   relay->stop(SIGKILL);
   const std::size_t before = messages(mx);
   std::cout << "kill -9 after " << before << " of " << kMessages << " messages\n";
