@@ -193,16 +193,11 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
     fail_all(results[m], every, o, why, relay, reply);
   };
 
-  // Marks message m final for this attempt and tells the caller.
-  auto finish = [&](std::size_t m) -> boost::asio::awaitable<void> {
-    done[m] = true;
-    if (hooks.completed) co_await hooks.completed(m, results[m]);
-  };
-
   if (plan.failure) {
     for (std::size_t m = 0; m < messages.size(); ++m) {
       fail_message(m, *plan.failure, plan.reason, "");
-      co_await finish(m);
+      done[m] = true;  // final for this attempt: the caller records it now
+      if (hooks.completed) co_await hooks.completed(m, results[m]);
     }
     co_return batch;
   }
@@ -282,7 +277,8 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
           Result<std::unique_ptr<TextSource>> opened = co_await hooks.load(m);
           if (!opened) {
             local_failure(opened.error().message);
-            co_await finish(m);
+            done[m] = true;  // final for this attempt: the caller records it now
+            if (hooks.completed) co_await hooks.completed(m, results[m]);
             continue;
           }
           text = std::move(*opened);
@@ -294,7 +290,8 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
           SevenBit prepared = seven_bit(*text);
           if (prepared.local_error) {
             local_failure(*prepared.local_error);
-            co_await finish(m);
+            done[m] = true;  // final for this attempt: the caller records it now
+            if (hooks.completed) co_await hooks.completed(m, results[m]);
             continue;
           }
           if (prepared.refused) {
@@ -305,7 +302,8 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
               r.relay = relay;
               r.tls = s.authentication();
             }
-            co_await finish(m);
+            done[m] = true;  // final for this attempt: the caller records it now
+            if (hooks.completed) co_await hooks.completed(m, results[m]);
             continue;
           }
           if (prepared.text) {
@@ -339,7 +337,10 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
           final = false;
         }
         results[m].tried.push_back(std::move(mine));
-        if (final) co_await finish(m);
+        if (final) {
+          done[m] = true;
+          if (hooks.completed) co_await hooks.completed(m, results[m]);
+        }
       }
       if (session_alive)
         co_await client.quit();
@@ -354,7 +355,8 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
       fail_message(m, n->outcome, n->why, n->relay, n->reply);
     else
       fail_message(m, dane::Outcome::no_address, "no MX host has an address", "");
-    co_await finish(m);
+    done[m] = true;  // final for this attempt: the caller records it now
+    if (hooks.completed) co_await hooks.completed(m, results[m]);
   }
   co_return batch;
 }
