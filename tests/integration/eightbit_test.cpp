@@ -58,8 +58,7 @@ TEST(EightBit, ConvertedToSevenBitForAHopWithout8BitMime) {
   ASSERT_EQ(decoded.exit_code, 0) << decoded.out;
   // Python's decoder turns the line ends into "\n"; swaks adds empty lines.
   EXPECT_EQ(decoded.out.substr(0, body.size()), body) << decoded.out;
-  EXPECT_EQ(decoded.out.find_first_not_of("\r\n", body.size()), std::string::npos)
-      << decoded.out;
+  EXPECT_EQ(decoded.out.find_first_not_of("\r\n", body.size()), std::string::npos) << decoded.out;
   EXPECT_NE(relay->log().find("status=sent"), std::string::npos) << relay->log();
   relay->stop(SIGTERM);
 }
