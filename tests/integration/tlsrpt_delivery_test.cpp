@@ -23,15 +23,6 @@ using lab::Receivers;
 using lab::RelaySetup;
 using nlohmann::json;
 
-std::string today() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-  return buf;
-}
-
 TEST(TlsRptDelivery, ReportReachesTheDomainWhoseDaneIsBroken) {
   Receivers rx(125);
   auto served = lab::self_signed({"mx.stale125.example"});
@@ -58,7 +49,7 @@ TEST(TlsRptDelivery, ReportReachesTheDomainWhoseDaneIsBroken) {
   EXPECT_EQ(lab::messages(stale), 0u);
 
   const std::string bin = std::string(DANEMTA_BINARY) + " --config " + setup.config_path;
-  lab::CommandResult sent = lab::run_command(bin + " tlsrpt send --date " + today());
+  lab::CommandResult sent = lab::run_command(bin + " tlsrpt send --date " + lab::utc_today());
   ASSERT_EQ(sent.exit_code, 0) << sent.out;
   ASSERT_NE(sent.out.find("queued for <tlsrpt@stale125.example>"), std::string::npos) << sent.out;
   const auto as = sent.out.find(" as ", sent.out.find("queued for <tlsrpt@"));
@@ -80,7 +71,8 @@ TEST(TlsRptDelivery, ReportReachesTheDomainWhoseDaneIsBroken) {
   EXPECT_NE(relay->log().find("status=sent"), std::string::npos) << relay->log();
 
   // The report's own delivery is not a session of the next report.
-  lab::CommandResult printed = lab::run_command(bin + " tlsrpt send --print --date " + today());
+  lab::CommandResult printed =
+      lab::run_command(bin + " tlsrpt send --print --date " + lab::utc_today());
   ASSERT_EQ(printed.exit_code, 0) << printed.out;
   json next = json::parse(printed.out.substr(printed.out.find('{')));
   ASSERT_EQ(next["policies"].size(), 1u) << next.dump(2);

@@ -21,15 +21,6 @@ using namespace danemta;
 using lab::Receivers;
 using nlohmann::json;
 
-std::string today() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-  return buf;
-}
-
 std::size_t count(const lab::Receiver& r) {
   std::size_t n = 0;
   for (const lab::Session& s : r.sessions()) n += s.messages.size();
@@ -90,8 +81,8 @@ TEST(TlsRpt, RelayRecordsAndMailsADkimSignedReport) {
   EXPECT_EQ(count(good_mx), 1u);
 
   // The report as JSON, for the stale domain only.
-  lab::CommandResult printed =
-      lab::run_command(bin + " --config " + config + " tlsrpt send --print --date " + today());
+  lab::CommandResult printed = lab::run_command(bin + " --config " + config +
+                                                " tlsrpt send --print --date " + lab::utc_today());
   ASSERT_EQ(printed.exit_code, 0) << printed.out;
   json report = json::parse(printed.out.substr(printed.out.find('{')));
   EXPECT_EQ(report["organization-name"], "Sender 81");
@@ -106,14 +97,14 @@ TEST(TlsRpt, RelayRecordsAndMailsADkimSignedReport) {
 
   // Sent for real: queued into the relay's spool and delivered over DANE.
   lab::CommandResult sent =
-      lab::run_command(bin + " --config " + config + " tlsrpt send --date " + today());
+      lab::run_command(bin + " --config " + config + " tlsrpt send --date " + lab::utc_today());
   EXPECT_EQ(sent.exit_code, 0) << sent.out;
   EXPECT_NE(sent.out.find("queued for <tlsrpt@reports81.example>"), std::string::npos) << sent.out;
   EXPECT_NE(sent.out.find("good81.example: no report"), std::string::npos)
       << "no _smtp._tls record, no report: " << sent.out;
   // Queued once: a second run finds it sent and queues nothing.
   lab::CommandResult again =
-      lab::run_command(bin + " --config " + config + " tlsrpt send --date " + today());
+      lab::run_command(bin + " --config " + config + " tlsrpt send --date " + lab::utc_today());
   EXPECT_EQ(again.exit_code, 0) << again.out;
   EXPECT_NE(again.out.find("already sent to mailto:tlsrpt@reports81.example"), std::string::npos)
       << again.out;

@@ -112,15 +112,6 @@ class ScriptedHttps {
   std::thread thread_;
 };
 
-std::string today() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-  return buf;
-}
-
 TEST(TlsRptSend, HttpsRetriedUntilSentThenNeverAgain) {
   const std::filesystem::path certs_dir =
       std::filesystem::temp_directory_path() / ("danemta-send141-" + std::to_string(getpid()));
@@ -164,8 +155,8 @@ TEST(TlsRptSend, HttpsRetriedUntilSentThenNeverAgain) {
                            "[tlsrpt]\nstore = \""
                         << store_path << "\"\nsubmitter = \"sender141.example\"\nhttps_ca_file = \""
                         << certs.ca->string() << "\"\n";
-  const std::string send =
-      std::string(DANEMTA_BINARY) + " --config " + config + " tlsrpt send --date " + today();
+  const std::string send = std::string(DANEMTA_BINARY) + " --config " + config +
+                           " tlsrpt send --date " + lab::utc_today();
 
   lab::CommandResult first = lab::run_command(send);
   EXPECT_EQ(first.exit_code, 1) << first.out;
