@@ -235,7 +235,8 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
                              s.tls_verdict.facts,
                              false,
                              s.local_address,
-                             s.greeting.has_value()};
+                             s.greeting.has_value(),
+                             s.starttls_offered};
       batch.sessions.push_back(attempt);
       // Each message's copy leaves out the peer chain (DER certificates, a
       // few KiB): a batch of 50 would copy it 50 times; `sessions` keeps it.
@@ -311,7 +312,8 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
             text = std::make_unique<ViewSource>(converted);
           }
         }
-        smtp::Envelope env{messages[m].mail_from, messages[m].recipients};
+        smtp::Envelope env{messages[m].mail_from, messages[m].recipients, messages[m].body_8bitmime,
+                           messages[m].smtputf8};
         auto sent = co_await client.send(env, *text);
         text.reset();
         AddressAttempt mine = attempt;

@@ -24,6 +24,9 @@ struct Message {
   std::string mail_from;  // empty: null reverse-path
   std::vector<std::string> recipients;
   std::string data;  // RFC 5322 message (CRLF or LF line ends)
+  // The submitter's MAIL parameters (smtp::Envelope).
+  bool body_8bitmime = false;
+  bool smtputf8 = false;
 };
 
 enum class Status { delivered, deferred, bounced };
@@ -55,6 +58,9 @@ struct AddressAttempt {
   bool mail_sent = false;
   std::string local_address;  // our address on that connection ("" if none was made)
   bool connected = false;     // a greeting was received
+  // The server offered STARTTLS: a session in clear after that is one whose
+  // handshake failed (opportunistic TLS falls back), not one without TLS.
+  bool starttls_offered = false;
 };
 
 struct AttemptResult {

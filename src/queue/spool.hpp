@@ -40,6 +40,10 @@ struct NewMessage {
   // A TLS report (RFC 8460 section 3): delivered without DANE or TLS
   // enforcement, and its sessions are not themselves reported.
   bool tls_report = false;
+  // The submitter's MAIL parameters, passed on to the next hop:
+  // BODY=8BITMIME (RFC 6152) and SMTPUTF8 (RFC 6531).
+  bool body_8bitmime = false;
+  bool smtputf8 = false;
 };
 
 enum class RecipientState { pending, delivered, bounced };
@@ -66,6 +70,8 @@ struct Job {
   std::vector<std::string> recipients;         // same order
   int attempts = 0;                            // max over these recipients
   bool tls_report = false;                     // NewMessage::tls_report
+  bool body_8bitmime = false;                  // NewMessage::body_8bitmime
+  bool smtputf8 = false;                       // NewMessage::smtputf8
 };
 
 struct MessageInfo {

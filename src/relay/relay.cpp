@@ -251,6 +251,8 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
   nm.mail_from = m.mail_from;
   nm.recipients = m.recipients;
   nm.received_from = "[" + m.client + "]";
+  nm.body_8bitmime = m.body_8bitmime;
+  nm.smtputf8 = m.smtputf8;
   Result<std::unique_ptr<queue::Draft>> text =
       sink ? sink->take() : draft_of(*r, received_header(*r, m, nm.received_at), m.data);
   m.text.reset();
@@ -527,7 +529,8 @@ awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
   auto shared_jobs = std::make_shared<const std::vector<queue::Job>>(std::move(jobs));
   std::vector<delivery::Message> messages;
   for (const queue::Job& j : *shared_jobs)
-    messages.push_back(delivery::Message{j.message_id, j.mail_from, j.recipients, {}});
+    messages.push_back(delivery::Message{
+        j.message_id, j.mail_from, j.recipients, {}, j.body_8bitmime, j.smtputf8});
 
   delivery::BatchHooks hooks;
   hooks.load = [r, shared_jobs](std::size_t m) {

@@ -108,13 +108,16 @@ std::vector<tlsrpt::SessionResult> session_results(const dane::DestinationPlan& 
     } else if (a.tls == dane::Authentication::none) {
       // A session in clear without a policy failure. RFC 8460 section
       // 4.3.2.1's result types describe TLS negotiation; a session that
-      // carried mail in clear did so because STARTTLS was not offered or
-      // failed ("starttls-not-supported"). A session that ended before
+      // carried mail in clear did so because STARTTLS was not offered
+      // ("starttls-not-supported") or because it was offered and the
+      // handshake failed, so opportunistic TLS fell back to clear
+      // ("validation-failure", the general negotiation failure, with the
+      // handshake's error as the reason). A session that ended before
       // that (421 at EHLO, a timeout, a dropped connection) tells nothing
       // about the receiver's TLS and is not reported: it is neither a
       // success nor a TLS failure.
       if (!carried_mail(batch, a)) continue;
-      r.result_type = "starttls-not-supported";
+      r.result_type = a.starttls_offered ? "validation-failure" : "starttls-not-supported";
       r.failure_reason_code = a.detail;
     } else {
       r.success = true;

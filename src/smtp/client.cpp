@@ -67,6 +67,31 @@ bool is_ascii(std::string_view s) {
   return true;
 }
 
+// What a message's text holds, learnt in one pass over its pieces: any octet
+// over 127 (RFC 6152), and any in the header section, which ends at the
+// first empty line (RFC 6532).
+struct TextScan {
+  bool eight_bit = false;
+  bool header_8bit = false;
+  bool in_header = true;
+  std::size_t line_length = 0;  // octets of the current header line so far
+
+  void feed(std::string_view piece) {
+    std::size_t i = 0;
+    for (; in_header && i < piece.size(); ++i) {
+      const char c = piece[i];
+      if (c == '\n') {
+        if (line_length == 0) in_header = false;
+        line_length = 0;
+      } else if (c != '\r') {
+        ++line_length;
+        if (static_cast<unsigned char>(c) >= 0x80) header_8bit = eight_bit = true;
+      }
+    }
+    if (!eight_bit) eight_bit = !is_ascii(piece.substr(i));
+  }
+};
+
 // RFC 1870 section 3: the size in octets with CRLF line endings, without
 // dot-stuffing or the terminating ".CRLF".
 std::uint64_t normalized_size(std::string_view m) {
@@ -206,7 +231,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
 
   // One mail transaction (Client::send), the text read from `text`.
   asio::awaitable<Outcome<SendResult>> send_text(Envelope envelope, TextSource& text,
-                                                 std::size_t size, bool eight_bit);
+                                                 std::size_t size, TextScan scan);
   bool transaction_open = false;  // MAIL accepted, transaction not finished: RSET first
   std::optional<Capabilities> caps;
   std::deque<std::string> log;
@@ -522,28 +547,30 @@ asio::awaitable<Outcome<void>> Client::starttls(asio::ssl::context& context,
 
 asio::awaitable<Outcome<SendResult>> Client::send(Envelope envelope, std::string_view message) {
   ViewSource text(message);
-  co_return co_await impl_->send_text(std::move(envelope), text, normalized_size(message),
-                                      !is_ascii(message));
+  TextScan scan;
+  scan.feed(message);
+  co_return co_await impl_->send_text(std::move(envelope), text, normalized_size(message), scan);
 }
 
 asio::awaitable<Outcome<SendResult>> Client::send(Envelope envelope, TextSource& text) {
-  // One pass to learn whether the text is 8-bit (RFC 6152), before MAIL.
-  bool eight_bit = false;
+  // One pass to learn whether the text is 8-bit (RFC 6152) and whether its
+  // header section is (RFC 6532), before MAIL.
+  TextScan scan;
   std::string piece;
   for (;;) {
     piece.clear();
     auto n = text.read(piece, kBodyChunk);
     if (!n) co_return failed(FailureKind::local_error, Stage::mail, n.error().message);
     if (*n == 0) break;
-    eight_bit = eight_bit || !is_ascii(piece);
+    scan.feed(piece);
   }
   if (auto r = text.rewind(); !r)
     co_return failed(FailureKind::local_error, Stage::mail, r.error().message);
-  co_return co_await impl_->send_text(std::move(envelope), text, text.size(), eight_bit);
+  co_return co_await impl_->send_text(std::move(envelope), text, text.size(), scan);
 }
 
 asio::awaitable<Outcome<SendResult>> Client::Impl::send_text(Envelope envelope, TextSource& text,
-                                                             std::size_t size, bool eight_bit) {
+                                                             std::size_t size, TextScan scan) {
   const std::shared_ptr<Impl> self = shared_from_this();
   if (!self->is_connected) {
     co_return failed(FailureKind::connection_closed, Stage::mail, "not connected");
@@ -570,6 +597,15 @@ asio::awaitable<Outcome<SendResult>> Client::Impl::send_text(Envelope envelope, 
     co_return failed(FailureKind::unsupported, Stage::mail,
                      "non-ASCII address and the server does not offer SMTPUTF8 (RFC 6531)");
   }
+  // RFC 6532: a message submitted with SMTPUTF8 whose header section is
+  // UTF-8 needs an SMTPUTF8 server too (one that is all ASCII goes anyway).
+  if (envelope.smtputf8 && scan.header_8bit && !offered.smtputf8) {
+    co_return failed(FailureKind::unsupported, Stage::mail,
+                     "UTF-8 header fields (SMTPUTF8 message) and the server does not offer "
+                     "SMTPUTF8 (RFC 6532)");
+  }
+  const bool eight_bit = scan.eight_bit || envelope.body_8bitmime;
+  const bool send_utf8 = offered.smtputf8 && (needs_utf8 || envelope.smtputf8);
   if (self->transaction_open) {
     if (auto r = co_await self->do_rset(); !r) co_return tl::unexpected(std::move(r.error()));
   }
@@ -577,7 +613,7 @@ asio::awaitable<Outcome<SendResult>> Client::Impl::send_text(Envelope envelope, 
   std::string mail = "MAIL FROM:<" + envelope.mail_from + ">";
   if (offered.size) mail += " SIZE=" + std::to_string(size);        // RFC 1870
   if (offered.eightbitmime && eight_bit) mail += " BODY=8BITMIME";  // RFC 6152
-  if (needs_utf8) mail += " SMTPUTF8";
+  if (send_utf8) mail += " SMTPUTF8";
   // Without 8BITMIME the caller converts 8-bit text to 7-bit MIME first
   // (RFC 6152 section 3; delivery does); what arrives here goes as it is.
 

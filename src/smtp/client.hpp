@@ -110,6 +110,13 @@ struct ClientConfig {
 struct Envelope {
   std::string mail_from;  // without <>; empty = null reverse-path (bounces)
   std::vector<std::string> recipients;
+  // The submitter declared BODY=8BITMIME (RFC 6152): sent as such where
+  // 8BITMIME is offered, whatever the text holds.
+  bool body_8bitmime = false;
+  // The submitter asked for SMTPUTF8 (RFC 6531): sent where offered; where
+  // not, the message goes only if neither its addresses nor its header
+  // section hold non-ASCII text (else FailureKind::unsupported, 5.6.7).
+  bool smtputf8 = false;
 };
 
 // The fate of one recipient in one transaction.
@@ -160,15 +167,14 @@ class Client {
                                                  std::function<bool(SSL*)> prepare);
 
   // One mail transaction: MAIL FROM (SIZE= when SIZE is offered, BODY=8BITMIME
-  // for 8-bit text when 8BITMIME is offered, SMTPUTF8 for non-ASCII addresses
-  // when offered - else `unsupported`), RCPT TO for each recipient, DATA, the
-  // text dot-stuffed and CRLF-normalised (RFC 5321 4.5.2, 2.3.8) and ended by
-  // CRLF.CRLF. With PIPELINING, MAIL, all RCPTs and DATA go in one write and
-  // the replies are read in order (RFC 2920). A Failure means the whole
-  // message failed here (MAIL refused, unsupported, or the session broke);
-  // otherwise each recipient's fate is in the result. `message` must stay
-  // valid until the operation completes. An RSET is sent first when an
-  // earlier transaction was left open.
+  // for 8-bit text or Envelope::body_8bitmime when 8BITMIME is offered,
+  // SMTPUTF8 for non-ASCII addresses or Envelope::smtputf8 when offered - else
+  // `unsupported` where the addresses or header section need it), RCPT TO for each recipient, DATA,
+  // the text dot-stuffed and CRLF-normalised (RFC 5321 4.5.2, 2.3.8) and ended by CRLF.CRLF. With
+  // PIPELINING, MAIL, all RCPTs and DATA go in one write and the replies are read in order (RFC
+  // 2920). A Failure means the whole message failed here (MAIL refused, unsupported, or the session
+  // broke); otherwise each recipient's fate is in the result. `message` must stay valid until the
+  // operation completes. An RSET is sent first when an earlier transaction was left open.
   boost::asio::awaitable<Outcome<SendResult>> send(Envelope envelope, std::string_view message);
   // The same with the text read in pieces (never held whole). It is read
   // once before MAIL FROM to learn whether it is 8-bit, then rewound; SIZE=

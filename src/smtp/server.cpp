@@ -159,6 +159,8 @@ struct Session : std::enable_shared_from_this<Session> {
   bool in_transaction = false;
   std::string mail_from;
   std::vector<std::string> recipients;
+  bool body_8bitmime = false;  // this transaction's MAIL parameters
+  bool smtputf8 = false;
   std::size_t errors = 0;
   std::size_t junk = 0;  // junk commands since the last accepted message
 
@@ -200,6 +202,8 @@ struct Session : std::enable_shared_from_this<Session> {
     in_transaction = false;
     mail_from.clear();
     recipients.clear();
+    body_8bitmime = false;
+    smtputf8 = false;
   }
 
   // A refused command that counts towards max_errors. The last one allowed
@@ -346,6 +350,8 @@ struct Session : std::enable_shared_from_this<Session> {
       // Bounces to it could not be routed by DNS either.
       return refuse("553 5.1.7 address literals are not accepted: <" + path->mailbox + ">", false);
     }
+    bool eight_bit_body = false;
+    bool utf8 = false;
     for (const Param& p : split_params(path->rest)) {
       if (iequals(p.key, "SIZE")) {  // RFC 1870 section 6
         const auto size = p.value ? parse_size(*p.value) : std::nullopt;
@@ -357,10 +363,12 @@ struct Session : std::enable_shared_from_this<Session> {
         if (!p.value || !(iequals(*p.value, "8BITMIME") || iequals(*p.value, "7BIT"))) {
           return refuse("501 5.5.4 Bad BODY parameter", true);
         }
+        eight_bit_body = iequals(*p.value, "8BITMIME");
       } else if (iequals(p.key, "SMTPUTF8")) {
         // RFC 6531 section 3.4. Non-ASCII addresses without it are accepted
         // too: the relay's client adds SMTPUTF8 where the addresses need it.
         if (p.value) return refuse("501 5.5.4 Bad SMTPUTF8 parameter", true);
+        utf8 = true;
       } else {
         return refuse("555 5.5.4 Unsupported MAIL parameter", true);  // RFC 5321 4.1.1.11
       }
@@ -368,6 +376,8 @@ struct Session : std::enable_shared_from_this<Session> {
     in_transaction = true;
     mail_from = path->mailbox;
     recipients.clear();
+    body_8bitmime = eight_bit_body;
+    smtputf8 = utf8;
     reply("250 2.1.0 Ok");
     return Next::read;
   }
@@ -463,7 +473,8 @@ struct Session : std::enable_shared_from_this<Session> {
     const auto deadline = Clock::now() + config.data_timeout;
     if (const Io w = co_await flush(config.command_timeout); w != Io::ok) co_return Next::close;
     DataDecoder decoder(config.max_message_bytes);
-    ReceivedMessage message{client, helo, mail_from, recipients, {}, nullptr, 0};
+    ReceivedMessage message{client,   helo, mail_from, recipients, body_8bitmime,
+                            smtputf8, {},   nullptr,   0};
     if (config.sink) message.text = config.sink(message);
     for (;;) {
       pos += decoder.feed(std::string_view(in).substr(pos));

@@ -78,6 +78,10 @@ struct ReceivedMessage {
   // otherwise as the client wrote them.
   std::string mail_from;  // "" for the null sender
   std::vector<std::string> recipients;
+  // MAIL parameters that travel with the message to the next hop:
+  // BODY=8BITMIME (RFC 6152) and SMTPUTF8 (RFC 6531).
+  bool body_8bitmime = false;
+  bool smtputf8 = false;
   std::string data;  // dot-unstuffed, CRLF line ends, without the final "."
   // The sink that took the text instead of `data` (ServerConfig::sink).
   std::shared_ptr<TextSink> text;

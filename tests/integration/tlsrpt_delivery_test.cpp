@@ -81,4 +81,45 @@ TEST(TlsRptDelivery, ReportReachesTheDomainWhoseDaneIsBroken) {
   relay->stop(SIGTERM);
 }
 
+// RFC 8460 section 4.3.2.1: a receiver that offers STARTTLS but whose
+// handshake fails gets the mail in clear (opportunistic TLS, no policy), and
+// the report says the negotiation failed, not that STARTTLS is missing.
+TEST(TlsRptDelivery, FailedHandshakeIsNotReportedAsMissingStarttls) {
+  Receivers rx(158);
+  lab::Behaviour broken;
+  broken.offer_starttls = true;  // advertised without a certificate: the handshake fails
+  lab::Receiver& mx = rx.add(10, broken);
+  lab::World world(
+      lab::spec({{{"name", "fb158.example"},
+                  {"records",
+                   {"@ MX 10 mx", "mx A " + rx.ip(10),
+                    "_smtp._tls TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@reports158.example\""}}}}));
+  const std::string dir = world.dir();
+  RelaySetup setup(world, rx.port(),
+                   "min_backoff_seconds = 600\nmax_backoff_seconds = 600\n\n"
+                   "[tlsrpt]\nsubmitter = \"sender158.example\"\n"
+                   "organization_name = \"Sender 158\"\n");
+  auto relay = setup.start();
+  ASSERT_EQ(setup.swaks("s@sender158.example", "b@fb158.example").exit_code, 0);
+  ASSERT_TRUE(lab::wait_messages(mx, 1)) << relay->log();
+  ASSERT_TRUE(relay->wait_for_log("status=sent")) << relay->log();
+  const std::vector<lab::Session> sessions = mx.sessions();
+  EXPECT_FALSE(sessions.front().starttls_completed);
+  EXPECT_FALSE(sessions.back().messages.back().in_tls) << "delivered in clear";
+
+  lab::CommandResult printed =
+      lab::run_command(std::string(DANEMTA_BINARY) + " --config " + setup.config_path +
+                       " tlsrpt send --print --date " + lab::utc_today());
+  ASSERT_EQ(printed.exit_code, 0) << printed.out;
+  json report = json::parse(printed.out.substr(printed.out.find('{')));
+  ASSERT_EQ(report["policies"].size(), 1u) << report.dump(2);
+  const json& p = report["policies"][0];
+  EXPECT_EQ(p["policy"]["policy-type"], "no-policy-found") << report.dump(2);
+  EXPECT_EQ(p["summary"]["total-failure-session-count"], 1) << report.dump(2);
+  ASSERT_EQ(p["failure-details"].size(), 1u) << report.dump(2);
+  EXPECT_EQ(p["failure-details"][0]["result-type"], "validation-failure") << report.dump(2);
+  EXPECT_EQ(p["failure-details"][0]["receiving-ip"], rx.ip(10));
+  relay->stop(SIGTERM);
+}
+
 }  // namespace

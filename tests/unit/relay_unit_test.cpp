@@ -179,6 +179,17 @@ TEST(SessionResults, WhatTlsReportingSees) {
   EXPECT_EQ(r[4].result_type, "starttls-not-supported") << "delivered in clear";
   EXPECT_EQ(r[4].receiving_ip, "192.0.2.9");
 
+  // The same session in clear, but STARTTLS was offered and its handshake
+  // failed (opportunistic TLS fell back): a negotiation failure, not
+  // "STARTTLS not supported".
+  batch.sessions[3].starttls_offered = true;
+  batch.messages[0].tried[0].starttls_offered = true;
+  r = session_results(plan, batch, 1000);
+  ASSERT_EQ(r.size(), 5u);
+  EXPECT_FALSE(r[4].success);
+  EXPECT_EQ(r[4].result_type, "validation-failure") << "handshake failed, then clear";
+  EXPECT_EQ(r[4].failure_reason_code, "detail");
+
   dane::DestinationPlan bogus_mx;
   bogus_mx.domain = "example.net";
   bogus_mx.failure = dane::Outcome::dnssec_invalid;
