@@ -2,6 +2,7 @@
 // retry schedule.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -472,6 +473,58 @@ TEST_F(QueueTest, NewerSchemaVersionIsRefused) {
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().severity, Severity::permanent);
   EXPECT_THAT(s.error().message, HasSubstr("99"));
+}
+
+TEST_F(QueueTest, MailParametersAreKept) {
+  NewMessage m;
+  m.mail_from = "sender@example.net";
+  m.recipients = {"a@example.org"};
+  m.data = "Subject: t\r\n\r\nbody\r\n";
+  m.received_at = 1000;
+  m.body_8bitmime = true;
+  m.smtputf8 = true;
+  auto id = spool_->enqueue(m);
+  ASSERT_TRUE(id) << id.error().message;
+  enqueue({"b@example.org"});
+  reopen();
+  std::vector<Job> jobs = due(5000);
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_TRUE(jobs[0].body_8bitmime);
+  EXPECT_TRUE(jobs[0].smtputf8);
+  EXPECT_FALSE(jobs[1].body_8bitmime);
+  EXPECT_FALSE(jobs[1].smtputf8);
+}
+
+TEST_F(QueueTest, SchemaTwoSpoolIsMigrated) {
+  const std::string id = enqueue({"a@example.org"});
+  spool_.reset();
+  // Back to the version 2 layout, as an older danemta left it.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db,
+                              "ALTER TABLE messages DROP COLUMN smtputf8;"
+                              "ALTER TABLE messages DROP COLUMN body_8bitmime;"
+                              "PRAGMA user_version = 2;",
+                              nullptr, nullptr, &error);
+  EXPECT_EQ(rc, SQLITE_OK) << (error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+  reopen();
+  std::vector<Job> jobs = due(5000);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].message_id, id);
+  EXPECT_FALSE(jobs[0].smtputf8);
+  NewMessage m;
+  m.mail_from = "sender@example.net";
+  m.recipients = {"b@example.org"};
+  m.data = "Subject: t\r\n\r\nbody\r\n";
+  m.received_at = 1000;
+  m.smtputf8 = true;
+  ASSERT_TRUE(spool_->enqueue(m));
+  jobs = due(5000);
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_TRUE(jobs[0].smtputf8 || jobs[1].smtputf8);
 }
 
 TEST(RetryDelay, DoublesFromFiveMinutesToAnHour) {
