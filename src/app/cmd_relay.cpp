@@ -38,22 +38,30 @@ std::string time_text(queue::Time t) {
   return t == 0 ? "-" : utc_time(t, "%Y-%m-%d %H:%M:%S");
 }
 
-// Stops the loop once no attempt is in flight, or after `grace`.
+using Notice = std::function<void(const std::string&)>;
+
+// Stops the loop once no attempt is in flight, or at `deadline`; then each
+// attempt still running is cut off with a log line (its recipients stay
+// queued and are retried at the next start).
 void drain(asio::io_context& io, relay::Relay& relay, std::shared_ptr<asio::steady_timer> timer,
-           std::chrono::steady_clock::time_point deadline) {
+           std::chrono::steady_clock::time_point deadline, Notice notice) {
   if (relay.in_flight() == 0 || std::chrono::steady_clock::now() >= deadline) {
+    for (const std::string& a : relay.attempts_in_flight())
+      notice(a +
+             " cut off by shutdown; its recipients stay queued (a message the server "
+             "had already taken may be delivered again)");
     io.stop();
     return;
   }
   timer->expires_after(std::chrono::milliseconds(100));
-  timer->async_wait([&io, &relay, timer, deadline](const boost::system::error_code&) {
-    drain(io, relay, timer, deadline);
+  timer->async_wait([&io, &relay, timer, deadline, notice](const boost::system::error_code&) {
+    drain(io, relay, timer, deadline, notice);
   });
 }
 
 }  // namespace
 
-int run_relay(const config::Config& cfg) {
+int run_relay(const config::Config& cfg, const std::string& config_path) {
   auto spool = queue::open_sqlite_spool(cfg.relay.spool);
   if (!spool) {
     std::cerr << "danemta relay: " << spool.error().message << "\n";
@@ -84,7 +92,7 @@ int run_relay(const config::Config& cfg) {
   std::string where;
   for (const std::string& l : relay.listening()) where += (where.empty() ? "" : ", ") + l;
   // Daemon notices follow [relay] log_format like the relay's own lines.
-  auto notice = [&cfg](const std::string& text) {
+  Notice notice = [&cfg](const std::string& text) {
     if (cfg.relay.log_json)
       std::cout << nlohmann::json{{"time", utc_time(wall_clock(), "%Y-%m-%dT%H:%M:%SZ")},
                                   {"event", "notice"},
@@ -96,15 +104,48 @@ int run_relay(const config::Config& cfg) {
   };
   notice("danemta relay: listening on " + where + ", spool " + cfg.relay.spool);
 
+  // SIGHUP: reload the configuration file, or keep the running one.
+  config::Config running = cfg;
+  asio::signal_set hangups(io, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_hangup =
+      [&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        hangups.async_wait(on_hangup);
+        if (config_path.empty()) {
+          notice("danemta relay: SIGHUP: no configuration file was given; nothing to reload");
+          return;
+        }
+        auto next = config::load(config_path);
+        if (!next) {
+          notice("danemta relay: SIGHUP: configuration refused, the running one stays: " +
+                 next.error().message);
+          return;
+        }
+        const std::vector<std::string> changed = config::changes(running, *next);
+        if (changed.empty()) {
+          notice("danemta relay: SIGHUP: " + config_path + " unchanged");
+          return;
+        }
+        for (const std::string& c : changed) notice("danemta relay: reload: " + c);
+        running = *next;
+        for (const std::string& n : relay.reload(std::move(*next)))
+          notice("danemta relay: reload: " + n);
+        notice("danemta relay: configuration reloaded from " + config_path);
+      };
+  hangups.async_wait(on_hangup);
+
   asio::signal_set signals(io, SIGINT, SIGTERM);
   auto timer = std::make_shared<asio::steady_timer>(io);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
+    const auto grace = running.relay.shutdown_grace;
     notice(std::string("danemta relay: ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", " +
-           std::to_string(relay.in_flight()) + " attempt(s) in flight; stopping");
+           std::to_string(relay.in_flight()) + " attempt(s) in flight; stopping (grace " +
+           std::to_string(grace.count()) + " s)");
+    hangups.cancel();
     relay.stop();
     // Attempts cut short stay pending in the spool and are retried later.
-    drain(io, relay, timer, std::chrono::steady_clock::now() + std::chrono::seconds(30));
+    drain(io, relay, timer, std::chrono::steady_clock::now() + grace, notice);
   });
   io.run();
   notice("danemta relay: stopped");

@@ -10,7 +10,8 @@
 namespace danemta::app {
 
 // Runs until SIGINT/SIGTERM; logs one line per event on stdout.
-int run_relay(const config::Config& cfg);
+// `config_path`: the file SIGHUP reloads ("" when none was given).
+int run_relay(const config::Config& cfg, const std::string& config_path);
 
 struct QueueOptions {
   std::string action;  // list, show, flush, delete, purge

@@ -212,7 +212,7 @@ int main(int argc, char** argv) {
     if (deliver_port != 0) cfg.smtp_port = static_cast<std::uint16_t>(deliver_port);
     return app::run_deliver(cfg, deliver);
   }
-  if (cmd_relay->parsed()) return app::run_relay(cfg);
+  if (cmd_relay->parsed()) return app::run_relay(cfg, config_path);
   if (cmd_tlsrpt_send->parsed()) return app::run_tlsrpt(cfg, tlsrpt);
   if (cmd_queue->parsed()) {
     if ((queue_opts.action == "show" || queue_opts.action == "delete") && queue_opts.id.empty()) {

@@ -44,7 +44,47 @@ std::string type_name(const toml::node& node) {
   return "something else";
 }
 
+// Every leaf of `table` as "prefix.key" -> its value in TOML syntax; arrays
+// are leaves (one value).
+void flatten(const toml::table& table, const std::string& prefix,
+             std::map<std::string, std::string>& out) {
+  for (auto&& [key, node] : table) {
+    std::string name =
+        prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+    if (const toml::table* sub = node.as_table()) {
+      flatten(*sub, name, out);
+      continue;
+    }
+    std::ostringstream text;
+    node.visit([&text](const auto& n) { text << n; });
+    out[std::move(name)] = text.str();
+  }
+}
+
 }  // namespace
+
+std::vector<std::string> changes(const Config& before, const Config& after) {
+  std::vector<std::string> out;
+  auto a = before.settings.begin();
+  auto b = after.settings.begin();
+  auto line = [&out](const std::string& key, const std::string& from, const std::string& to) {
+    out.push_back(key + ": " + from + " -> " + to);
+  };
+  while (a != before.settings.end() || b != after.settings.end()) {
+    if (b == after.settings.end() || (a != before.settings.end() && a->first < b->first)) {
+      line(a->first, a->second, "(unset)");
+      ++a;
+    } else if (a == before.settings.end() || b->first < a->first) {
+      line(b->first, "(unset)", b->second);
+      ++b;
+    } else {
+      if (a->second != b->second) line(a->first, a->second, b->second);
+      ++a;
+      ++b;
+    }
+  }
+  return out;
+}
 
 std::string_view to_string(TlsPolicy p) {
   switch (p) {
@@ -186,6 +226,7 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
   }
 
   Config cfg;
+  flatten(root, "", cfg.settings);
   auto bad = [&](std::string_view key, std::string_view what) {
     return fail(std::string(source_name) + ": " + std::string(key) + ": " + std::string(what),
                 Severity::permanent);
@@ -354,6 +395,9 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
           return tl::unexpected(r.error());
       } else if (k == "storage_retry_seconds") {
         if (auto r = seconds(k, node, 1, 3600, rc.storage_retry); !r)
+          return tl::unexpected(r.error());
+      } else if (k == "shutdown_grace_seconds") {
+        if (auto r = seconds(k, node, 0, 3600, rc.shutdown_grace); !r)
           return tl::unexpected(r.error());
       } else if (auto count = std::find_if(std::begin(counts), std::end(counts),
                                            [k](const auto& c) { return k == c.key; });

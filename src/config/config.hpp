@@ -94,6 +94,9 @@ struct RelayConfig {
   // While the spool cannot be written (full disk): how often writing the
   // results is retried, and how often the condition is logged.
   std::chrono::seconds storage_retry{10};
+  // SIGTERM: how long attempts in flight may run on before they are cut off
+  // (their recipients stay queued and are retried at the next start).
+  std::chrono::seconds shutdown_grace{30};
   bool log_json = false;  // log_format = "json": one JSON object per line
 };
 
@@ -121,6 +124,10 @@ struct Config {
   std::string helo_name;         // EHLO name; empty: this host's name
   SmtpTimeouts timeouts;
   std::map<std::string, TlsPolicy> policies;  // key: normalized domain
+  // Every key the file set, flattened: "relay.max_deliveries" -> "100",
+  // "policy.example.org" -> "\"dane-only\"" (values in TOML syntax). What
+  // changes() compares; keys not set keep their defaults.
+  std::map<std::string, std::string> settings;
 
   TlsPolicy policy_for(std::string_view domain) const;
   // [tlsrpt] store, or "tlsrpt.db" in the directory of [relay] spool.
@@ -132,6 +139,11 @@ struct Config {
 Result<Config> parse(std::string_view toml_text, std::string_view source_name = "config");
 // Reads and parses the file; a missing file or a directory is an error naming it.
 Result<Config> load(const std::string& path);
+
+// What differs between two configurations' files, one line per key in key
+// order: "relay.max_deliveries: 100 -> 50", "policy.example.org: (unset) ->
+// \"dane-only\"" (unset: the default applies).
+std::vector<std::string> changes(const Config& before, const Config& after);
 
 // "127.0.0.1:10025", "[::1]:10025": checks the syntax of a listen address.
 bool valid_listen(std::string_view s);

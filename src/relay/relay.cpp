@@ -124,7 +124,16 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   asio::thread_pool pool{1};
   asio::steady_timer timer;
   std::mt19937 rng;
-  std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors;
+  // Listeners by their configured address. One closed by a reload is kept
+  // in `retired`: its listen() coroutine may still look at it.
+  std::vector<std::pair<std::string, std::unique_ptr<asio::ip::tcp::acceptor>>> acceptors;
+  std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> retired;
+  // What sessions accepted from now on use (reload() replaces it).
+  std::shared_ptr<const smtp::ServerConfig> server_settings;
+  smtp::Accept accept;
+  // Attempts in flight: message id -> destination and start, for the log
+  // lines of attempts a shutdown cuts off.
+  std::map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> running;
   std::set<std::string> busy;                     // message ids being delivered
   std::map<std::string, std::size_t> per_domain;  // attempts in flight per domain
   std::size_t active = 0;
@@ -236,6 +245,7 @@ Result<std::unique_ptr<queue::Draft>> draft_of(Relay::Impl& r, const std::string
 }
 
 awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m) {
+  if (!r) co_return fail("Error: the relay is stopping", Severity::transient);
   auto* sink = dynamic_cast<SpoolSink*>(m.text.get());
   // RFC 5321 6.3: a message that has passed too many relays is in a loop.
   if (const std::size_t hops = received_fields(sink ? std::string_view(sink->head()) : m.data);
@@ -564,12 +574,18 @@ awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
 
 awaitable<void> run_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
   std::vector<std::string> ids;
-  for (const queue::Job& j : jobs) ids.push_back(j.message_id);
   std::string domain = jobs.front().domain;
+  const auto started = std::chrono::steady_clock::now();
+  for (const queue::Job& j : jobs) {
+    ids.push_back(j.message_id);
+    r->running[j.message_id] = {domain, started};
+  }
   co_await deliver_jobs(r, std::move(jobs));
   // A message whose results are held in memory stays busy until written.
-  for (const std::string& id : ids)
+  for (const std::string& id : ids) {
+    r->running.erase(id);
     if (!r->unrecorded.count(id)) r->busy.erase(id);
+  }
   if (--r->per_domain[domain] == 0) r->per_domain.erase(domain);
   --r->active;
   r->wake();
@@ -677,53 +693,147 @@ Relay::~Relay() {
   impl_->pool.join();
 }
 
-Result<void> Relay::start() {
-  if (auto ok = tls::configure_client_context(impl_->tls_context.native_handle()); !ok) return ok;
-  smtp::ServerConfig server;
-  server.hostname = impl_->hostname;
-  server.max_message_bytes = impl_->cfg.relay.max_message_bytes;
-  server.max_recipients = impl_->cfg.relay.max_recipients;
-  server.max_junk_commands = impl_->cfg.relay.max_junk_commands;
-  server.max_connections = impl_->cfg.relay.max_connections;
-  server.max_connections_per_client = impl_->cfg.relay.max_connections_per_client;
-  std::weak_ptr<Impl> weak = impl_;
+namespace {
+
+// The listener settings from the relay's current configuration.
+std::shared_ptr<const smtp::ServerConfig> server_settings(const ImplPtr& r) {
+  auto server = std::make_shared<smtp::ServerConfig>();
+  server->hostname = r->hostname;
+  server->max_message_bytes = r->cfg.relay.max_message_bytes;
+  server->max_recipients = r->cfg.relay.max_recipients;
+  server->max_junk_commands = r->cfg.relay.max_junk_commands;
+  server->max_connections = r->cfg.relay.max_connections;
+  server->max_connections_per_client = r->cfg.relay.max_connections_per_client;
+  std::weak_ptr<Relay::Impl> weak = r;
   // The relay runs on one thread: the sessions' log lines need no lock.
-  server.log = [weak](std::string_view text) {
-    if (const ImplPtr r = weak.lock())
-      r->event("", "reject", {{"text", std::string(text)}}, std::string(text));
+  server->log = [weak](std::string_view text) {
+    if (const ImplPtr p = weak.lock())
+      p->event("", "reject", {{"text", std::string(text)}}, std::string(text));
   };
-  server.sink = [weak](const smtp::ReceivedMessage& envelope) -> std::shared_ptr<smtp::TextSink> {
-    const ImplPtr r = weak.lock();
-    if (!r) return nullptr;
-    return std::make_shared<SpoolSink>(r->spool.draft(), received_header(*r, envelope, r->now()));
+  server->sink = [weak](const smtp::ReceivedMessage& envelope) -> std::shared_ptr<smtp::TextSink> {
+    const ImplPtr p = weak.lock();
+    if (!p) return nullptr;
+    return std::make_shared<SpoolSink>(p->spool.draft(), received_header(*p, envelope, p->now()));
   };
-  std::vector<config::Network> allow = impl_->cfg.relay.allow;
-  auto allowed = [allow](const asio::ip::address& peer) {
-    std::string text = peer.to_string();
-    for (const config::Network& n : allow)
+  return server;
+}
+
+// Binds `where` and serves it. Errors name the address.
+Result<void> add_listener(const ImplPtr& r, const std::string& where) {
+  auto endpoint = parse_endpoint(where);
+  if (!endpoint) return tl::unexpected(endpoint.error());
+  auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(r->io);
+  boost::system::error_code ec;
+  acceptor->open(endpoint->protocol(), ec);
+  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && endpoint->address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
+  if (!ec) acceptor->bind(*endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return fail("cannot listen on " + where + ": " + ec.message(), Severity::permanent);
+  std::weak_ptr<Relay::Impl> weak = r;
+  // Both read the relay's configuration as it is when a client connects.
+  smtp::Settings settings = [weak]() {
+    const ImplPtr p = weak.lock();
+    return p ? p->server_settings : std::make_shared<const smtp::ServerConfig>();
+  };
+  auto allowed = [weak](const asio::ip::address& peer) {
+    const ImplPtr p = weak.lock();
+    if (!p) return false;
+    const std::string text = peer.to_string();
+    for (const config::Network& n : p->cfg.relay.allow)
       if (config::contains(n, text)) return true;
     return false;
   };
-  ImplPtr r = impl_;
-  smtp::Accept accept = [r](smtp::ReceivedMessage m) { return accept_message(r, std::move(m)); };
+  asio::co_spawn(r->io, smtp::listen(*acceptor, std::move(settings), r->accept, std::move(allowed)),
+                 asio::detached);
+  r->acceptors.emplace_back(where, std::move(acceptor));
+  return {};
+}
 
+}  // namespace
+
+Result<void> Relay::start() {
+  if (auto ok = tls::configure_client_context(impl_->tls_context.native_handle()); !ok) return ok;
+  impl_->server_settings = server_settings(impl_);
+  // Weak: the relay holds this function, which must not keep it alive.
+  std::weak_ptr<Impl> weak = impl_;
+  impl_->accept = [weak](smtp::ReceivedMessage m) {
+    return accept_message(weak.lock(), std::move(m));
+  };
+  // Every address is checked before any is served.
   for (const std::string& l : impl_->cfg.relay.listen) {
-    auto endpoint = parse_endpoint(l);
-    if (!endpoint) return tl::unexpected(endpoint.error());
-    auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(impl_->io);
-    boost::system::error_code ec;
-    acceptor->open(endpoint->protocol(), ec);
-    if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec && endpoint->address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
-    if (!ec) acceptor->bind(*endpoint, ec);
-    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return fail("cannot listen on " + l + ": " + ec.message(), Severity::permanent);
-    impl_->acceptors.push_back(std::move(acceptor));
+    if (auto endpoint = parse_endpoint(l); !endpoint) return tl::unexpected(endpoint.error());
   }
-  for (auto& a : impl_->acceptors)
-    asio::co_spawn(impl_->io, smtp::listen(*a, server, accept, allowed), asio::detached);
+  for (const std::string& l : impl_->cfg.relay.listen) {
+    if (auto added = add_listener(impl_, l); !added) {
+      stop();
+      return added;
+    }
+  }
   asio::co_spawn(impl_->io, scheduler(impl_), asio::detached);
   return {};
+}
+
+std::vector<std::string> Relay::reload(config::Config next) {
+  Impl& r = *impl_;
+  std::vector<std::string> notes;
+  // These are opened once, at start: a change waits for a restart.
+  auto at_restart = [&notes](const std::string& what) {
+    notes.push_back(what + " changed: takes effect when the relay is restarted");
+  };
+  if (next.relay.spool != r.cfg.relay.spool) at_restart("relay.spool");
+  next.relay.spool = r.cfg.relay.spool;
+  if (next.dns.forwarders != r.cfg.dns.forwarders ||
+      next.dns.trust_anchor_file != r.cfg.dns.trust_anchor_file ||
+      next.dns.timeout != r.cfg.dns.timeout)
+    at_restart("dns");
+  next.dns = r.cfg.dns;
+  if (next.tlsrpt.enabled != r.cfg.tlsrpt.enabled || next.tlsrpt_store() != r.cfg.tlsrpt_store())
+    at_restart("tlsrpt.enabled or tlsrpt.store");
+  next.tlsrpt.enabled = r.cfg.tlsrpt.enabled;
+  next.tlsrpt.store = r.cfg.tlsrpt.store;
+  const std::vector<std::string> listen = next.relay.listen;
+  r.cfg = std::move(next);
+  r.hostname = r.cfg.relay.hostname.empty() ? local_hostname() : r.cfg.relay.hostname;
+  r.server_settings = server_settings(impl_);
+
+  if (!r.stopping) {
+    // Listeners: close the ones no longer configured, open the new ones.
+    for (auto it = r.acceptors.begin(); it != r.acceptors.end();) {
+      if (std::find(listen.begin(), listen.end(), it->first) != listen.end()) {
+        ++it;
+        continue;
+      }
+      boost::system::error_code ec;
+      it->second->close(ec);
+      notes.push_back("stopped listening on " + it->first);
+      r.retired.push_back(std::move(it->second));
+      it = r.acceptors.erase(it);
+    }
+    for (const std::string& l : listen) {
+      const bool open = std::any_of(r.acceptors.begin(), r.acceptors.end(),
+                                    [&l](const auto& a) { return a.first == l; });
+      if (open) continue;
+      if (auto added = add_listener(impl_, l); !added)
+        notes.push_back(added.error().message + " (the other listeners go on)");
+      else
+        notes.push_back("listening on " + l);
+    }
+  }
+  r.wake();
+  return notes;
+}
+
+std::vector<std::string> Relay::attempts_in_flight() const {
+  std::vector<std::string> out;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [id, attempt] : impl_->running) {
+    const auto seconds =
+        std::chrono::duration_cast<std::chrono::seconds>(now - attempt.second).count();
+    out.push_back(id + ": delivery to " + attempt.first + " (running " + std::to_string(seconds) +
+                  " s)");
+  }
+  return out;
 }
 
 void Relay::stop() {
@@ -731,7 +841,7 @@ void Relay::stop() {
   impl_->stopping = true;
   for (auto& a : impl_->acceptors) {
     boost::system::error_code ec;
-    a->close(ec);
+    a.second->close(ec);
   }
   impl_->timer.cancel();
 }
@@ -752,7 +862,7 @@ std::vector<std::string> Relay::listening() const {
   std::vector<std::string> out;
   for (const auto& a : impl_->acceptors) {
     boost::system::error_code ec;
-    auto ep = a->local_endpoint(ec);
+    auto ep = a.second->local_endpoint(ec);
     if (ec) continue;
     std::string host = ep.address().to_string();
     if (ep.address().is_v6()) host = "[" + host + "]";

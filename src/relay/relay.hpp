@@ -51,6 +51,18 @@ class Relay {
   // Runs a scheduler pass now (e.g. after `danemta queue flush`).
   void wake();
 
+  // Applies a new configuration (SIGHUP): TLS policies, allow lists,
+  // limits, backoff, timeouts, host names and TLS-RPT settings at once, for
+  // new connections and attempts; listeners are opened and closed to match
+  // [relay] listen. The spool, the resolver ([dns]) and the TLS-RPT store
+  // stay as they were until a restart. Returns one line per thing worth
+  // logging (a listener opened or closed, a change that needs a restart, a
+  // listener that could not be opened).
+  std::vector<std::string> reload(config::Config next);
+
+  // "ID: delivery to DOMAIN (running N s)" for each message being delivered.
+  std::vector<std::string> attempts_in_flight() const;
+
   std::size_t in_flight() const;
   // "127.0.0.1:10025" for each listener, with the port actually bound.
   std::vector<std::string> listening() const;

@@ -663,6 +663,14 @@ asio::awaitable<void> serve(tcp::socket socket, ServerConfig config, Accept acce
 
 asio::awaitable<void> listen(tcp::acceptor& acceptor, ServerConfig config, Accept accept,
                              std::function<bool(const asio::ip::address&)> allowed) {
+  const std::shared_ptr<const ServerConfig> fixed =
+      std::make_shared<const ServerConfig>(std::move(config));
+  Settings settings = [fixed]() { return fixed; };
+  co_await listen(acceptor, std::move(settings), std::move(accept), std::move(allowed));
+}
+
+asio::awaitable<void> listen(tcp::acceptor& acceptor, Settings settings, Accept accept,
+                             std::function<bool(const asio::ip::address&)> allowed) {
   const auto connections = std::make_shared<Connections>();
   for (;;) {
     // Each connection gets its own strand: its session and its watchdog
@@ -680,6 +688,8 @@ asio::awaitable<void> listen(tcp::acceptor& acceptor, ServerConfig config, Accep
     const auto peer = socket.remote_endpoint(peer_ec);
     if (peer_ec) continue;  // already gone
     const asio::ip::address address = peer.address();
+    const std::shared_ptr<const ServerConfig> current = settings();
+    const ServerConfig& config = *current;
     // (The socket is a parameter: clang 14 cannot capture structured bindings.)
     const auto refuse = [&](tcp::socket& s, std::string line) {
       if (config.log) config.log("reject: connect from [" + address.to_string() + "]: " + line);

@@ -133,4 +133,12 @@ boost::asio::awaitable<void> listen(boost::asio::ip::tcp::acceptor& acceptor, Se
                                     Accept accept,
                                     std::function<bool(const boost::asio::ip::address&)> allowed);
 
+// The same, with the settings asked of `settings` for each new connection
+// (a reloaded configuration applies to connections accepted afterwards;
+// sessions keep what they started with). `settings` must not return null.
+using Settings = std::function<std::shared_ptr<const ServerConfig>()>;
+boost::asio::awaitable<void> listen(boost::asio::ip::tcp::acceptor& acceptor, Settings settings,
+                                    Accept accept,
+                                    std::function<bool(const boost::asio::ip::address&)> allowed);
+
 }  // namespace danemta::smtp
