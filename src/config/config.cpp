@@ -396,6 +396,9 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
       } else if (k == "storage_retry_seconds") {
         if (auto r = seconds(k, node, 1, 3600, rc.storage_retry); !r)
           return tl::unexpected(r.error());
+      } else if (k == "delay_warning_seconds") {
+        if (auto r = seconds(k, node, 0, 365 * 86400, rc.delay_warning); !r)
+          return tl::unexpected(r.error());
       } else if (k == "shutdown_grace_seconds") {
         if (auto r = seconds(k, node, 0, 3600, rc.shutdown_grace); !r)
           return tl::unexpected(r.error());

@@ -78,6 +78,9 @@ struct RelayConfig {
   std::string spool = "/var/spool/danemta/queue.db";
   std::string hostname;  // greeting and bounces; empty: this host's name
   std::chrono::seconds queue_lifetime{5 * 24 * 3600};
+  // A recipient still deferred this long after arrival gets the sender one
+  // RFC 3464 "delayed" notice (0: never).
+  std::chrono::seconds delay_warning{4 * 3600};
   std::chrono::seconds min_backoff{300};
   std::chrono::seconds max_backoff{3600};
   std::size_t max_deliveries = 100;      // concurrent delivery attempts

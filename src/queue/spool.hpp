@@ -68,6 +68,7 @@ struct Job {
   Time received_at = 0;
   std::vector<std::size_t> recipient_indexes;  // into the message's recipients
   std::vector<std::string> recipients;         // same order
+  std::vector<bool> delay_warned;              // same order: a delay notice went out
   int attempts = 0;                            // max over these recipients
   bool tls_report = false;                     // NewMessage::tls_report
   bool body_8bitmime = false;                  // NewMessage::body_8bitmime
@@ -92,6 +93,9 @@ struct RecipientUpdate {
   std::string dsn;
   std::string diagnostic;
   std::string outcome;
+  // The sender has now been sent a delay notice for this recipient (kept
+  // once set: one notice per recipient).
+  bool delay_warned = false;
 };
 
 // A message's text on its way into the spool, appended as it arrives so that

@@ -35,7 +35,7 @@ namespace {
 
 // Schema versions (PRAGMA user_version): 0 = empty file, 1 = this layout. A
 // later version adds a migration step from the previous one in migrate().
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE messages (
@@ -78,6 +78,12 @@ constexpr const char* kSchemaV3 = R"sql(
 ALTER TABLE messages ADD COLUMN body_8bitmime INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;
 PRAGMA user_version = 3;
+)sql";
+
+// v4: whether the sender was told a recipient is delayed (one notice each).
+constexpr const char* kSchemaV4 = R"sql(
+ALTER TABLE recipients ADD COLUMN delay_warned INTEGER NOT NULL DEFAULT 0;
+PRAGMA user_version = 4;
 )sql";
 
 // A body file without a row is removed at open once it is this old: a draft
@@ -435,6 +441,10 @@ Result<void> SqliteSpool::migrate() {
   }
   if (version == 2) {
     if (auto r = exec(kSchemaV3, "migrate schema to version 3"); !r) return r;
+    version = 3;
+  }
+  if (version == 3) {
+    if (auto r = exec(kSchemaV4, "migrate schema to version 4"); !r) return r;
   }
   return tx.commit();
 }
@@ -598,7 +608,8 @@ Result<std::vector<Job>> SqliteSpool::due(Time now, std::size_t limit,
   std::lock_guard lock(mutex_);
   auto stmt = statement(
       "SELECT r.message_id, r.domain, r.idx, r.address, r.attempts, m.mail_from, m.received_at, "
-      "m.tls_report, m.body_8bitmime, m.smtputf8 FROM recipients r JOIN messages m ON m.id = "
+      "m.tls_report, m.body_8bitmime, m.smtputf8, r.delay_warned FROM recipients r JOIN messages m "
+      "ON m.id = "
       "r.message_id "
       "WHERE r.state = 'pending' AND r.next_attempt_at <= ?1 "
       "ORDER BY m.received_at, m.id, r.domain, r.idx");
@@ -627,6 +638,7 @@ Result<std::vector<Job>> SqliteSpool::due(Time now, std::size_t limit,
     Job& job = jobs.back();
     job.recipient_indexes.push_back(static_cast<std::size_t>(q.int64(2)));
     job.recipients.push_back(q.text(3));
+    job.delay_warned.push_back(q.int64(10) != 0);
     job.attempts = std::max(job.attempts, static_cast<int>(q.int64(4)));
   }
   return jobs;
@@ -670,8 +682,8 @@ Result<void> SqliteSpool::record(const std::string& message_id,
   }
   auto update = statement(
       "UPDATE recipients SET state = ?3, next_attempt_at = ?4, last_dsn = ?5, "
-      "last_diagnostic = ?6, last_outcome = ?7, attempts = attempts + 1 "
-      "WHERE message_id = ?1 AND idx = ?2");
+      "last_diagnostic = ?6, last_outcome = ?7, attempts = attempts + 1, "
+      "delay_warned = MAX(delay_warned, ?8) WHERE message_id = ?1 AND idx = ?2");
   if (!update) return tl::unexpected(update.error());
   for (const RecipientUpdate& u : updates) {
     Query q(*update);
@@ -681,7 +693,8 @@ Result<void> SqliteSpool::record(const std::string& message_id,
         .bind(4, u.next_attempt_at)
         .bind(5, u.dsn)
         .bind(6, u.diagnostic)
-        .bind(7, u.outcome);
+        .bind(7, u.outcome)
+        .bind(8, static_cast<std::int64_t>(u.delay_warned ? 1 : 0));
     if (q.step() != SQLITE_DONE) return db_error("record");
     if (sqlite3_changes(db_.get()) == 0) {
       return usage_error("record: message " + message_id + " has no recipient " +

@@ -309,9 +309,13 @@ dsn::FailedRecipient failed_recipient(const delivery::RecipientResult& rr,
 // caller then keeps those recipients pending rather than losing the notice.
 awaitable<bool> send_bounce(ImplPtr r, queue::Job job, std::string original,
                             std::vector<dsn::FailedRecipient> failed) {
+  const bool delay_only =
+      std::all_of(failed.begin(), failed.end(),
+                  [](const dsn::FailedRecipient& f) { return f.action == dsn::Action::delayed; });
+  const std::string kind = delay_only ? "delay notification" : "non-delivery notification";
   if (job.mail_from.empty()) {
     // RFC 5321 section 6.1: never bounce a bounce.
-    r->line(job.message_id + ": non-delivery notification for the null sender dropped");
+    r->line(job.message_id + ": " + kind + " for the null sender dropped");
     co_return true;
   }
   dsn::BounceInput in;
@@ -335,12 +339,13 @@ awaitable<bool> send_bounce(ImplPtr r, queue::Job job, std::string original,
   };
   Result<std::string> id = co_await r->blocking(enqueue);
   if (!id) {
-    r->line(job.message_id +
-            ": cannot queue the non-delivery notification (retried later): " + id.error().message);
+    r->line(job.message_id + ": cannot queue the " + kind +
+            " (retried later): " + id.error().message);
     co_return false;
   }
-  r->event(job.message_id, "bounce", {{"bounce_id", *id}, {"to", job.mail_from}},
-           job.message_id + ": sender non-delivery notification: " + *id);
+  r->event(job.message_id, delay_only ? "delay" : "bounce",
+           {{"bounce_id", *id}, {"to", job.mail_from}},
+           job.message_id + ": sender " + kind + ": " + *id);
   r->wake();
   co_return true;
 }
@@ -382,6 +387,16 @@ void account(Relay::Impl& r, const queue::Job& job, delivery::AttemptResult& res
         } else {
           u.state = queue::RecipientState::pending;
           u.next_attempt_at = now + r.backoff(job.attempts + 1);
+          // One "delayed" notice per recipient once it has waited long
+          // enough (RFC 3464 Action: delayed), with the same explanation.
+          const auto warn_after = r.cfg.relay.delay_warning.count();
+          const bool warned = i < job.delay_warned.size() && job.delay_warned[i];
+          if (warn_after > 0 && !warned && now - job.received_at >= warn_after) {
+            dsn::FailedRecipient d = failed_recipient(rr, rr.dsn, now);
+            d.action = dsn::Action::delayed;
+            failed.push_back(std::move(d));
+            u.delay_warned = true;
+          }
         }
         break;
     }
@@ -522,6 +537,7 @@ awaitable<void> complete_message(ImplPtr r, queue::Job job, delivery::AttemptRes
     if (original) queued = co_await send_bounce(r, job, *original, std::move(failed));
     if (!queued) {
       for (queue::RecipientUpdate& u : updates) {
+        u.delay_warned = false;  // the delay notice is tried again next time
         if (u.state != queue::RecipientState::bounced) continue;
         u.state = queue::RecipientState::pending;
         u.next_attempt_at = r->now() + r->backoff(job.attempts + 1);

@@ -495,7 +495,7 @@ TEST_F(QueueTest, MailParametersAreKept) {
   EXPECT_FALSE(jobs[1].smtputf8);
 }
 
-TEST_F(QueueTest, SchemaTwoSpoolIsMigrated) {
+TEST_F(QueueTest, SchemaTwoSpoolIsMigratedToFour) {
   const std::string id = enqueue({"a@example.org"});
   spool_.reset();
   // Back to the version 2 layout, as an older danemta left it.
@@ -503,6 +503,7 @@ TEST_F(QueueTest, SchemaTwoSpoolIsMigrated) {
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   char* error = nullptr;
   const int rc = sqlite3_exec(db,
+                              "ALTER TABLE recipients DROP COLUMN delay_warned;"
                               "ALTER TABLE messages DROP COLUMN smtputf8;"
                               "ALTER TABLE messages DROP COLUMN body_8bitmime;"
                               "PRAGMA user_version = 2;",
