@@ -2,19 +2,29 @@
 #include "app/input.hpp"
 #include "base/system.hpp"
 
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <csignal>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <iterator>
 #include <optional>
+#include <random>
 
 #include <nlohmann/json.hpp>
 
@@ -57,6 +67,75 @@ void drain(asio::io_context& io, relay::Relay& relay, std::shared_ptr<asio::stea
   timer->async_wait([&io, &relay, timer, deadline, notice](const boost::system::error_code&) {
     drain(io, relay, timer, deadline, notice);
   });
+}
+
+// Runs this binary as `danemta --config PATH tlsrpt send --quiet` and logs
+// each line it prints: the relay sends TLS reports with the very code the
+// command uses, in a process of its own (its DNS and https work never holds
+// up deliveries).
+asio::awaitable<void> send_reports(std::string config_path, Notice notice) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    notice("tlsrpt: cannot run tlsrpt send: " + std::string(std::strerror(errno)));
+    co_return;
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::dup2(out[1], 2);
+    ::execl("/proc/self/exe", "danemta", "--config", config_path.c_str(), "tlsrpt", "send",
+            "--quiet", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  if (pid < 0) {
+    ::close(out[0]);
+    notice("tlsrpt: cannot run tlsrpt send: " + std::string(std::strerror(errno)));
+    co_return;
+  }
+  asio::posix::stream_descriptor pipe(co_await asio::this_coro::executor, out[0]);
+  asio::streambuf buffer;
+  for (;;) {
+    auto [ec, n] =
+        co_await asio::async_read_until(pipe, buffer, '\n', asio::as_tuple(asio::use_awaitable));
+    if (ec) break;
+    std::string line(asio::buffers_begin(buffer.data()),
+                     asio::buffers_begin(buffer.data()) + static_cast<std::ptrdiff_t>(n - 1));
+    buffer.consume(n);
+    notice("tlsrpt: " + line);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);  // its output is closed: it has ended or is ending
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    notice("tlsrpt: tlsrpt send ended with status " +
+           std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) +
+           " (retried at the next run)");
+}
+
+// Runs send_reports() every `interval` at a fixed random offset into it,
+// while `running` (the current configuration) keeps an interval.
+asio::awaitable<void> report_schedule(std::string config_path, const config::Config& running,
+                                      Notice notice, std::shared_ptr<bool> stopping) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  std::mt19937_64 rng(std::random_device{}());
+  while (!*stopping) {
+    const std::int64_t interval = running.tlsrpt.send_interval.count();
+    if (interval == 0 || !running.tlsrpt.enabled) {
+      timer.expires_after(std::chrono::seconds(60));  // a reload may turn it on
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    const std::int64_t max_delay =
+        std::min<std::int64_t>(running.tlsrpt.send_delay_max.count(), interval - 1);
+    const std::int64_t offset =
+        max_delay <= 0 ? 0 : std::uniform_int_distribution<std::int64_t>(0, max_delay)(rng);
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    const std::int64_t next = (now / interval + 1) * interval + offset;
+    timer.expires_after(std::chrono::seconds(next - now));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (*stopping) break;
+    co_await send_reports(config_path, notice);
+  }
 }
 
 }  // namespace
@@ -134,6 +213,12 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
       };
   hangups.async_wait(on_hangup);
 
+  // TLS reports without cron (RFC 8460): yesterday's go out after midnight
+  // UTC, failed https: destinations are retried every interval.
+  auto stopping = std::make_shared<bool>(false);
+  if (!config_path.empty())
+    asio::co_spawn(io, report_schedule(config_path, running, notice, stopping), asio::detached);
+
   asio::signal_set signals(io, SIGINT, SIGTERM);
   auto timer = std::make_shared<asio::steady_timer>(io);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
@@ -143,6 +228,7 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
            std::to_string(relay.in_flight()) + " attempt(s) in flight; stopping (grace " +
            std::to_string(grace.count()) + " s)");
     hangups.cancel();
+    *stopping = true;
     relay.stop();
     // Attempts cut short stay pending in the spool and are retried later.
     drain(io, relay, timer, std::chrono::steady_clock::now() + grace, notice);

@@ -127,14 +127,15 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
     io.run();
     io.restart();
     if (answers.empty() || !answers[0].answered()) {
-      std::cout << where << "no report: the _smtp._tls lookup failed"
-                << (answers.empty() || answers[0].why.empty() ? "" : " (" + answers[0].why + ")")
-                << "\n";
+      if (!o.quiet)
+        std::cout << where << "no report: the _smtp._tls lookup failed"
+                  << (answers.empty() || answers[0].why.empty() ? "" : " (" + answers[0].why + ")")
+                  << "\n";
       continue;
     }
     auto policy = tlsrpt::parse_policy(answers[0].txt);
     if (!policy) {
-      std::cout << where << "no report: " << policy.error().message << "\n";
+      if (!o.quiet) std::cout << where << "no report: " << policy.error().message << "\n";
       continue;
     }
     auto results = (*store)->results(domain, day, day + 86400);
@@ -177,7 +178,8 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
         return 2;
       }
       if (*state && (*state)->sent) {
-        std::cout << where << "report " << in.report_id << " already sent to " << uri << "\n";
+        if (!o.quiet)
+          std::cout << where << "report " << in.report_id << " already sent to " << uri << "\n";
         continue;
       }
       if (*state && now >= (*state)->first_attempt + kRetryWindow) {
@@ -187,8 +189,10 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
         continue;
       }
       if (*state && now < (*state)->next_attempt && !o.retry) {
-        std::cout << where << "report " << in.report_id << " to " << uri << ": next attempt after "
-                  << utc_time((*state)->next_attempt, "%Y-%m-%dT%H:%M:%SZ") << "\n";
+        if (!o.quiet)
+          std::cout << where << "report " << in.report_id << " to " << uri
+                    << ": next attempt after "
+                    << utc_time((*state)->next_attempt, "%Y-%m-%dT%H:%M:%SZ") << "\n";
         continue;
       }
       tlsrpt::RuaState st;

@@ -13,6 +13,9 @@ struct TlsRptOptions {
   std::string domain;  // only this policy domain; empty: all
   bool print = false;  // print the JSON reports instead of sending them
   bool retry = false;  // retry failed https destinations now, whatever their backoff
+  // Print only what was done or failed: no "no report", "already sent" or
+  // "next attempt after" lines (the relay's own hourly runs).
+  bool quiet = false;
 };
 
 // Exit: 0 every report sent (or nothing to send), 1 some submission failed,

@@ -145,6 +145,8 @@ int main(int argc, char** argv) {
   cmd_tlsrpt_send->add_flag("--print", tlsrpt.print, "print the JSON reports, send nothing");
   cmd_tlsrpt_send->add_flag("--retry", tlsrpt.retry,
                             "retry failed https destinations now, not after their backoff");
+  cmd_tlsrpt_send->add_flag("--quiet", tlsrpt.quiet,
+                            "print only reports sent and failures (for scheduled runs)");
 
   try {
     app.parse(argc, argv);

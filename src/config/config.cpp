@@ -454,6 +454,13 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         tc.enabled = *v;
         continue;
       }
+      if (k == "send_interval_seconds" || k == "send_delay_max_seconds") {
+        const bool interval = k == "send_interval_seconds";
+        auto v = integer(name, node, 0, interval ? 86400 : 3600, "seconds");
+        if (!v) return tl::unexpected(v.error());
+        (interval ? tc.send_interval : tc.send_delay_max) = std::chrono::seconds(*v);
+        continue;
+      }
       auto field = std::find_if(std::begin(strings), std::end(strings),
                                 [k](const auto& f) { return k == f.first; });
       if (field == std::end(strings)) return bad(name, "unknown key");

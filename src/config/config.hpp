@@ -117,6 +117,12 @@ struct TlsRptConfig {
   std::string dkim_selector;
   std::string dkim_key_file;
   std::string https_ca_file;  // CA bundle for https: destinations; empty: system store
+  // The relay runs `tlsrpt send` itself every this often (0: never, leave
+  // it to cron), at a random offset of up to send_delay_max within the
+  // interval: so yesterday's reports go out soon after midnight UTC and
+  // failed https: destinations are retried.
+  std::chrono::seconds send_interval{3600};
+  std::chrono::seconds send_delay_max{1800};
 };
 
 struct Config {

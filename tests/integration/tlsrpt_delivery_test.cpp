@@ -15,6 +15,7 @@
 #include "lab/receivers.hpp"
 #include "lab/relay_setup.hpp"
 #include "lab/run.hpp"
+#include "tlsrpt/tlsrpt.hpp"
 
 namespace {
 
@@ -119,6 +120,64 @@ TEST(TlsRptDelivery, FailedHandshakeIsNotReportedAsMissingStarttls) {
   ASSERT_EQ(p["failure-details"].size(), 1u) << report.dump(2);
   EXPECT_EQ(p["failure-details"][0]["result-type"], "validation-failure") << report.dump(2);
   EXPECT_EQ(p["failure-details"][0]["receiving-ip"], rx.ip(10));
+  relay->stop(SIGTERM);
+}
+
+// No cron: the relay runs `tlsrpt send` itself ([tlsrpt]
+// send_interval_seconds) and yesterday's report reaches the rua.
+TEST(TlsRptDelivery, RelaySendsYesterdaysReportsItself) {
+  Receivers rx(162);
+  auto chain = lab::self_signed({"mx.reports162.example"});
+  lab::Receiver& reports_mx = rx.add(10, Receivers::with_chain(chain, "mx.reports162.example"));
+  lab::World world(
+      lab::spec({{{"name", "sent162.example"},
+                  {"records",
+                   {"@ MX 10 mx", "mx A " + rx.ip(11),
+                    "_smtp._tls TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@reports162.example\""}}},
+                 {{"name", "reports162.example"},
+                  {"records",
+                   {"@ MX 10 mx", "mx A " + rx.ip(10),
+                    rx.tlsa_line("mx", lab::tlsa_rdata(chain.leaf, 3, 1, 1))}}}}));
+  const std::string dir = world.dir();
+  ASSERT_EQ(lab::run_command("openssl genrsa -out " + dir + "/dkim.pem 2048").exit_code, 0);
+  {
+    // What the relay saw yesterday: one failed session to sent162.example.
+    auto store = tlsrpt::open_sqlite_store(dir + "/tlsrpt.db");
+    ASSERT_TRUE(store) << store.error().message;
+    tlsrpt::SessionResult r;
+    r.at = static_cast<tlsrpt::Time>(std::time(nullptr)) - 86400;
+    r.policy_domain = "sent162.example";
+    r.mx_host = "mx.sent162.example";
+    r.result_type = "starttls-not-supported";
+    r.sending_mta_ip = "127.0.0.1";
+    r.receiving_ip = rx.ip(11);
+    ASSERT_TRUE((*store)->record(r));
+  }
+  RelaySetup setup(world, rx.port(),
+                   "min_backoff_seconds = 600\nmax_backoff_seconds = 600\n\n"
+                   "[tlsrpt]\nsubmitter = \"sender162.example\"\n"
+                   "organization_name = \"Sender 162\"\n"
+                   "dkim_domain = \"sender162.example\"\ndkim_selector = \"rpt\"\n"
+                   "dkim_key_file = \"" +
+                       dir +
+                       "/dkim.pem\"\n"
+                       "send_interval_seconds = 2\nsend_delay_max_seconds = 0\n");
+  auto relay = setup.start();
+  ASSERT_TRUE(relay->wait_for_log("queued for <tlsrpt@reports162.example>")) << relay->log();
+  ASSERT_TRUE(lab::wait_messages(reports_mx, 1)) << relay->log();
+  const std::vector<lab::Session> sessions = reports_mx.sessions();
+  const lab::Message& mail = sessions.back().messages.back();
+  EXPECT_NE(mail.data.find("TLS-Report-Domain: sent162.example"), std::string::npos);
+  // Later runs send nothing again and, being quiet, say nothing.
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  const std::string log = relay->log();
+  std::size_t queued = 0;
+  for (std::size_t at = log.find("queued for <tlsrpt@"); at != std::string::npos;
+       at = log.find("queued for <tlsrpt@", at + 1))
+    ++queued;
+  EXPECT_EQ(queued, 1u) << log;
+  EXPECT_EQ(log.find("already sent"), std::string::npos) << log;
+  EXPECT_EQ(lab::messages(reports_mx), 1u);
   relay->stop(SIGTERM);
 }
 
