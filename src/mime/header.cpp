@@ -369,9 +369,11 @@ std::string message_id(std::int64_t now, std::uint64_t random, std::string_view 
 }
 
 void HeaderCompleter::enter_body(std::string& out, bool add_blank_line) {
+  // The empty line keeps the body the body after added fields; with none
+  // added the text stays as it was.
   for (const Field& f : wanted_) out += f.text;
+  if (add_blank_line && !wanted_.empty()) out += "\r\n";
   wanted_.clear();
-  if (add_blank_line) out += "\r\n";
   out += hold_;
   hold_.clear();
   body_ = true;

@@ -105,8 +105,9 @@ std::string message_id(std::int64_t now, std::uint64_t random, std::string_view 
 // the missing fields. They go just before the empty line that ends the
 // section, or before the first body line (then followed by an empty line,
 // so the body stays the body), or after the last field when the message
-// has no body. Only the start of the current line is held back (at most
-// kMaxFieldName + a few octets); in the body, input goes straight through.
+// has no body. A message that lacks none of them passes unchanged. Only the start of the current
+// line is held back (at most kMaxFieldName + a few octets); in the body, input goes straight
+// through.
 class HeaderCompleter {
  public:
   struct Field {

@@ -250,6 +250,10 @@ TEST(MimeHeader, CompleterWithoutEmptyLineOrBody) {
   // The text ends inside the last field or inside an undecided line.
   expect_completion("Subject: x", "Subject: x\r\nDate: D\r\nMessage-ID: <M@h>\r\n");
   expect_completion("Subject: x\r\nSubj", "Subject: x\r\nDate: D\r\nMessage-ID: <M@h>\r\n\r\nSubj");
+  // Nothing missing: the text passes unchanged, even when its body starts
+  // right after the fields.
+  expect_completion("Date: x\r\nMessage-ID: <a@b>\r\nbody\r\n",
+                    "Date: x\r\nMessage-ID: <a@b>\r\nbody\r\n");
   // Bare LF line ends are kept as they are.
   expect_completion("Subject: x\n\nbody\n", "Subject: x\nDate: D\r\nMessage-ID: <M@h>\r\n\nbody\n");
 }
