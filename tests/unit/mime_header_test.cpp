@@ -211,7 +211,7 @@ std::string complete(const std::string& in, std::size_t step) {
 }
 
 void expect_completion(const std::string& in, const std::string& want) {
-  for (std::size_t step : {0, 1, 2, 3, 5, 7, 64})
+  for (std::size_t step : {0u, 1u, 2u, 3u, 5u, 7u, 64u})
     EXPECT_EQ(complete(in, step), want) << "pieces of " << step << " octets: " << in;
 }
 
