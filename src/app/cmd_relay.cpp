@@ -1,5 +1,6 @@
 #include "app/cmd_relay.hpp"
 #include "app/input.hpp"
+#include "app/submit.hpp"
 #include "base/system.hpp"
 
 #include <fcntl.h>
@@ -323,74 +324,31 @@ int run_queue(const config::Config& cfg, const QueueOptions& o) {
   return 2;
 }
 
-namespace {
-
-boost::asio::awaitable<Result<std::string>> submit(std::string address, std::uint16_t port,
-                                                   std::string helo, smtp::Envelope env,
-                                                   std::string data) {
-  auto executor = co_await boost::asio::this_coro::executor;
-  auto& io = static_cast<asio::io_context&>(executor.context());
-  smtp::ClientConfig cc;
-  cc.connect = cc.greeting = cc.ehlo = std::chrono::seconds(30);
-  smtp::Client client(io, cc);
-  auto greeting = co_await client.connect(address, port);
-  if (!greeting) co_return fail(greeting.error().to_string());
-  auto caps = co_await client.ehlo(helo);
-  if (!caps) co_return fail(caps.error().to_string());
-  auto sent = co_await client.send(env, data);
-  if (!sent) co_return fail(sent.error().to_string(), sent.error().severity());
-  co_await client.quit();
-  for (const smtp::RecipientResult& r : sent->recipients)
-    if (!r.delivered())
-      co_return fail("<" + r.address + ">: " + r.reply.to_string(),
-                     r.reply.permanent() ? Severity::permanent : Severity::transient);
-  co_return sent->data_reply ? sent->data_reply->to_string() : std::string("accepted");
-}
-
-}  // namespace
-
 int run_send(const config::Config& cfg, const SendOptions& o) {
   if (o.recipients.empty()) {
     std::cerr << "danemta send: give at least one recipient\n";
     return 2;
   }
-  std::string data;
   auto read = read_message(o.message_file);
   if (!read) {
     std::cerr << "danemta send: cannot read " << o.message_file << "\n";
     return 2;
   }
-  data = std::move(*read);
-  const std::string& listen = cfg.relay.listen.front();
-  std::string host;
-  std::string port;
-  if (listen.front() == '[') {
-    auto close = listen.find(']');
-    host = listen.substr(1, close - 1);
-    port = listen.substr(close + 2);
-  } else {
-    host = listen.substr(0, listen.rfind(':'));
-    port = listen.substr(listen.rfind(':') + 1);
+  const std::string where = cfg.sendmail_submit();
+  Submitted s = submit_to_relay(where, {smtp::Envelope{o.from, o.recipients}},
+                                std::make_shared<const std::string>(std::move(*read)));
+  if (s.failure) {
+    std::cerr << "danemta send: " << where << ": " << s.failure->to_string() << "\n";
+    return s.failure->permanent() ? 1 : 2;
   }
-  asio::io_context io;
-  std::optional<Result<std::string>> result;
-  smtp::Envelope env{o.from, o.recipients};
-  asio::co_spawn(
-      io,
-      submit(host, static_cast<std::uint16_t>(std::stoi(port)), "localhost", env, std::move(data)),
-      [&result](std::exception_ptr e, Result<std::string> r) {
-        if (!e) result = std::move(r);
-      });
-  io.run();
-  if (!result) {
-    std::cerr << "danemta send: the submission did not complete\n";
-    return 2;
+  const smtp::SendResult& sent = s.results.front();
+  for (const smtp::RecipientResult& r : sent.recipients) {
+    if (r.delivered()) continue;
+    std::cerr << "danemta send: " << where << ": <" << r.address << ">: " << r.reply.to_string()
+              << "\n";
+    return r.reply.permanent() ? 1 : 2;
   }
-  if (!*result) {
-    std::cerr << "danemta send: " << listen << ": " << result->error().message << "\n";
-    return result->error().severity == Severity::permanent ? 1 : 2;
-  }
-  std::cout << **result << "\n";
+  std::cout << (sent.data_reply ? sent.data_reply->to_string() : std::string("accepted")) << "\n";
   return 0;
 }
 

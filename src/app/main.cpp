@@ -8,6 +8,7 @@
 #include "app/cmd_check.hpp"
 #include "app/cmd_deliver.hpp"
 #include "app/cmd_relay.hpp"
+#include "app/cmd_sendmail.hpp"
 #include "app/cmd_tlsa.hpp"
 #include "app/cmd_tlsrpt.hpp"
 #include "base/text.hpp"
@@ -36,6 +37,31 @@ bool plausible_domain(std::string_view d) {
 
 int main(int argc, char** argv) {
   using namespace danemta;
+
+  // The sendmail command has sendmail's flag syntax, not CLI11's: invoked
+  // as sendmail or mailq (a symlink), or as `danemta [--config FILE]
+  // sendmail ...`, it takes its arguments as they are.
+  {
+    const std::string program = argc > 0 ? argv[0] : "danemta";
+    const std::string base = program.substr(program.rfind('/') + 1);
+    if (base == "sendmail" || base == "mailq")
+      return app::run_sendmail(std::vector<std::string>(argv + 1, argv + argc), "", base,
+                               base == "mailq");
+    std::string config;
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      if ((a == "-c" || a == "--config") && i + 1 < argc) {
+        config = argv[++i];
+      } else if (a.rfind("--config=", 0) == 0) {
+        config = a.substr(9);
+      } else {
+        if (a == "sendmail")
+          return app::run_sendmail(std::vector<std::string>(argv + i + 1, argv + argc), config,
+                                   "danemta sendmail", false);
+        break;
+      }
+    }
+  }
 
   CLI::App app{"danemta: outbound SMTP relay with DNSSEC and DANE (RFC 7672)"};
   app.set_version_flag("--version", "danemta 0.1.0");
@@ -128,11 +154,18 @@ int main(int argc, char** argv) {
   cmd_queue->add_option("id", queue_opts.id, "queue id");
 
   app::SendOptions send;
-  CLI::App* cmd_send = app.add_subcommand(
-      "send", "submit a message (standard input) to the local relay, like sendmail");
+  CLI::App* cmd_send =
+      app.add_subcommand("send", "submit a message (standard input) to the local relay as it is");
   cmd_send->add_option("-f,--from", send.from, "envelope sender");
   cmd_send->add_option("recipients", send.recipients, "recipient addresses")->required();
   cmd_send->add_option("--file", send.message_file, "message file instead of standard input");
+
+  // Listed for --help only: main() hands `sendmail` over before CLI11 parses.
+  app.add_subcommand("sendmail",
+                     "the sendmail command for applications (-t, -i, -f, -F ...; "
+                     "docs/operations.md)")
+      ->allow_extras()
+      ->prefix_command();
 
   app::TlsRptOptions tlsrpt;
   CLI::App* cmd_tlsrpt =

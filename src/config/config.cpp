@@ -120,6 +120,39 @@ std::string Config::tlsrpt_store() const {
          "tlsrpt.db";
 }
 
+std::string Config::sendmail_domain(std::string_view host_name) const {
+  if (!sendmail.domain.empty()) return sendmail.domain;
+  if (!relay.hostname.empty()) return normalize_domain(relay.hostname);
+  return normalize_domain(host_name);
+}
+
+std::string Config::sendmail_submit() const {
+  if (!sendmail.submit.empty()) return sendmail.submit;
+  const std::string& l =
+      relay.listen.empty() ? std::string("127.0.0.1:10025") : relay.listen.front();
+  if (l.rfind("0.0.0.0:", 0) == 0) return "127.0.0.1:" + l.substr(8);
+  if (l.rfind("[::]:", 0) == 0) return "[::1]:" + l.substr(5);
+  return l;
+}
+
+bool valid_domain(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  std::size_t label = 0;
+  char prev = '.';
+  for (char c : s) {
+    if (c == '.') {
+      if (label == 0 || prev == '-') return false;
+      label = 0;
+    } else {
+      const bool ldh =
+          (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+      if (!ldh || (label == 0 && c == '-') || ++label > 63) return false;
+    }
+    prev = c;
+  }
+  return label > 0 && prev != '-';
+}
+
 bool valid_forwarder(std::string_view s) {
   std::string_view host = s;
   auto at = s.rfind('@');
@@ -250,8 +283,9 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
 
   for (auto&& [key, node] : root) {
     std::string_view k = key.str();
-    if (k != "dns" && k != "policy" && k != "delivery" && k != "relay" && k != "tlsrpt")
-      return bad(k, "unknown section (expected dns, delivery, relay, tlsrpt, policy)");
+    if (k != "dns" && k != "policy" && k != "delivery" && k != "relay" && k != "tlsrpt" &&
+        k != "sendmail")
+      return bad(k, "unknown section (expected dns, delivery, relay, tlsrpt, sendmail, policy)");
   }
 
   if (auto* dns = root["dns"].as_table()) {
@@ -476,6 +510,26 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
       return bad("tlsrpt.dkim_domain", "dkim_domain, dkim_selector and dkim_key_file go together");
   } else if (root.contains("tlsrpt")) {
     return bad("tlsrpt", "must be a table");
+  }
+
+  if (auto* t = root["sendmail"].as_table()) {
+    for (auto&& [key, node] : *t) {
+      const std::string_view k = key.str();
+      const std::string name = "sendmail." + std::string(k);
+      auto v = node.value<std::string>();
+      if (k == "domain") {
+        if (!v || !valid_domain(normalize_domain(*v)))
+          return bad(name, "must be a domain name (letters, digits, hyphens and dots)");
+        cfg.sendmail.domain = normalize_domain(*v);
+      } else if (k == "submit") {
+        if (!v || !valid_listen(*v)) return bad(name, "must be \"IP:PORT\" or \"[IPv6]:PORT\"");
+        cfg.sendmail.submit = *v;
+      } else {
+        return bad(name, "unknown key");
+      }
+    }
+  } else if (root.contains("sendmail")) {
+    return bad("sendmail", "must be a table");
   }
 
   if (auto* policy = root["policy"].as_table()) {

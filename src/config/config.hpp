@@ -125,10 +125,23 @@ struct TlsRptConfig {
   std::chrono::seconds send_delay_max{1800};
 };
 
+// [sendmail]: the sendmail command (`danemta sendmail`, or the binary
+// invoked as sendmail), which submits to the running relay over SMTP.
+struct SendmailConfig {
+  // Added to addresses without "@" (recipients, -f, the default sender
+  // USER@domain), like Postfix's myorigin. Empty: [relay] hostname, else
+  // this host's name (see sendmail_domain()).
+  std::string domain;
+  // "IP:PORT" or "[IPv6]:PORT" the command connects to. Empty: the first
+  // [relay] listen address, a wildcard address meaning loopback.
+  std::string submit;
+};
+
 struct Config {
   DnsConfig dns;
   RelayConfig relay;
   TlsRptConfig tlsrpt;
+  SendmailConfig sendmail;
   std::uint16_t smtp_port = 25;  // destination port; the TLSA owner name follows it
   std::string helo_name;         // EHLO name; empty: this host's name
   SmtpTimeouts timeouts;
@@ -141,6 +154,11 @@ struct Config {
   TlsPolicy policy_for(std::string_view domain) const;
   // [tlsrpt] store, or "tlsrpt.db" in the directory of [relay] spool.
   std::string tlsrpt_store() const;
+  // [sendmail] domain, or [relay] hostname, or `host_name` (this host's name).
+  std::string sendmail_domain(std::string_view host_name) const;
+  // [sendmail] submit, or the first [relay] listen address with 0.0.0.0 and
+  // [::] replaced by 127.0.0.1 and [::1].
+  std::string sendmail_submit() const;
 };
 
 // Parses a TOML document. Errors name the key and say what is wrong; integer
@@ -156,6 +174,10 @@ std::vector<std::string> changes(const Config& before, const Config& after);
 
 // "127.0.0.1:10025", "[::1]:10025": checks the syntax of a listen address.
 bool valid_listen(std::string_view s);
+
+// A host or domain name of letter-digit-hyphen labels (RFC 1035 2.3.1,
+// RFC 1123 2.1), at most 253 octets without a trailing dot.
+bool valid_domain(std::string_view s);
 
 // "192.0.2.1", "192.0.2.1@5353", "2001:db8::1@53": checks the syntax.
 bool valid_forwarder(std::string_view s);

@@ -26,6 +26,7 @@
 #include "delivery/deliver.hpp"
 #include "delivery/log.hpp"
 #include "dsn/dsn.hpp"
+#include "mime/header.hpp"
 #include "relay/failed_recipient.hpp"
 #include "relay/reporting.hpp"
 #include "smtp/server.hpp"
@@ -197,14 +198,26 @@ std::string received_header(const Relay::Impl& r, const smtp::ReceivedMessage& m
          "])\r\n\tby " + r.hostname + " (danemta) with ESMTP; " + rfc5322_date(now) + "\r\n";
 }
 
+// The fields a submission gets when it lacks them, as Postfix's cleanup
+// adds them (RFC 5322 3.6: Date: is required, Message-ID: should be there).
+std::vector<mime::HeaderCompleter::Field> missing_fields(Relay::Impl& r, queue::Time now) {
+  const std::uint64_t unique = (static_cast<std::uint64_t>(r.rng()) << 32) ^ r.rng();
+  return {{"Date", "Date: " + rfc5322_date(now) + "\r\n"},
+          {"Message-ID", "Message-ID: " + mime::message_id(now, unique, r.hostname) + "\r\n"}};
+}
+
 // Where a submitted message's text goes while it arrives: the spool's draft,
-// started with our Received: field. The first octets of the submitted text
-// are kept to count its Received: fields.
+// started with our Received: field, with Date: and Message-ID: added at the
+// end of the header section when missing (only the header section is looked
+// at; the body streams straight through). The first octets of the submitted
+// text are kept to count its Received: fields.
 class SpoolSink final : public smtp::TextSink {
  public:
   static constexpr std::size_t kHead = 64 * 1024;
 
-  SpoolSink(Result<std::unique_ptr<queue::Draft>> draft, const std::string& received) {
+  SpoolSink(Result<std::unique_ptr<queue::Draft>> draft, const std::string& received,
+            std::vector<mime::HeaderCompleter::Field> missing)
+      : completer_(std::move(missing)) {
     if (!draft) {
       error_ = draft.error();
       return;
@@ -214,11 +227,20 @@ class SpoolSink final : public smtp::TextSink {
   }
   void write(std::string_view text) override {
     if (head_.size() < kHead) head_.append(text.substr(0, kHead - head_.size()));
-    write_draft(text);
+    if (completer_.in_body()) {
+      write_draft(text);
+      return;
+    }
+    std::string out;
+    completer_.feed(text, out);
+    write_draft(out);
   }
 
-  // The draft with the whole text, or the first error.
+  // The draft with the whole text, or the first error. Call once, at the end.
   Result<std::unique_ptr<queue::Draft>> take() {
+    std::string rest;
+    completer_.finish(rest);
+    write_draft(rest);
     if (error_) return tl::unexpected(*error_);
     return std::move(draft_);
   }
@@ -226,10 +248,11 @@ class SpoolSink final : public smtp::TextSink {
 
  private:
   void write_draft(std::string_view text) {
-    if (error_) return;
+    if (error_ || text.empty()) return;
     if (auto w = draft_->append(text); !w) error_ = w.error();
   }
 
+  mime::HeaderCompleter completer_;
   std::unique_ptr<queue::Draft> draft_;
   std::optional<Error> error_;
   std::string head_;
@@ -239,7 +262,7 @@ class SpoolSink final : public smtp::TextSink {
 // whose text was collected in memory).
 Result<std::unique_ptr<queue::Draft>> draft_of(Relay::Impl& r, const std::string& header,
                                                std::string_view body) {
-  SpoolSink sink(r.spool.draft(), header);
+  SpoolSink sink(r.spool.draft(), header, missing_fields(r, r.now()));
   sink.write(body);
   return sink.take();
 }
@@ -729,7 +752,9 @@ std::shared_ptr<const smtp::ServerConfig> server_settings(const ImplPtr& r) {
   server->sink = [weak](const smtp::ReceivedMessage& envelope) -> std::shared_ptr<smtp::TextSink> {
     const ImplPtr p = weak.lock();
     if (!p) return nullptr;
-    return std::make_shared<SpoolSink>(p->spool.draft(), received_header(*p, envelope, p->now()));
+    const queue::Time now = p->now();
+    return std::make_shared<SpoolSink>(p->spool.draft(), received_header(*p, envelope, now),
+                                       missing_fields(*p, now));
   };
   return server;
 }

@@ -359,5 +359,48 @@ TEST(Config, DirectoryIsAClearError) {
   EXPECT_EQ(cfg.error().severity, Severity::permanent);
 }
 
+TEST(Config, SendmailSection) {
+  auto cfg = parse("[sendmail]\ndomain = \"Example.NET.\"\nsubmit = \"[::1]:2525\"\n");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(cfg->sendmail.domain, "example.net");
+  EXPECT_EQ(cfg->sendmail_domain("host.example"), "example.net");
+  EXPECT_EQ(cfg->sendmail_submit(), "[::1]:2525");
+
+  // Defaults: [relay] hostname, else the host's name; the first listen
+  // address, a wildcard meaning loopback.
+  cfg = parse("");
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(cfg->sendmail_domain("Host.Example"), "host.example");
+  EXPECT_EQ(cfg->sendmail_submit(), "127.0.0.1:10025");
+  cfg = parse("[relay]\nhostname = \"relay.example\"\nlisten = [\"0.0.0.0:25\", \"[::1]:26\"]\n");
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(cfg->sendmail_domain("host.example"), "relay.example");
+  EXPECT_EQ(cfg->sendmail_submit(), "127.0.0.1:25");
+  cfg = parse("[relay]\nlisten = [\"[::]:587\"]\n");
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(cfg->sendmail_submit(), "[::1]:587");
+}
+
+TEST(Config, SendmailRejectsBadValues) {
+  for (const char* text :
+       {"[sendmail]\ndomain = \"\"\n", "[sendmail]\ndomain = \"a..b\"\n",
+        "[sendmail]\ndomain = \"-a.example\"\n", "[sendmail]\ndomain = \"a b.example\"\n",
+        "[sendmail]\ndomain = \"user@example.net\"\n", "[sendmail]\ndomain = 3\n"}) {
+    auto cfg = parse(text);
+    ASSERT_FALSE(cfg) << text;
+    EXPECT_NE(cfg.error().message.find("sendmail.domain"), std::string::npos)
+        << cfg.error().message;
+  }
+  auto cfg = parse("[sendmail]\nsubmit = \"localhost:25\"\n");
+  ASSERT_FALSE(cfg);
+  EXPECT_NE(cfg.error().message.find("sendmail.submit"), std::string::npos);
+  cfg = parse("[sendmail]\nmyorigin = \"x.example\"\n");
+  ASSERT_FALSE(cfg);
+  EXPECT_NE(cfg.error().message.find("sendmail.myorigin: unknown key"), std::string::npos);
+  cfg = parse("sendmail = 1\n");
+  ASSERT_FALSE(cfg);
+  EXPECT_NE(cfg.error().message.find("sendmail: must be a table"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace danemta::config
