@@ -95,6 +95,12 @@ struct RelayConfig {
   // results is retried, and how often the condition is logged.
   std::chrono::seconds storage_retry{10};
   bool log_json = false;  // log_format = "json": one JSON object per line
+  // The account the relay runs as. Started as root, `danemta relay` binds its
+  // listeners and then switches to it for good; started as root without it,
+  // the relay refuses to run ("root" is the explicit way to run as root).
+  // `danemta queue` and `danemta tlsrpt` run as root switch to it before they
+  // open the spool. Empty: whoever starts danemta.
+  std::string user;
 };
 
 // [tlsrpt]: SMTP TLS Reporting (RFC 8460).
@@ -135,6 +141,10 @@ Result<Config> load(const std::string& path);
 
 // "127.0.0.1:10025", "[::1]:10025": checks the syntax of a listen address.
 bool valid_listen(std::string_view s);
+
+// A user name as useradd accepts it by default: letters, digits, '.', '_',
+// '-' (not first), an optional final '$', at most 32 characters.
+bool valid_user_name(std::string_view s);
 
 // "192.0.2.1", "192.0.2.1@5353", "2001:db8::1@53": checks the syntax.
 bool valid_forwarder(std::string_view s);
