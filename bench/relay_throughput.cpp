@@ -363,8 +363,9 @@ class Danemta final : public Mta {
                                 << "\"\ntimeout_seconds = 10\n\n[delivery]\nport = " << rx_port
                                 << "\n\n[relay]\nlisten = [\"127.0.0.1:" << port_
                                 << "\"]\nspool = \"" << spool_
-                                << "\"\nhostname = \"relay.lab.example\"\nmax_deliveries = "
-                                << o.max_deliveries
+                                << "\"\nhostname = \"relay.lab.example\"\nuser = \""
+                                << lab::current_user()
+                                << "\"\nmax_deliveries = " << o.max_deliveries
                                 << "\nmax_per_destination = " << o.max_per_destination
                                 << "\nmin_backoff_seconds = 1\nmax_backoff_seconds = 2\n";
     relay_ = std::make_unique<lab::Process>(

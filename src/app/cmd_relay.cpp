@@ -1,6 +1,7 @@
 #include "app/cmd_relay.hpp"
 #include "app/input.hpp"
 #include "app/submit.hpp"
+#include "app/privileges.hpp"
 #include "base/system.hpp"
 
 #include <fcntl.h>
@@ -142,35 +143,6 @@ asio::awaitable<void> report_schedule(std::string config_path, const config::Con
 }  // namespace
 
 int run_relay(const config::Config& cfg, const std::string& config_path) {
-  auto spool = queue::open_sqlite_spool(cfg.relay.spool);
-  if (!spool) {
-    std::cerr << "danemta relay: " << spool.error().message << "\n";
-    return 2;
-  }
-  asio::io_context io;
-  auto resolver = dns::UnboundResolver::create(io, cfg.dns);
-  if (!resolver) {
-    std::cerr << "danemta relay: " << resolver.error().message << "\n";
-    return 2;
-  }
-  std::unique_ptr<tlsrpt::Store> reports;
-  if (cfg.tlsrpt.enabled) {
-    auto store = tlsrpt::open_sqlite_store(cfg.tlsrpt_store());
-    if (!store) {
-      std::cerr << "danemta relay: " << store.error().message
-                << " (set [tlsrpt] store, or enabled = false)\n";
-      return 2;
-    }
-    reports = std::move(*store);
-  }
-  relay::Relay relay(io, cfg, **resolver, **spool, std::cout, wall_clock);
-  relay.set_tlsrpt_store(reports.get());
-  if (auto started = relay.start(); !started) {
-    std::cerr << "danemta relay: " << started.error().message << "\n";
-    return 2;
-  }
-  std::string where;
-  for (const std::string& l : relay.listening()) where += (where.empty() ? "" : ", ") + l;
   // Daemon notices follow [relay] log_format like the relay's own lines.
   Notice notice = [&cfg](const std::string& text) {
     if (cfg.relay.log_json)
@@ -182,6 +154,92 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
     else
       std::cout << text << std::endl;
   };
+  auto run_as = relay_run_as(cfg.relay.user, ::geteuid());
+  if (!run_as) {
+    std::cerr << "danemta relay: " << run_as.error().message << "\n";
+    return 2;
+  }
+  // Started as root: the state directories are made for the account, the
+  // databases are opened as the account (so every file they create is its
+  // own), the listeners are bound as root, and then root is given up.
+  const Account* owner = run_as->switch_needed ? &*run_as->account : nullptr;
+  if (owner != nullptr) {
+    if (auto no_new = forbid_new_privileges(); !no_new) {
+      std::cerr << "danemta relay: " << no_new.error().message << "\n";
+      return 2;
+    }
+  }
+  for (const StateFile& f : state_files(cfg)) {
+    if (auto made = ensure_private_directory(f.directory, owner); !made) {
+      std::cerr << "danemta relay: " << f.what << ": " << made.error().message << "\n";
+      return 2;
+    }
+  }
+  for (const std::string& changed : make_state_private(cfg))
+    notice("danemta relay: made private: " + changed);
+  asio::io_context io;
+  auto resolver = dns::UnboundResolver::create(io, cfg.dns);
+  if (!resolver) {
+    std::cerr << "danemta relay: " << resolver.error().message << "\n";
+    return 2;
+  }
+  if (owner != nullptr) {
+    if (auto as = assume(*owner); !as) {
+      std::cerr << "danemta relay: " << as.error().message << "\n";
+      return 2;
+    }
+  }
+  auto hint = [owner](const std::string& path) {
+    const std::string h = owner != nullptr ? ownership_hint(path, *owner) : "";
+    return h.empty() ? "" : "; " + h;
+  };
+  auto spool = queue::open_sqlite_spool(cfg.relay.spool);
+  if (!spool) {
+    std::cerr << "danemta relay: " << spool.error().message << hint(cfg.relay.spool) << "\n";
+    return 2;
+  }
+  std::unique_ptr<tlsrpt::Store> reports;
+  if (cfg.tlsrpt.enabled) {
+    auto store = tlsrpt::open_sqlite_store(cfg.tlsrpt_store());
+    if (!store) {
+      std::cerr << "danemta relay: " << store.error().message << hint(cfg.tlsrpt_store())
+                << " (set [tlsrpt] store, or enabled = false)\n";
+      return 2;
+    }
+    reports = std::move(*store);
+  }
+  if (owner != nullptr) {
+    if (auto back = restore_root(); !back) {
+      std::cerr << "danemta relay: " << back.error().message << "\n";
+      return 2;
+    }
+  }
+  relay::Relay relay(io, cfg, **resolver, **spool, std::cout, wall_clock);
+  relay.set_tlsrpt_store(reports.get());
+  if (auto started = relay.start(); !started) {
+    std::cerr << "danemta relay: " << started.error().message << "\n";
+    return 2;
+  }
+  if (owner != nullptr) {
+    if (auto dropped = drop_to(*owner); !dropped) {
+      std::cerr << "danemta relay: " << dropped.error().message << "\n";
+      return 2;
+    }
+    notice("danemta relay: listeners bound as root; running as " + owner->name + " (uid " +
+           std::to_string(owner->uid) + ", gid " + std::to_string(owner->gid) + ")");
+  } else if (::geteuid() == 0) {
+    notice("danemta relay: warning: running as root ([relay] user = \"root\")");
+  }
+  const std::string who =
+      owner != nullptr
+          ? owner->name
+          : (run_as->account ? run_as->account->name : "uid " + std::to_string(::geteuid()));
+  if (auto readable = check_readable_later(cfg, who); !readable) {
+    std::cerr << "danemta relay: " << readable.error().message << "\n";
+    return 2;
+  }
+  std::string where;
+  for (const std::string& l : relay.listening()) where += (where.empty() ? "" : ", ") + l;
   notice("danemta relay: listening on " + where + ", spool " + cfg.relay.spool);
 
   // SIGHUP: reload the configuration file, or keep the running one.

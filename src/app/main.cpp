@@ -1,4 +1,5 @@
 // danemta: command-line entry point (composition root).
+#include <sys/stat.h>
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -11,6 +12,7 @@
 #include "app/cmd_sendmail.hpp"
 #include "app/cmd_tlsa.hpp"
 #include "app/cmd_tlsrpt.hpp"
+#include "app/privileges.hpp"
 #include "base/text.hpp"
 #include "config/config.hpp"
 
@@ -37,6 +39,9 @@ bool plausible_domain(std::string_view d) {
 
 int main(int argc, char** argv) {
   using namespace danemta;
+  // Everything danemta creates (spool, TLS-RPT store, their -wal and -shm
+  // files, message bodies) is for its own account only.
+  ::umask(077);
 
   // The sendmail command has sendmail's flag syntax, not CLI11's: invoked
   // as sendmail or mailq (a symlink), or as `danemta [--config FILE]
@@ -69,7 +74,9 @@ int main(int argc, char** argv) {
   app.fallthrough();  // --config may follow the subcommand too
 
   std::string config_path;
-  app.add_option("-c,--config", config_path, "configuration file (TOML)");
+  app.add_option("-c,--config", config_path,
+                 "configuration file (TOML; default " DANEMTA_CONFIG_FILE
+                 ", required by relay, optional elsewhere)");
 
   app::CheckOptions check;
   std::vector<std::string> resolvers;
@@ -194,11 +201,21 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Without --config: the installed file. The relay needs one (it would
+  // otherwise run on built-in defaults nobody chose); the other commands use
+  // it when it is there.
+  const bool default_config = config_path.empty();
+  if (default_config) {
+    struct stat st {};
+    if (cmd_relay->parsed() || ::stat(DANEMTA_CONFIG_FILE, &st) == 0)
+      config_path = DANEMTA_CONFIG_FILE;
+  }
   config::Config cfg;
   if (!config_path.empty()) {
     auto loaded = config::load(config_path);
     if (!loaded) {
-      std::cerr << "danemta: " << loaded.error().message << "\n";
+      std::cerr << "danemta: " << loaded.error().message
+                << (default_config ? " (the default; give --config FILE)" : "") << "\n";
       return 2;
     }
     cfg = std::move(*loaded);
@@ -248,6 +265,14 @@ int main(int argc, char** argv) {
     return app::run_deliver(cfg, deliver);
   }
   if (cmd_relay->parsed()) return app::run_relay(cfg, config_path);
+  // Run as root, the spool tools become the relay's account first, so the
+  // files they create are the relay's.
+  if (cmd_tlsrpt_send->parsed() || cmd_queue->parsed()) {
+    if (auto as = app::enter_as_relay_user(cfg); !as) {
+      std::cerr << "danemta: " << as.error().message << "\n";
+      return 2;
+    }
+  }
   if (cmd_tlsrpt_send->parsed()) return app::run_tlsrpt(cfg, tlsrpt);
   if (cmd_queue->parsed()) {
     if ((queue_opts.action == "show" || queue_opts.action == "delete") && queue_opts.id.empty()) {

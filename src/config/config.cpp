@@ -223,6 +223,18 @@ bool contains(const Network& net, std::string_view address) {
   return true;
 }
 
+bool valid_user_name(std::string_view s) {
+  if (s.empty() || s.size() > 32 || s.front() == '-') return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-' || (c == '$' && i + 1 == s.size());
+    if (!ok) return false;
+  }
+  // All digits would read as a numeric id to chown(1) and friends.
+  return !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 bool valid_listen(std::string_view s) {
   std::string host;
   std::string_view port;
@@ -446,6 +458,11 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         auto v = boolean(name, node);
         if (!v) return tl::unexpected(v.error());
         rc.open_relay = *v;
+      } else if (k == "user") {
+        auto v = node.value<std::string>();
+        if (!v || !valid_user_name(*v))
+          return bad(name, "must be a user name (letters, digits, '.', '_', '-'; not a number)");
+        rc.user = *v;
       } else if (k == "log_format") {
         auto v = node.value<std::string>();
         if (!v || (*v != "text" && *v != "json")) return bad(name, "must be \"text\" or \"json\"");

@@ -101,6 +101,12 @@ struct RelayConfig {
   // (their recipients stay queued and are retried at the next start).
   std::chrono::seconds shutdown_grace{30};
   bool log_json = false;  // log_format = "json": one JSON object per line
+  // The account the relay runs as. Started as root, `danemta relay` binds its
+  // listeners and then switches to it for good; started as root without it,
+  // the relay refuses to run ("root" is the explicit way to run as root).
+  // `danemta queue` and `danemta tlsrpt` run as root switch to it before they
+  // open the spool. Empty: whoever starts danemta.
+  std::string user;
 };
 
 // [tlsrpt]: SMTP TLS Reporting (RFC 8460).
@@ -178,6 +184,9 @@ bool valid_listen(std::string_view s);
 // A host or domain name of letter-digit-hyphen labels (RFC 1035 2.3.1,
 // RFC 1123 2.1), at most 253 octets without a trailing dot.
 bool valid_domain(std::string_view s);
+// A user name as useradd accepts it by default: letters, digits, '.', '_',
+// '-' (not first), an optional final '$', at most 32 characters.
+bool valid_user_name(std::string_view s);
 
 // "192.0.2.1", "192.0.2.1@5353", "2001:db8::1@53": checks the syntax.
 bool valid_forwarder(std::string_view s);

@@ -824,6 +824,8 @@ std::vector<std::string> Relay::reload(config::Config next) {
   };
   if (next.relay.spool != r.cfg.relay.spool) at_restart("relay.spool");
   next.relay.spool = r.cfg.relay.spool;
+  if (next.relay.user != r.cfg.relay.user) at_restart("relay.user");
+  next.relay.user = r.cfg.relay.user;
   if (next.dns.forwarders != r.cfg.dns.forwarders ||
       next.dns.trust_anchor_file != r.cfg.dns.trust_anchor_file ||
       next.dns.timeout != r.cfg.dns.timeout)

@@ -263,7 +263,8 @@ TEST(Relay, BadSetupIsOneClearLineAndExitTwo) {
       spec({{{"name", "x77.example"}, {"records", {"@ MX 10 mx", "mx A 127.0.77.10"}}}}));
   const std::string bin = DANEMTA_BINARY;
   const std::string cfg = world.dir() + "/bad.toml";
-  std::ofstream(cfg) << "[relay]\nspool = \"/nonexistent/dir/queue.db\"\n";
+  std::ofstream(cfg) << "[relay]\nspool = \"/nonexistent/dir/queue.db\"\nuser = \""
+                     << lab::current_user() << "\"\n";
   lab::CommandResult no_spool = lab::run_command(bin + " --config " + cfg + " relay");
   EXPECT_EQ(no_spool.exit_code, 2) << no_spool.out;
   EXPECT_NE(no_spool.out.find("/nonexistent/dir/queue.db"), std::string::npos) << no_spool.out;

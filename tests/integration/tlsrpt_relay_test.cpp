@@ -60,8 +60,9 @@ TEST(TlsRpt, RelayRecordsAndMailsADkimSignedReport) {
                         << "\"]\ntrust_anchor_file = \"" << world.trust_anchor_file()
                         << "\"\n\n[delivery]\nport = " << rx.port()
                         << "\n\n[relay]\nlisten = [\"127.0.0.1:" << listen << "\"]\nspool = \""
-                        << dir
-                        << "/queue.db\"\nhostname = \"relay.sender81.example\"\n"
+                        << dir << "/queue.db\"\nhostname = \"relay.sender81.example\"\nuser = \""
+                        << lab::current_user()
+                        << "\"\n"
                            "min_backoff_seconds = 600\nmax_backoff_seconds = 600\n\n"
                            "[tlsrpt]\nsubmitter = \"sender81.example\"\n"
                            "organization_name = \"Sender 81\"\n"

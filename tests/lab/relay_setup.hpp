@@ -43,7 +43,8 @@ struct RelaySetup {
                                << "\"\ntimeout_seconds = 10\n\n[delivery]\nport = " << smtp_port
                                << "\n\n[relay]\nlisten = [\"127.0.0.1:" << listen_port
                                << "\"]\nspool = \"" << spool_path
-                               << "\"\nhostname = \"relay.lab.example\"\n"
+                               << "\"\nhostname = \"relay.lab.example\"\nuser = \""
+                               << current_user() << "\"\n"
                                << extra;
   }
 

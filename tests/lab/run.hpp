@@ -3,6 +3,7 @@
 #pragma once
 
 #include <netinet/in.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +31,14 @@ inline CommandResult run_command(const std::string& command_line) {
   int status = pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// The account this process runs as, for [relay] user in test configs: the
+// relay runs as whoever starts it, and as root only when told so
+// (user = "root").
+inline std::string current_user() {
+  const passwd* pw = getpwuid(geteuid());
+  return pw != nullptr ? pw->pw_name : "root";
 }
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0).

@@ -139,6 +139,12 @@ TEST(Config, RelayRejectsBadValues) {
       {"[relay]\nmax_deliveries = 0\n", "relay.max_deliveries"},
       {"[relay]\nwhatever = 1\n", "relay.whatever"},
       {"[relay]\nlog_format = \"xml\"\n", "relay.log_format"},
+      {"[relay]\nuser = \"\"\n", "relay.user"},
+      {"[relay]\nuser = 0\n", "relay.user"},
+      {"[relay]\nuser = \"1000\"\n", "relay.user"},
+      {"[relay]\nuser = \"-x\"\n", "relay.user"},
+      {"[relay]\nuser = \"mail relay\"\n", "relay.user"},
+      {"[relay]\nuser = \"danemta:danemta\"\n", "relay.user"},
   };
   for (const auto& c : cases) {
     auto cfg = parse(c[0]);
@@ -350,6 +356,40 @@ TEST(Config, EveryClientNeedsOpenRelay) {
     EXPECT_TRUE(contains(allowed->relay.allow[0], net[0] == ':' ? "2001:db8::1" : "203.0.113.9"));
   }
   EXPECT_TRUE(parse("[relay]\nopen_relay = true\n")) << "the key alone changes nothing";
+}
+
+TEST(Config, RelayUser) {
+  auto none = parse("");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->relay.user, "") << "no user by default: the relay then refuses to run as root";
+  for (const char* name : {"danemta", "nobody", "root", "mail-relay", "_danemta", "svc.mail"}) {
+    auto cfg = parse(std::string("[relay]\nuser = \"") + name + "\"\n");
+    ASSERT_TRUE(cfg) << name << ": " << cfg.error().message;
+    EXPECT_EQ(cfg->relay.user, name);
+  }
+  EXPECT_TRUE(valid_user_name("machine$"));
+  EXPECT_FALSE(valid_user_name("a$b"));
+  EXPECT_FALSE(valid_user_name(std::string(33, 'a')));
+  EXPECT_TRUE(valid_user_name(std::string(32, 'a')));
+}
+
+// The file the package installs as /etc/danemta/danemta.toml parses, and its
+// values are the conservative ones the operations guide describes.
+TEST(Config, PackagedExampleConfig) {
+  auto cfg = load(std::string(DANEMTA_TESTS_DIR) + "/../packaging/danemta.toml");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(cfg->relay.user, "danemta");
+  EXPECT_EQ(cfg->relay.spool, "/var/spool/danemta/queue.db");
+  EXPECT_EQ(cfg->tlsrpt_store(), "/var/lib/danemta/tlsrpt.db");
+  EXPECT_EQ(cfg->relay.listen, (std::vector<std::string>{"127.0.0.1:10025"}));
+  ASSERT_EQ(cfg->relay.allow.size(), 2u);
+  EXPECT_EQ(cfg->relay.allow[0], (Network{"127.0.0.0", 8}));
+  EXPECT_EQ(cfg->relay.allow[1], (Network{"::1", 128}));
+  EXPECT_FALSE(cfg->relay.open_relay);
+  EXPECT_TRUE(cfg->dns.forwarders.empty()) << "full recursion, validated locally";
+  EXPECT_TRUE(cfg->dns.trust_anchor_file.empty()) << "the built-in root KSKs";
+  EXPECT_TRUE(cfg->policies.empty());
+  EXPECT_EQ(cfg->smtp_port, 25);
 }
 
 TEST(Config, DirectoryIsAClearError) {
