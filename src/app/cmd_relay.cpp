@@ -16,9 +16,8 @@
 #include <iterator>
 #include <optional>
 
-#include <nlohmann/json.hpp>
-
 #include "dns/unbound_resolver.hpp"
+#include "logging/logger.hpp"
 #include "queue/spool.hpp"
 #include "relay/relay.hpp"
 #include "smtp/client.hpp"
@@ -36,6 +35,11 @@ queue::Time wall_clock() {
 
 std::string time_text(queue::Time t) {
   return t == 0 ? "-" : utc_time(t, "%Y-%m-%d %H:%M:%S");
+}
+
+// The host name in the log's syslog-style prefix: the relay's own name.
+std::string log_hostname(const config::Config& cfg) {
+  return cfg.relay.hostname.empty() ? local_hostname() : cfg.relay.hostname;
 }
 
 // Stops the loop once no attempt is in flight, or after `grace`.
@@ -75,7 +79,8 @@ int run_relay(const config::Config& cfg) {
     }
     reports = std::move(*store);
   }
-  relay::Relay relay(io, cfg, **resolver, **spool, std::cout, wall_clock);
+  logging::Logger log(logging::options_for(cfg.relay, log_hostname(cfg)), std::cout);
+  relay::Relay relay(io, cfg, **resolver, **spool, log, wall_clock);
   relay.set_tlsrpt_store(reports.get());
   if (auto started = relay.start(); !started) {
     std::cerr << "danemta relay: " << started.error().message << "\n";
@@ -83,16 +88,9 @@ int run_relay(const config::Config& cfg) {
   }
   std::string where;
   for (const std::string& l : relay.listening()) where += (where.empty() ? "" : ", ") + l;
-  // Daemon notices follow [relay] log_format like the relay's own lines.
-  auto notice = [&cfg](const std::string& text) {
-    if (cfg.relay.log_json)
-      std::cout << nlohmann::json{{"time", utc_time(wall_clock(), "%Y-%m-%dT%H:%M:%SZ")},
-                                  {"event", "notice"},
-                                  {"text", text}}
-                       .dump()
-                << std::endl;
-    else
-      std::cout << text << std::endl;
+  // Daemon notices go to the relay's log like its own lines.
+  auto notice = [&log](const std::string& text) {
+    log.write(logging::notice(logging::Program::master, logging::Level::info, "", text));
   };
   notice("danemta relay: listening on " + where + ", spool " + cfg.relay.spool);
 
@@ -181,6 +179,17 @@ int run_queue(const config::Config& cfg, const QueueOptions& o) {
       return 1;
     }
     std::cout << o.id << ": deleted\n";
+    // Postfix's postsuper logs deletions; with [relay] log = "syslog" this
+    // line joins the relay's log (on standard output it would reach only the
+    // operator's terminal, which has the line above).
+    if (cfg.relay.log == config::RelayConfig::LogTo::syslog) {
+      logging::Logger log(logging::options_for(cfg.relay, log_hostname(cfg)), std::cout);
+      logging::Event e;
+      e.id = o.id;
+      e.kind = "deleted";
+      e.lines.push_back({logging::Program::postsuper, o.id + ": removed"});
+      log.write(e);
+    }
     return 0;
   }
   if (o.action == "purge") {

@@ -94,7 +94,17 @@ struct RelayConfig {
   // While the spool cannot be written (full disk): how often writing the
   // results is retried, and how often the condition is logged.
   std::chrono::seconds storage_retry{10};
+  // Where log lines go (`log`): the process's standard output (under
+  // systemd, the journal) or syslog(3) with the LOG_MAIL facility.
+  enum class LogTo { standard_output, syslog };
+  LogTo log = LogTo::standard_output;
   bool log_json = false;  // log_format = "json": one JSON object per line
+  // What precedes a text line on standard output (`log_prefix`): "auto" =
+  // nothing but the journal's level marker when standard output is the
+  // journal, else the syslog-style prefix; "syslog" = always the prefix
+  // ("2026-11-29T20:37:31.123Z host danemta/smtp[pid]: "); "none" = bare.
+  enum class LogPrefix { automatic, syslog, none };
+  LogPrefix log_prefix = LogPrefix::automatic;
 };
 
 // [tlsrpt]: SMTP TLS Reporting (RFC 8460).

@@ -40,6 +40,9 @@ struct NewMessage {
   // A TLS report (RFC 8460 section 3): delivered without DANE or TLS
   // enforcement, and its sessions are not themselves reported.
   bool tls_report = false;
+  // received_at in milliseconds since the epoch, for the delays in the log;
+  // 0: unknown (received_at is used).
+  std::int64_t received_ms = 0;
 };
 
 enum class RecipientState { pending, delivered, bounced };
@@ -66,6 +69,7 @@ struct Job {
   std::vector<std::string> recipients;         // same order
   int attempts = 0;                            // max over these recipients
   bool tls_report = false;                     // NewMessage::tls_report
+  std::int64_t received_ms = 0;                // NewMessage::received_ms (0: received_at)
 };
 
 struct MessageInfo {

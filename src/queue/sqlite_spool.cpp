@@ -35,7 +35,7 @@ namespace {
 
 // Schema versions (PRAGMA user_version): 0 = empty file, 1 = this layout. A
 // later version adds a migration step from the previous one in migrate().
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE messages (
@@ -70,6 +70,13 @@ constexpr const char* kSchemaV2 = R"sql(
 ALTER TABLE messages ADD COLUMN body_file INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN tls_report INTEGER NOT NULL DEFAULT 0;
 PRAGMA user_version = 2;
+)sql";
+
+// v3: the arrival to the millisecond (for the log's delays); 0 in rows
+// written before.
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE messages ADD COLUMN received_ms INTEGER NOT NULL DEFAULT 0;
+PRAGMA user_version = 3;
 )sql";
 
 // A body file without a row is removed at open once it is this old: a draft
@@ -423,6 +430,10 @@ Result<void> SqliteSpool::migrate() {
   }
   if (version == 1) {
     if (auto r = exec(kSchemaV2, "migrate schema to version 2"); !r) return r;
+    version = 2;
+  }
+  if (version == 2) {
+    if (auto r = exec(kSchemaV3, "migrate schema to version 3"); !r) return r;
   }
   return tx.commit();
 }
@@ -532,7 +543,7 @@ Result<std::string> SqliteSpool::enqueue(const NewMessage& message, std::unique_
 
   auto insert_message = statement(
       "INSERT INTO messages (id, mail_from, data, size, received_at, received_from, body_file, "
-      "tls_report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+      "tls_report, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
   if (!insert_message) return tl::unexpected(insert_message.error());
   for (int attempt = 0;; ++attempt) {
     Query q(*insert_message);
@@ -543,7 +554,8 @@ Result<std::string> SqliteSpool::enqueue(const NewMessage& message, std::unique_
         .bind(5, message.received_at)
         .bind(6, message.received_from)
         .bind(7, static_cast<std::int64_t>(d->in_file() ? 1 : 0))
-        .bind(8, static_cast<std::int64_t>(message.tls_report ? 1 : 0));
+        .bind(8, static_cast<std::int64_t>(message.tls_report ? 1 : 0))
+        .bind(9, message.received_ms);
     const int rc = q.step();
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_CONSTRAINT_PRIMARYKEY || attempt + 1 == kIdAttempts) {
@@ -584,7 +596,7 @@ Result<std::vector<Job>> SqliteSpool::due(Time now, std::size_t limit,
   std::lock_guard lock(mutex_);
   auto stmt = statement(
       "SELECT r.message_id, r.domain, r.idx, r.address, r.attempts, m.mail_from, m.received_at, "
-      "m.tls_report FROM recipients r JOIN messages m ON m.id = r.message_id "
+      "m.tls_report, m.received_ms FROM recipients r JOIN messages m ON m.id = r.message_id "
       "WHERE r.state = 'pending' AND r.next_attempt_at <= ?1 "
       "ORDER BY m.received_at, m.id, r.domain, r.idx");
   if (!stmt) return tl::unexpected(stmt.error());
@@ -605,6 +617,7 @@ Result<std::vector<Job>> SqliteSpool::due(Time now, std::size_t limit,
       job.mail_from = q.text(5);
       job.received_at = q.int64(6);
       job.tls_report = q.int64(7) != 0;
+      job.received_ms = q.int64(8);
       jobs.push_back(std::move(job));
     }
     Job& job = jobs.back();
