@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -80,9 +81,13 @@ int run_deliver(const config::Config& cfg, const DeliverOptions& o) {
   if (options.helo_name.empty()) options.helo_name = local_hostname();
 
   std::optional<delivery::AttemptResult> result;
+  // The same delays= as the relay's lines, without a queue.
+  const auto start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration planning{};
   dane::plan_destination(
       **resolver, domain, dane::PlanOptions{cfg.policy_for(domain), cfg.smtp_port},
       [&](dane::DestinationPlan plan, dane::AnswerSet) {
+        planning = std::chrono::steady_clock::now() - start;
         boost::asio::co_spawn(io, delivery::deliver(tls_context, std::move(plan), message, options),
                               [&result](std::exception_ptr e, delivery::AttemptResult r) {
                                 if (!e) result = std::move(r);
@@ -93,11 +98,15 @@ int run_deliver(const config::Config& cfg, const DeliverOptions& o) {
     std::cerr << "danemta deliver: the attempt did not complete\n";
     return 2;
   }
+  using seconds = std::chrono::duration<double>;
+  const delivery::Delays delays = delivery::delays_of(
+      0, seconds(std::chrono::steady_clock::now() - start).count(),
+      seconds(planning + result->setup).count(), seconds(result->transmission).count());
   for (const delivery::AddressAttempt& a : result->tried)
     if (!a.mail_sent) std::cout << delivery::log_attempt(message.id, a) << "\n";
   bool all = true;
   for (const delivery::RecipientResult& r : result->recipients) {
-    std::cout << delivery::log_line(message.id, r) << "\n";
+    std::cout << delivery::log_line(message.id, r, delays) << "\n";
     all = all && r.status == delivery::Status::delivered;
   }
   return all ? 0 : 1;

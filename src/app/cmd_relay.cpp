@@ -28,9 +28,8 @@
 #include <optional>
 #include <random>
 
-#include <nlohmann/json.hpp>
-
 #include "dns/unbound_resolver.hpp"
+#include "logging/logger.hpp"
 #include "queue/spool.hpp"
 #include "relay/relay.hpp"
 #include "smtp/client.hpp"
@@ -48,6 +47,11 @@ queue::Time wall_clock() {
 
 std::string time_text(queue::Time t) {
   return t == 0 ? "-" : utc_time(t, "%Y-%m-%d %H:%M:%S");
+}
+
+// The host name in the log's syslog-style prefix: the relay's own name.
+std::string log_hostname(const config::Config& cfg) {
+  return cfg.relay.hostname.empty() ? local_hostname() : cfg.relay.hostname;
 }
 
 using Notice = std::function<void(const std::string&)>;
@@ -143,16 +147,10 @@ asio::awaitable<void> report_schedule(std::string config_path, const config::Con
 }  // namespace
 
 int run_relay(const config::Config& cfg, const std::string& config_path) {
-  // Daemon notices follow [relay] log_format like the relay's own lines.
-  Notice notice = [&cfg](const std::string& text) {
-    if (cfg.relay.log_json)
-      std::cout << nlohmann::json{{"time", utc_time(wall_clock(), "%Y-%m-%dT%H:%M:%SZ")},
-                                  {"event", "notice"},
-                                  {"text", text}}
-                       .dump()
-                << std::endl;
-    else
-      std::cout << text << std::endl;
+  logging::Logger log(logging::options_for(cfg.relay, log_hostname(cfg)), std::cout);
+  // Daemon notices go to the relay's log like its own lines.
+  Notice notice = [&log](const std::string& text) {
+    log.write(logging::notice(logging::Program::master, logging::Level::info, "", text));
   };
   auto run_as = relay_run_as(cfg.relay.user, ::geteuid());
   if (!run_as) {
@@ -214,7 +212,7 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
       return 2;
     }
   }
-  relay::Relay relay(io, cfg, **resolver, **spool, std::cout, wall_clock);
+  relay::Relay relay(io, cfg, **resolver, **spool, log, wall_clock);
   relay.set_tlsrpt_store(reports.get());
   if (auto started = relay.start(); !started) {
     std::cerr << "danemta relay: " << started.error().message << "\n";
@@ -367,6 +365,17 @@ int run_queue(const config::Config& cfg, const QueueOptions& o) {
       return 1;
     }
     std::cout << o.id << ": deleted\n";
+    // Postfix's postsuper logs deletions; with [relay] log = "syslog" this
+    // line joins the relay's log (on standard output it would reach only the
+    // operator's terminal, which has the line above).
+    if (cfg.relay.log == config::RelayConfig::LogTo::syslog) {
+      logging::Logger log(logging::options_for(cfg.relay, log_hostname(cfg)), std::cout);
+      logging::Event e;
+      e.id = o.id;
+      e.kind = "deleted";
+      e.lines.push_back({logging::Program::postsuper, o.id + ": removed"});
+      log.write(e);
+    }
     return 0;
   }
   if (o.action == "purge") {

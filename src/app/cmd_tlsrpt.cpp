@@ -13,6 +13,7 @@
 
 #include "base/text.hpp"
 #include "dns/unbound_resolver.hpp"
+#include "logging/logger.hpp"
 #include "queue/spool.hpp"
 #include "tlsrpt/submit.hpp"
 #include "tlsrpt/tlsrpt.hpp"
@@ -40,6 +41,59 @@ std::string random_hex(std::size_t n) {
 // retried with a growing delay (5 minutes, doubling, at most 4 hours) until
 // 24 hours after the first attempt, by later runs of `tlsrpt send`.
 constexpr tlsrpt::Time kRetryWindow = 24 * 3600;
+
+// With [relay] log = "syslog", what this command does to reports also goes
+// to the relay's log (under danemta/tlsrpt); its own output says it anyway.
+class ReportLog {
+ public:
+  explicit ReportLog(const config::Config& cfg) {
+    if (cfg.relay.log != config::RelayConfig::LogTo::syslog) return;
+    log_.emplace(logging::options_for(
+                     cfg.relay, cfg.relay.hostname.empty() ? local_hostname() : cfg.relay.hostname),
+                 std::cout);
+  }
+  // A report queued as message `id` (the relay delivers it): Postfix's
+  // qmgr line gives pflogsumm its size.
+  void queued(const std::string& id, const std::string& report_id, const std::string& domain,
+              const std::string& from, const std::string& to, std::size_t size) {
+    logging::Event e;
+    e.id = id;
+    e.kind = "tlsrpt";
+    e.fields = {{"report_id", report_id},
+                {"domain", domain},
+                {"rua", "mailto:" + to},
+                {"result", "queued"},
+                {"size", size}};
+    e.lines = {{logging::Program::tlsrpt,
+                id + ": TLS report " + report_id + " for " + domain + " queued for <" + to + ">"},
+               {logging::Program::qmgr, id + ": from=<" + from + ">, size=" + std::to_string(size) +
+                                            ", nrcpt=1 (queue active)"}};
+    write(e);
+  }
+  // A report posted, or a destination that failed (`error`).
+  void outcome(const std::string& report_id, const std::string& domain, const std::string& uri,
+               const std::string& error) {
+    logging::Event e;
+    e.level = error.empty() ? logging::Level::info : logging::Level::warning;
+    e.kind = "tlsrpt";
+    e.fields = {{"report_id", report_id},
+                {"domain", domain},
+                {"rua", uri},
+                {"result", error.empty() ? "posted" : "failed"}};
+    if (!error.empty()) e.fields["error"] = logging::one_line(error);
+    e.lines.push_back({logging::Program::tlsrpt,
+                       logging::one_line("TLS report " + report_id + " for " + domain +
+                                         (error.empty() ? " posted to " + uri
+                                                        : " not sent to " + uri + ": " + error))});
+    write(e);
+  }
+
+ private:
+  void write(const logging::Event& e) {
+    if (log_) log_->write(e);
+  }
+  std::optional<logging::Logger> log_;
+};
 
 tlsrpt::Time retry_delay(int failed_attempts) {
   tlsrpt::Time delay = 300;
@@ -114,6 +168,7 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
     key = std::move(*k);
   }
   std::unique_ptr<queue::Spool> spool;
+  ReportLog log(cfg);
 
   int failures = 0;
   for (const auto& [day, domain] : work) {
@@ -244,14 +299,17 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
         // TLS enforcement (a domain whose TLS is broken must still get it)
         // and does not report on its delivery.
         queue::NewMessage m{mail_from, {to}, std::move(*mail), now, "local", true};
+        m.received_ms = static_cast<std::int64_t>(now) * 1000;
         auto id = spool->enqueue(m);
         if (!id) {
           std::cout << where << uri << ": cannot queue the report: " << id.error().message << "\n";
+          log.outcome(in.report_id, domain, uri, "cannot queue the report: " + id.error().message);
           ++failures;
           continue;
         }
         std::cout << where << "report " << in.report_id << " queued for <" << to << "> as " << *id
                   << "\n";
+        log.queued(*id, in.report_id, domain, mail_from, to, m.data.size());
         // In the spool the relay delivers it: that is sent, once.
         if (!remember(true, "")) return 2;
       } else if (uri.rfind("https:", 0) == 0) {
@@ -266,11 +324,13 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
         io.restart();
         if (posted && *posted) {
           std::cout << where << "report " << in.report_id << " posted to " << uri << "\n";
+          log.outcome(in.report_id, domain, uri, "");
           if (!remember(true, "")) return 2;
         } else {
           const std::string error =
               posted ? posted->error().message : std::string("the POST did not complete");
           if (!remember(false, error)) return 2;
+          log.outcome(in.report_id, domain, uri, error);
           std::cout << where << uri << ": " << error << "; next attempt after "
                     << utc_time(st.next_attempt, "%Y-%m-%dT%H:%M:%SZ") << "\n";
           ++failures;

@@ -467,6 +467,18 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         auto v = node.value<std::string>();
         if (!v || (*v != "text" && *v != "json")) return bad(name, "must be \"text\" or \"json\"");
         rc.log_json = *v == "json";
+      } else if (k == "log") {
+        auto v = node.value<std::string>();
+        if (!v || (*v != "stdout" && *v != "syslog"))
+          return bad(name, "must be \"stdout\" or \"syslog\"");
+        rc.log = *v == "syslog" ? RelayConfig::LogTo::syslog : RelayConfig::LogTo::standard_output;
+      } else if (k == "log_prefix") {
+        auto v = node.value<std::string>();
+        if (!v || (*v != "auto" && *v != "syslog" && *v != "none"))
+          return bad(name, "must be \"auto\", \"syslog\" or \"none\"");
+        rc.log_prefix = *v == "syslog" ? RelayConfig::LogPrefix::syslog
+                        : *v == "none" ? RelayConfig::LogPrefix::none
+                                       : RelayConfig::LogPrefix::automatic;
       } else {
         return bad(name, "unknown key");
       }

@@ -100,13 +100,23 @@ struct RelayConfig {
   // SIGTERM: how long attempts in flight may run on before they are cut off
   // (their recipients stay queued and are retried at the next start).
   std::chrono::seconds shutdown_grace{30};
-  bool log_json = false;  // log_format = "json": one JSON object per line
   // The account the relay runs as. Started as root, `danemta relay` binds its
   // listeners and then switches to it for good; started as root without it,
   // the relay refuses to run ("root" is the explicit way to run as root).
   // `danemta queue` and `danemta tlsrpt` run as root switch to it before they
   // open the spool. Empty: whoever starts danemta.
   std::string user;
+  // Where log lines go (`log`): the process's standard output (under
+  // systemd, the journal) or syslog(3) with the LOG_MAIL facility.
+  enum class LogTo { standard_output, syslog };
+  LogTo log = LogTo::standard_output;
+  bool log_json = false;  // log_format = "json": one JSON object per line
+  // What precedes a text line on standard output (`log_prefix`): "auto" =
+  // nothing but the journal's level marker when standard output is the
+  // journal, else the syslog-style prefix; "syslog" = always the prefix
+  // ("2026-11-29T20:37:31.123Z host danemta/smtp[pid]: "); "none" = bare.
+  enum class LogPrefix { automatic, syslog, none };
+  LogPrefix log_prefix = LogPrefix::automatic;
 };
 
 // [tlsrpt]: SMTP TLS Reporting (RFC 8460).

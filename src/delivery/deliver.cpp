@@ -226,7 +226,11 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
       if (!pending()) break;
       smtp::Client client(io, options.client);
       SessionOptions so{options.helo_name, plan.port, true};
+      const auto setup_start = std::chrono::steady_clock::now();
       SessionSetup s = co_await establish(client, tls_context, host, address, so);
+      const auto setup_time = std::chrono::steady_clock::now() - setup_start;
+      for (std::size_t m = 0; m < messages.size(); ++m)
+        if (!done[m]) results[m].setup += setup_time;
       AddressAttempt attempt{host.name,
                              address,
                              s.failure,
@@ -314,7 +318,9 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
         }
         smtp::Envelope env{messages[m].mail_from, messages[m].recipients, messages[m].body_8bitmime,
                            messages[m].smtputf8};
+        const auto send_start = std::chrono::steady_clock::now();
         auto sent = co_await client.send(env, *text);
+        results[m].transmission += std::chrono::steady_clock::now() - send_start;
         text.reset();
         AddressAttempt mine = attempt;
         mine.mail_sent = true;

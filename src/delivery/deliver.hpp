@@ -4,6 +4,7 @@
 // clear or unauthenticated to a host that requires DANE.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -66,6 +67,12 @@ struct AddressAttempt {
 struct AttemptResult {
   std::vector<RecipientResult> recipients;  // same order as Message::recipients
   std::vector<AddressAttempt> tried;
+  // Where this attempt's time went for this message (Postfix's delays=c/d):
+  // setting up sessions while it was pending (connect, greeting, EHLO,
+  // STARTTLS, TLS handshake, DANE verification, at every address tried),
+  // and its own transactions (MAIL FROM to the reply after the data).
+  std::chrono::steady_clock::duration setup{};
+  std::chrono::steady_clock::duration transmission{};
 };
 
 struct DeliveryOptions {

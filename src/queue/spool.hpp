@@ -44,6 +44,9 @@ struct NewMessage {
   // BODY=8BITMIME (RFC 6152) and SMTPUTF8 (RFC 6531).
   bool body_8bitmime = false;
   bool smtputf8 = false;
+  // received_at in milliseconds since the epoch, for the delays in the log;
+  // 0: unknown (received_at is used).
+  std::int64_t received_ms = 0;
 };
 
 enum class RecipientState { pending, delivered, bounced };
@@ -73,6 +76,7 @@ struct Job {
   bool tls_report = false;                     // NewMessage::tls_report
   bool body_8bitmime = false;                  // NewMessage::body_8bitmime
   bool smtputf8 = false;                       // NewMessage::smtputf8
+  std::int64_t received_ms = 0;                // NewMessage::received_ms (0: received_at)
 };
 
 struct MessageInfo {

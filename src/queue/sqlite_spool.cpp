@@ -35,7 +35,7 @@ namespace {
 
 // Schema versions (PRAGMA user_version): 0 = empty file, 1 = this layout. A
 // later version adds a migration step from the previous one in migrate().
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE messages (
@@ -84,6 +84,13 @@ PRAGMA user_version = 3;
 constexpr const char* kSchemaV4 = R"sql(
 ALTER TABLE recipients ADD COLUMN delay_warned INTEGER NOT NULL DEFAULT 0;
 PRAGMA user_version = 4;
+)sql";
+
+// v5: the arrival to the millisecond (for the log's delays); 0 in rows
+// written before.
+constexpr const char* kSchemaV5 = R"sql(
+ALTER TABLE messages ADD COLUMN received_ms INTEGER NOT NULL DEFAULT 0;
+PRAGMA user_version = 5;
 )sql";
 
 // A body file without a row is removed at open once it is this old: a draft
@@ -445,6 +452,10 @@ Result<void> SqliteSpool::migrate() {
   }
   if (version == 3) {
     if (auto r = exec(kSchemaV4, "migrate schema to version 4"); !r) return r;
+    version = 4;
+  }
+  if (version == 4) {
+    if (auto r = exec(kSchemaV5, "migrate schema to version 5"); !r) return r;
   }
   return tx.commit();
 }
@@ -554,7 +565,8 @@ Result<std::string> SqliteSpool::enqueue(const NewMessage& message, std::unique_
 
   auto insert_message = statement(
       "INSERT INTO messages (id, mail_from, data, size, received_at, received_from, body_file, "
-      "tls_report, body_8bitmime, smtputf8) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+      "tls_report, body_8bitmime, smtputf8, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+      "?10, ?11)");
   if (!insert_message) return tl::unexpected(insert_message.error());
   for (int attempt = 0;; ++attempt) {
     Query q(*insert_message);
@@ -567,7 +579,8 @@ Result<std::string> SqliteSpool::enqueue(const NewMessage& message, std::unique_
         .bind(7, static_cast<std::int64_t>(d->in_file() ? 1 : 0))
         .bind(8, static_cast<std::int64_t>(message.tls_report ? 1 : 0))
         .bind(9, static_cast<std::int64_t>(message.body_8bitmime ? 1 : 0))
-        .bind(10, static_cast<std::int64_t>(message.smtputf8 ? 1 : 0));
+        .bind(10, static_cast<std::int64_t>(message.smtputf8 ? 1 : 0))
+        .bind(11, message.received_ms);
     const int rc = q.step();
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_CONSTRAINT_PRIMARYKEY || attempt + 1 == kIdAttempts) {
@@ -608,9 +621,8 @@ Result<std::vector<Job>> SqliteSpool::due(Time now, std::size_t limit,
   std::lock_guard lock(mutex_);
   auto stmt = statement(
       "SELECT r.message_id, r.domain, r.idx, r.address, r.attempts, m.mail_from, m.received_at, "
-      "m.tls_report, m.body_8bitmime, m.smtputf8, r.delay_warned FROM recipients r JOIN messages m "
-      "ON m.id = "
-      "r.message_id "
+      "m.tls_report, m.body_8bitmime, m.smtputf8, r.delay_warned, m.received_ms FROM recipients r "
+      "JOIN messages m ON m.id = r.message_id "
       "WHERE r.state = 'pending' AND r.next_attempt_at <= ?1 "
       "ORDER BY m.received_at, m.id, r.domain, r.idx");
   if (!stmt) return tl::unexpected(stmt.error());
@@ -633,6 +645,7 @@ Result<std::vector<Job>> SqliteSpool::due(Time now, std::size_t limit,
       job.tls_report = q.int64(7) != 0;
       job.body_8bitmime = q.int64(8) != 0;
       job.smtputf8 = q.int64(9) != 0;
+      job.received_ms = q.int64(11);
       jobs.push_back(std::move(job));
     }
     Job& job = jobs.back();

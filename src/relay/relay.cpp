@@ -1,8 +1,6 @@
 #include "relay/relay.hpp"
 #include "base/system.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -27,6 +25,7 @@
 #include "delivery/log.hpp"
 #include "dsn/dsn.hpp"
 #include "mime/header.hpp"
+#include "logging/logger.hpp"
 #include "relay/failed_recipient.hpp"
 #include "relay/reporting.hpp"
 #include "smtp/server.hpp"
@@ -37,6 +36,8 @@ namespace danemta::relay {
 namespace asio = boost::asio;
 using asio::awaitable;
 using asio::use_awaitable;
+using logging::Level;
+using logging::Program;
 
 std::string expired_status(const std::string& outcome_name) {
   if (auto o = dane::outcome_named(outcome_name)) return std::string(dane::code(*o, true));
@@ -100,7 +101,7 @@ auto async_plan(dns::Resolver& resolver, std::string domain, dane::PlanOptions o
 
 struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   Impl(asio::io_context& io_, config::Config cfg_, dns::Resolver& resolver_, queue::Spool& spool_,
-       std::ostream& log_, std::function<queue::Time()> now_)
+       logging::Logger& log_, std::function<queue::Time()> now_)
       : io(io_),
         cfg(std::move(cfg_)),
         resolver(resolver_),
@@ -117,7 +118,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   config::Config cfg;
   dns::Resolver& resolver;
   queue::Spool& spool;
-  std::ostream& log;
+  logging::Logger& log;
   std::function<queue::Time()> now;
   std::string hostname;
   asio::ssl::context tls_context;
@@ -158,23 +159,13 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     co_return co_await asio::co_spawn(pool, call<R>(std::move(f)), use_awaitable);
   }
 
-  // One event, one line: Postfix-style text, or a JSON object with the
-  // same facts ([relay] log_format = "json").
-  void event(const std::string& id, std::string_view kind, const delivery::Fields& fields,
-             const std::string& text) {
-    if (!cfg.relay.log_json) {
-      log << text << std::endl;
-      return;
-    }
-    nlohmann::json j;
-    j["time"] = utc_time(now(), "%Y-%m-%dT%H:%M:%SZ");
-    if (!id.empty()) j["id"] = id;
-    j["event"] = kind;
-    for (const auto& [k, v] : fields) j[k] = v;
-    log << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+  // One event, one record: Postfix-style text or a JSON object with the
+  // same facts ([relay] log, log_format, log_prefix; docs/logs.md).
+  void event(const logging::Event& e) { log.write(e); }
+  // A free-text notice about message `id` (or none).
+  void line(Program program, Level level, const std::string& id, const std::string& text) {
+    log.write(logging::notice(program, level, id, text));
   }
-  // A free-text notice (errors, operator information).
-  void line(const std::string& text) { event("", "notice", {{"text", text}}, text); }
 
   void wake() {
     woken = true;
@@ -204,6 +195,55 @@ std::vector<mime::HeaderCompleter::Field> missing_fields(Relay::Impl& r, queue::
   const std::uint64_t unique = (static_cast<std::uint64_t>(r.rng()) << 32) ^ r.rng();
   return {{"Date", "Date: " + rfc5322_date(now) + "\r\n"},
           {"Message-ID", "Message-ID: " + mime::message_id(now, unique, r.hostname) + "\r\n"}};
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A client as Postfix writes it: danemta looks up no client names, and
+// Postfix writes "unknown" for a client without a verified name.
+std::string client_text(const std::string& address) {
+  return "unknown[" + address + "]";
+}
+
+// A message refused after its data (a mail loop, no room in the spool),
+// logged as Postfix's smtpd logs a refusal.
+logging::Event refused_data(const smtp::ReceivedMessage& m, const std::string& reply, Level level) {
+  logging::Event e;
+  e.level = level;
+  e.kind = "reject";
+  const std::string text = "NOQUEUE: reject: DATA from " + client_text(m.client) + ": " + reply +
+                           "; from=<" + m.mail_from +
+                           "> nrcpt=" + std::to_string(m.recipients.size());
+  e.fields = {{"text", logging::one_line(text)},
+              {"client", m.client},
+              {"from", m.mail_from},
+              {"nrcpt", m.recipients.size()}};
+  e.lines.push_back({Program::smtpd, logging::one_line(text)});
+  return e;
+}
+
+// An accepted message: Postfix's smtpd "client=" line and qmgr's
+// "from=, size=, nrcpt=" line (danemta has no incoming queue: the message
+// is active at once).
+logging::Event queued_event(const std::string& id, const smtp::ReceivedMessage& m,
+                            std::size_t size) {
+  logging::Event e;
+  e.id = id;
+  e.kind = "queued";
+  e.fields = {{"client", m.client},
+              {"helo", m.helo},
+              {"from", m.mail_from},
+              {"size", size},
+              {"nrcpt", m.recipients.size()}};
+  e.lines = {
+      {Program::smtpd, id + ": client=" + client_text(m.client)},
+      {Program::qmgr, id + ": from=<" + m.mail_from + ">, size=" + std::to_string(size) +
+                          ", nrcpt=" + std::to_string(m.recipients.size()) + " (queue active)"}};
+  return e;
 }
 
 // Where a submitted message's text goes while it arrives: the spool's draft,
@@ -273,14 +313,14 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
   // RFC 5321 6.3: a message that has passed too many relays is in a loop.
   if (const std::size_t hops = received_fields(sink ? std::string_view(sink->head()) : m.data);
       hops > r->max_received()) {
-    r->line("NOQUEUE: reject: client=[" + m.client + "], from=<" + m.mail_from +
-            ">: 5.4.6 mail loop: " + std::to_string(hops) + " Received: header fields");
-    co_return fail("5.4.6 Too many hops (" + std::to_string(hops) +
-                       " Received: header fields): mail forwarding loop",
-                   Severity::permanent);
+    const std::string refusal = "5.4.6 Too many hops (" + std::to_string(hops) +
+                                " Received: header fields): mail forwarding loop";
+    r->event(refused_data(m, "554 " + refusal, Level::info));
+    co_return fail(refusal, Severity::permanent);
   }
   queue::NewMessage nm;
   nm.received_at = r->now();
+  nm.received_ms = wall_ms();
   nm.mail_from = m.mail_from;
   nm.recipients = m.recipients;
   nm.received_from = "[" + m.client + "]";
@@ -302,23 +342,22 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
     id = co_await r->blocking(enqueue);
   }
   if (!id) {
-    r->line("NOQUEUE: client=[" + m.client + "], from=<" + m.mail_from +
-            ">: cannot store the message: " + id.error().message);
-    // The client learns the kind of problem, not the spool's path.
-    if (id.error().cause == Cause::storage_full)
+    // The client learns the kind of problem, not the spool's path; the log
+    // has both.
+    const Error& e = id.error();
+    const std::string reply =
+        e.cause == Cause::storage_full      ? "452 4.3.1 Insufficient system storage"
+        : e.severity == Severity::transient ? "451 4.3.0 Error: queue file write error"
+                                            : "554 5.3.0 " + e.message;
+    r->event(
+        refused_data(m, reply + " (cannot store the message: " + e.message + ")", Level::warning));
+    if (e.cause == Cause::storage_full)
       co_return fail("Insufficient system storage", Severity::transient, Cause::storage_full);
-    if (id.error().severity == Severity::transient)
+    if (e.severity == Severity::transient)
       co_return fail("Error: queue file write error", Severity::transient);
     co_return id;
   }
-  r->event(*id, "queued",
-           {{"client", m.client},
-            {"from", m.mail_from},
-            {"size", std::to_string(size)},
-            {"nrcpt", std::to_string(nm.recipients.size())}},
-           *id + ": client=[" + m.client + "], from=<" + m.mail_from +
-               ">, size=" + std::to_string(size) +
-               ", nrcpt=" + std::to_string(nm.recipients.size()) + " (queued)");
+  r->event(queued_event(*id, m, size));
   r->wake();
   co_return id;
 }
@@ -338,7 +377,7 @@ awaitable<bool> send_bounce(ImplPtr r, queue::Job job, std::string original,
   const std::string kind = delay_only ? "delay notification" : "non-delivery notification";
   if (job.mail_from.empty()) {
     // RFC 5321 section 6.1: never bounce a bounce.
-    r->line(job.message_id + ": " + kind + " for the null sender dropped");
+    r->line(Program::bounce, Level::info, job.message_id, kind + " for the null sender dropped");
     co_return true;
   }
   dsn::BounceInput in;
@@ -362,26 +401,54 @@ awaitable<bool> send_bounce(ImplPtr r, queue::Job job, std::string original,
   };
   Result<std::string> id = co_await r->blocking(enqueue);
   if (!id) {
-    r->line(job.message_id + ": cannot queue the " + kind +
-            " (retried later): " + id.error().message);
+    r->line(Program::bounce, Level::warning, job.message_id,
+            "cannot queue the " + kind + " (retried later): " + id.error().message);
     co_return false;
   }
-  r->event(job.message_id, delay_only ? "delay" : "bounce",
-           {{"bounce_id", *id}, {"to", job.mail_from}},
-           job.message_id + ": sender " + kind + ": " + *id);
+  logging::Event e;
+  e.id = job.message_id;
+  e.kind = delay_only ? "delay" : "bounce";
+  e.fields = {{"bounce_id", *id}, {"to", job.mail_from}, {"size", nm.data.size()}};
+  e.lines = {{Program::bounce, job.message_id + ": sender " + kind + ": " + *id},
+             {Program::qmgr, *id + ": from=<>, size=" + std::to_string(nm.data.size()) +
+                                 ", nrcpt=1 (queue active)"}};
+  r->event(e);
   r->wake();
   co_return true;
+}
+
+// When one attempt (one destination, one plan, a batch of messages) began,
+// for the delays in the log.
+struct AttemptClock {
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::int64_t start_ms = wall_ms();
+  std::chrono::steady_clock::duration plan{};  // DNS: planning the destination
+};
+
+double seconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+// Postfix's delays=a/b/c/d for `job` in the attempt timed by `clock`, whose
+// result is in now.
+delivery::Delays delays_of(const queue::Job& job, const AttemptClock& clock,
+                           const delivery::AttemptResult& result) {
+  const std::int64_t arrival = job.received_ms != 0 ? job.received_ms : job.received_at * 1000;
+  return delivery::delays_of(static_cast<double>(clock.start_ms - arrival) / 1000.0,
+                             seconds(std::chrono::steady_clock::now() - clock.start),
+                             seconds(clock.plan + result.setup), seconds(result.transmission));
 }
 
 // Turns one message's attempt into spool updates, log lines and the list of
 // recipients to report in a bounce.
 void account(Relay::Impl& r, const queue::Job& job, delivery::AttemptResult& result,
-             queue::Time now, std::vector<queue::RecipientUpdate>& updates,
+             const AttemptClock& clock, queue::Time now,
+             std::vector<queue::RecipientUpdate>& updates,
              std::vector<dsn::FailedRecipient>& failed) {
   const std::string& id = job.message_id;
   for (const delivery::AddressAttempt& a : result.tried)
-    if (!a.mail_sent)
-      r.event(id, "attempt", delivery::attempt_fields(a), delivery::log_attempt(id, a));
+    if (!a.mail_sent) r.event(delivery::attempt_event(id, a));
+  const delivery::Delays delays = delays_of(job, clock, result);
   const bool expired = now - job.received_at >= r.cfg.relay.queue_lifetime.count();
   for (std::size_t i = 0; i < result.recipients.size() && i < job.recipients.size(); ++i) {
     delivery::RecipientResult& rr = result.recipients[i];
@@ -390,7 +457,7 @@ void account(Relay::Impl& r, const queue::Job& job, delivery::AttemptResult& res
     u.dsn = rr.dsn;
     u.diagnostic = rr.diagnostic;
     u.outcome = rr.outcome ? std::string(dane::info(*rr.outcome).name) : "";
-    std::string extra;
+    bool lifetime_over = false;
     switch (rr.status) {
       case delivery::Status::delivered:
         u.state = queue::RecipientState::delivered;
@@ -405,7 +472,7 @@ void account(Relay::Impl& r, const queue::Job& job, delivery::AttemptResult& res
           u.dsn = expired_status(u.outcome);
           rr.dsn = u.dsn;
           rr.status = delivery::Status::bounced;
-          extra = " (queue lifetime expired)";
+          lifetime_over = true;
           failed.push_back(failed_recipient(rr, u.dsn, now));
         } else {
           u.state = queue::RecipientState::pending;
@@ -423,9 +490,7 @@ void account(Relay::Impl& r, const queue::Job& job, delivery::AttemptResult& res
         }
         break;
     }
-    delivery::Fields fields = delivery::recipient_fields(rr);
-    if (!extra.empty()) fields.emplace_back("expired", "true");
-    r.event(id, "delivery", fields, delivery::log_line(id, rr) + extra);
+    r.event(delivery::delivery_event(id, rr, delays, lifetime_over));
     updates.push_back(std::move(u));
   }
 }
@@ -452,11 +517,40 @@ void storage_warning(Relay::Impl& r, const std::string& problem) {
   const auto now = std::chrono::steady_clock::now();
   if (now < r.storage_quiet_until) return;
   r.storage_quiet_until = now + r.storage_retry();
-  r.event("", "storage", {{"held", std::to_string(r.unrecorded.size())}, {"problem", problem}},
-          "warning: cannot write delivery results to the spool (" + problem + "); " +
-              std::to_string(r.unrecorded.size()) +
-              " message(s) held in memory, new deliveries paused, retrying every " +
-              std::to_string(r.storage_retry().count()) + "s");
+  logging::Event e;
+  e.level = Level::warning;
+  e.kind = "storage";
+  e.fields = {{"held", r.unrecorded.size()},
+              {"problem", logging::one_line(problem)},
+              {"retry", r.storage_retry().count()}};
+  e.lines.push_back(
+      {Program::qmgr, logging::one_line("warning: cannot write delivery results to the spool (" +
+                                        problem + "); " + std::to_string(r.unrecorded.size()) +
+                                        " message(s) held in memory, new deliveries paused, "
+                                        "retrying every " +
+                                        std::to_string(r.storage_retry().count()) + "s")});
+  r.event(e);
+}
+
+// Writes `updates` for message `id` and tells whether the message is now
+// finished (no recipient pending). Runs on the spool's worker thread.
+Result<bool> write_results(queue::Spool& spool, const std::string& id,
+                           const std::vector<queue::RecipientUpdate>& updates) {
+  if (auto stored = spool.record(id, updates); !stored) return tl::unexpected(stored.error());
+  for (const queue::RecipientUpdate& u : updates)
+    if (u.state == queue::RecipientState::pending) return false;
+  auto info = spool.info(id);
+  return info && *info && (*info)->finished();
+}
+
+// Postfix's qmgr "removed": the message has no recipient left to try (it
+// stays in the spool for `danemta queue show` until purged).
+void log_removed(Relay::Impl& r, const std::string& id) {
+  logging::Event e;
+  e.id = id;
+  e.kind = "removed";
+  e.lines.push_back({Program::qmgr, id + ": removed"});
+  r.event(e);
 }
 
 // Writes one message's results. When the spool cannot be written they stay
@@ -465,14 +559,17 @@ void storage_warning(Relay::Impl& r, const std::string& problem) {
 // (DESIGN.md section 8: a failed state write never means "deliver again").
 awaitable<void> record(ImplPtr r, std::string id, std::vector<queue::RecipientUpdate> updates) {
   if (updates.empty()) co_return;
-  const std::function<Result<void>()> write = [r, &id, &updates]() {
-    return r->spool.record(id, updates);
+  const std::function<Result<bool>()> write = [r, &id, &updates]() {
+    return write_results(r->spool, id, updates);
   };
-  Result<void> stored = co_await r->blocking(write);
-  if (stored) co_return;
+  Result<bool> stored = co_await r->blocking(write);
+  if (stored) {
+    if (*stored) log_removed(*r, id);
+    co_return;
+  }
   if (stored.error().severity == Severity::permanent) {
     // The message was deleted meanwhile (`danemta queue delete`).
-    r->line(id + ": results not recorded: " + stored.error().message);
+    r->line(Program::qmgr, Level::warning, id, "results not recorded: " + stored.error().message);
     co_return;
   }
   std::vector<queue::RecipientUpdate>& held = r->unrecorded[id];
@@ -484,10 +581,10 @@ awaitable<void> record(ImplPtr r, std::string id, std::vector<queue::RecipientUp
 // Tries to write every held result; true when none is left.
 awaitable<bool> write_unrecorded(ImplPtr r) {
   const auto held = r->unrecorded;
-  const std::function<std::vector<std::pair<std::string, Result<void>>>()> write = [r, &held]() {
-    std::vector<std::pair<std::string, Result<void>>> out;
+  const std::function<std::vector<std::pair<std::string, Result<bool>>>()> write = [r, &held]() {
+    std::vector<std::pair<std::string, Result<bool>>> out;
     for (const auto& [id, updates] : held) {
-      out.emplace_back(id, r->spool.record(id, updates));
+      out.emplace_back(id, write_results(r->spool, id, updates));
       if (!out.back().second && out.back().second.error().severity == Severity::transient) break;
     }
     return out;
@@ -500,7 +597,10 @@ awaitable<bool> write_unrecorded(ImplPtr r) {
       problem = result.error().message;
       break;
     }
-    if (!result) r->line(id + ": results not recorded: " + result.error().message);
+    if (!result)
+      r->line(Program::qmgr, Level::warning, id, "results not recorded: " + result.error().message);
+    else if (*result)
+      log_removed(*r, id);
     ++recorded;
     r->unrecorded.erase(id);
     r->busy.erase(id);
@@ -510,8 +610,9 @@ awaitable<bool> write_unrecorded(ImplPtr r) {
     co_return false;
   }
   r->storage_quiet_until = {};
-  r->line("spool writable again: results of " + std::to_string(recorded) +
-          " message(s) recorded; deliveries resume");
+  r->line(Program::qmgr, Level::info, "",
+          "spool writable again: results of " + std::to_string(recorded) +
+              " message(s) recorded; deliveries resume");
   co_return true;
 }
 
@@ -521,7 +622,9 @@ awaitable<Result<std::unique_ptr<TextSource>>> open_text(ImplPtr r, std::string 
     return r->spool.reader(id);
   };
   Result<std::unique_ptr<TextSource>> text = co_await r->blocking(open);
-  if (!text) r->line(id + ": cannot read the message from the spool: " + text.error().message);
+  if (!text)
+    r->line(Program::qmgr, Level::error, id,
+            "cannot read the message from the spool: " + text.error().message);
   co_return text;
 }
 
@@ -541,17 +644,20 @@ awaitable<Result<std::string>> load_head(ImplPtr r, std::string id) {
     return head;
   };
   Result<std::string> head = co_await r->blocking(read);
-  if (!head) r->line(id + ": cannot read the message from the spool: " + head.error().message);
+  if (!head)
+    r->line(Program::qmgr, Level::error, id,
+            "cannot read the message from the spool: " + head.error().message);
   co_return head;
 }
 
 // One message's attempt is over: log it, queue a bounce for recipients that
 // failed for good, and record the result before the session goes on.
-awaitable<void> complete_message(ImplPtr r, queue::Job job, delivery::AttemptResult result) {
+awaitable<void> complete_message(ImplPtr r, queue::Job job, delivery::AttemptResult result,
+                                 std::shared_ptr<const AttemptClock> clock) {
   const queue::Time now = r->now();
   std::vector<queue::RecipientUpdate> updates;
   std::vector<dsn::FailedRecipient> failed;
-  account(*r, job, result, now, updates, failed);
+  account(*r, job, result, *clock, now, updates, failed);
   if (!failed.empty()) {
     // The bounce is stored before the recipients are recorded as bounced: a
     // crash in between sends the notice twice rather than never.
@@ -581,12 +687,13 @@ awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
     messages.push_back(delivery::Message{
         j.message_id, j.mail_from, j.recipients, {}, j.body_8bitmime, j.smtputf8});
 
+  auto clock = std::make_shared<AttemptClock>();
   delivery::BatchHooks hooks;
   hooks.load = [r, shared_jobs](std::size_t m) {
     return open_text(r, (*shared_jobs)[m].message_id);
   };
-  hooks.completed = [r, shared_jobs](std::size_t m, const delivery::AttemptResult& result) {
-    return complete_message(r, (*shared_jobs)[m], result);
+  hooks.completed = [r, shared_jobs, clock](std::size_t m, const delivery::AttemptResult& result) {
+    return complete_message(r, (*shared_jobs)[m], result, clock);
   };
 
   // RFC 8460 section 3: TLS reports go with opportunistic TLS, whatever the
@@ -595,6 +702,7 @@ awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
   dane::PlanOptions options{report ? config::TlsPolicy::may : r->cfg.policy_for(domain),
                             r->cfg.smtp_port};
   dane::DestinationPlan plan = co_await async_plan(r->resolver, domain, options);
+  clock->plan = std::chrono::steady_clock::now() - clock->start;
   delivery::BatchResult batch = co_await delivery::deliver_batch(
       r->tls_context, plan, std::move(messages), delivery_options(*r), std::move(hooks));
   if (r->tlsrpt_store && !report) {
@@ -606,7 +714,8 @@ awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
         return std::string();
       };
       std::string problem = co_await r->blocking(keep);
-      if (!problem.empty()) r->line("tlsrpt: cannot record a session result: " + problem);
+      if (!problem.empty())
+        r->line(Program::tlsrpt, Level::error, "", "cannot record a session result: " + problem);
     }
   }
 }
@@ -664,7 +773,7 @@ awaitable<void> scheduler(ImplPtr r) {
       };
       auto due = co_await r->blocking(fetch);
       if (!due) {
-        r->line("queue: cannot read the spool: " + due.error().message);
+        r->line(Program::qmgr, Level::error, "", "cannot read the spool: " + due.error().message);
       } else {
         // Oldest first within each destination; one attempt carries up to
         // kBatch messages for one domain over shared sessions. A message with
@@ -724,7 +833,7 @@ awaitable<void> scheduler(ImplPtr r) {
 }  // namespace
 
 Relay::Relay(asio::io_context& io, config::Config config, dns::Resolver& resolver,
-             queue::Spool& spool, std::ostream& log, std::function<queue::Time()> now)
+             queue::Spool& spool, logging::Logger& log, std::function<queue::Time()> now)
     : impl_(std::make_shared<Impl>(io, std::move(config), resolver, spool, log, std::move(now))) {}
 
 Relay::~Relay() {
@@ -746,8 +855,13 @@ std::shared_ptr<const smtp::ServerConfig> server_settings(const ImplPtr& r) {
   std::weak_ptr<Relay::Impl> weak = r;
   // The relay runs on one thread: the sessions' log lines need no lock.
   server->log = [weak](std::string_view text) {
-    if (const ImplPtr p = weak.lock())
-      p->event("", "reject", {{"text", std::string(text)}}, std::string(text));
+    const ImplPtr p = weak.lock();
+    if (!p) return;
+    logging::Event e;
+    e.kind = text.starts_with("disconnect") ? "disconnect" : "reject";
+    e.fields["text"] = logging::one_line(std::string(text));
+    e.lines.push_back({Program::smtpd, logging::one_line(std::string(text))});
+    p->event(e);
   };
   server->sink = [weak](const smtp::ReceivedMessage& envelope) -> std::shared_ptr<smtp::TextSink> {
     const ImplPtr p = weak.lock();

@@ -13,7 +13,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +20,7 @@
 #include "base/result.hpp"
 #include "config/config.hpp"
 #include "dns/resolver.hpp"
+#include "logging/logger.hpp"
 #include "queue/spool.hpp"
 #include "tlsrpt/tlsrpt.hpp"
 
@@ -35,7 +35,7 @@ class Relay {
   // `resolver`, `spool` and `log` must outlive the relay; everything runs on
   // `io` (spool calls on an internal worker thread). `now` is the clock.
   Relay(boost::asio::io_context& io, config::Config config, dns::Resolver& resolver,
-        queue::Spool& spool, std::ostream& log, std::function<queue::Time()> now);
+        queue::Spool& spool, logging::Logger& log, std::function<queue::Time()> now);
   ~Relay();
   Relay(const Relay&) = delete;
   Relay& operator=(const Relay&) = delete;

@@ -212,7 +212,7 @@ struct Session : std::enable_shared_from_this<Session> {
     ++errors;
     if (errors >= config.max_errors) {
       const std::string goodbye = "421 4.7.0 " + config.hostname + " too many errors";
-      log("disconnect from [" + client + "]: " + goodbye);
+      log("disconnect from unknown[" + client + "]: " + goodbye);
       reply(goodbye);
       return Next::close;
     }
@@ -313,7 +313,7 @@ struct Session : std::enable_shared_from_this<Session> {
   // `from` and `to` are "<mailbox>" or the client's text.
   Next reject(std::string_view verb, std::string_view from, std::string_view to, std::string line,
               bool counts) {
-    std::string entry = "NOQUEUE: reject: " + std::string(verb) + " from [" + client +
+    std::string entry = "NOQUEUE: reject: " + std::string(verb) + " from unknown[" + client +
                         "]: " + line + "; from=" + reply_text(from, "<>");
     if (!to.empty()) entry += " to=" + reply_text(to, "<>");
     log(entry);
@@ -439,7 +439,7 @@ struct Session : std::enable_shared_from_this<Session> {
     // Everything below is a junk command.
     if (++junk > config.max_junk_commands) {
       const std::string goodbye = "421 4.7.0 " + config.hostname + " Error: too many junk commands";
-      log("disconnect from [" + client + "]: " + goodbye);
+      log("disconnect from unknown[" + client + "]: " + goodbye);
       reply(goodbye);
       return Next::close;
     }
@@ -692,7 +692,8 @@ asio::awaitable<void> listen(tcp::acceptor& acceptor, Settings settings, Accept 
     const ServerConfig& config = *current;
     // (The socket is a parameter: clang 14 cannot capture structured bindings.)
     const auto refuse = [&](tcp::socket& s, std::string line) {
-      if (config.log) config.log("reject: connect from [" + address.to_string() + "]: " + line);
+      if (config.log)
+        config.log("NOQUEUE: reject: CONNECT from unknown[" + address.to_string() + "]: " + line);
       asio::co_spawn(strand, deny(std::move(s), config, std::move(line)), asio::detached);
     };
     if (!allowed || !allowed(address)) {

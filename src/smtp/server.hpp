@@ -58,13 +58,15 @@ struct ServerConfig {
   // command and 10 for the end of data; shorter here is allowed for tests.
   duration command_timeout = std::chrono::minutes(5);
   duration data_timeout = std::chrono::minutes(10);
-  // One line per refusal, without a line ending (may be empty): a client not
-  // allowed or over a connection limit ("reject: connect from [192.0.2.1]:
-  // 554 5.7.1 ..."), a disconnect for too many errors or junk commands
-  // ("disconnect from [192.0.2.1]: 421 4.7.0 ..."), a refused MAIL or RCPT
-  // ("NOQUEUE: reject: RCPT from [192.0.2.1]: 553 5.1.2 ...; from=<a@b.example>
-  // to=<c@[192.0.2.2]>"). Called on the sessions' strands: with a
-  // multi-threaded io_context it must be thread-safe.
+  // One line per refusal, without a line ending (may be empty), in
+  // Postfix's smtpd words ("unknown": client names are not looked up): a
+  // client not allowed or over a connection limit ("NOQUEUE: reject: CONNECT
+  // from unknown[192.0.2.1]: 554 5.7.1 ..."), a disconnect for too many
+  // errors or junk commands ("disconnect from unknown[192.0.2.1]: 421 4.7.0
+  // ..."), a refused MAIL or RCPT ("NOQUEUE: reject: RCPT from
+  // unknown[192.0.2.1]: 553 5.1.2 ...; from=<a@b.example> to=<c@[192.0.2.2]>").
+  // Called on the sessions' strands: with a multi-threaded io_context it must
+  // be thread-safe.
   std::function<void(std::string_view)> log;
   // Where message text goes as it arrives (see TextSink); null: into
   // ReceivedMessage::data.

@@ -676,9 +676,10 @@ TEST_F(SmtpServerTest, ConnectionLimitInAll) {
   Raw over(port_, "127.0.112.1", "127.0.112.3");
   EXPECT_EQ(over.reply(), "421 4.7.0 mx.test.example Error: too many connections from 127.0.112.3");
   EXPECT_TRUE(over.closed_by_server());
-  EXPECT_THAT(log_lines(), ElementsAre("reject: connect from [127.0.112.3]: 421 4.7.0 "
-                                       "mx.test.example Error: too many connections from "
-                                       "127.0.112.3"));
+  EXPECT_THAT(log_lines(),
+              ElementsAre("NOQUEUE: reject: CONNECT from unknown[127.0.112.3]: 421 4.7.0 "
+                          "mx.test.example Error: too many connections from "
+                          "127.0.112.3"));
   // A session that ends gives its place back.
   EXPECT_THAT(idle[0]->cmd("QUIT"), StartsWith("221 "));
   EXPECT_TRUE(idle[0]->closed_by_server());
@@ -719,7 +720,7 @@ TEST_F(SmtpServerTest, TooManyJunkCommands) {
   for (int i = 0; i < 100; ++i) ASSERT_THAT(raw.reply(), StartsWith("250 2.0.0")) << i;
   EXPECT_EQ(raw.cmd("NOOP"), "421 4.7.0 mx.test.example Error: too many junk commands");
   EXPECT_TRUE(raw.closed_by_server());
-  EXPECT_THAT(log_lines(), ElementsAre("disconnect from [127.0.114.2]: 421 4.7.0 "
+  EXPECT_THAT(log_lines(), ElementsAre("disconnect from unknown[127.0.114.2]: 421 4.7.0 "
                                        "mx.test.example Error: too many junk commands"));
 }
 
@@ -769,15 +770,17 @@ TEST_F(SmtpServerTest, RefusalsAreLogged) {
   EXPECT_THAT(
       log_lines(),
       ElementsAre(
-          "reject: connect from [127.0.115.2]: 554 5.7.1 mx.test.example relay access denied",
-          "NOQUEUE: reject: MAIL from [127.0.115.2]: 501 5.1.7 Bad sender address syntax: "
+          "NOQUEUE: reject: CONNECT from unknown[127.0.115.2]: 554 5.7.1 mx.test.example relay "
+          "access denied",
+          "NOQUEUE: reject: MAIL from unknown[127.0.115.2]: 501 5.1.7 Bad sender address syntax: "
           "empty domain label; from=<a@b..example>",
-          "NOQUEUE: reject: RCPT from [127.0.115.2]: 553 5.1.2 address literals are not "
+          "NOQUEUE: reject: RCPT from unknown[127.0.115.2]: 553 5.1.2 address literals are not "
           "accepted: <r@[192.0.2.1]>; from=<s@x.example> to=<r@[192.0.2.1]>",
-          "NOQUEUE: reject: RCPT from [127.0.115.2]: 501 5.1.3 Bad recipient address syntax: "
+          "NOQUEUE: reject: RCPT from unknown[127.0.115.2]: 501 5.1.3 Bad recipient address "
+          "syntax: "
           "bad source route: empty domain; from=<s@x.example> "
           R"(to=<@"a:x> NOTIFY=SUCCESS"@cap.example>)",
-          "disconnect from [127.0.115.2]: 421 4.7.0 mx.test.example too many errors"));
+          "disconnect from unknown[127.0.115.2]: 421 4.7.0 mx.test.example too many errors"));
 }
 
 }  // namespace

@@ -78,7 +78,7 @@ TEST(TlsRpt, RelayRecordsAndMailsADkimSignedReport) {
     ASSERT_EQ(r.exit_code, 0) << r.out;
   }
   ASSERT_TRUE(relay.wait_for_log("status=sent")) << relay.log();
-  ASSERT_TRUE(relay.wait_for_log("status=deferred tlsa-invalid")) << relay.log();
+  ASSERT_TRUE(relay.wait_for_log("status=deferred (tlsa-invalid")) << relay.log();
   EXPECT_EQ(count(good_mx), 1u);
 
   // The report as JSON, for the stale domain only.

@@ -119,6 +119,15 @@ max_per_destination = 2
   auto json = parse("[relay]\nlog_format = \"json\"\n");
   ASSERT_TRUE(json);
   EXPECT_TRUE(json->relay.log_json);
+  EXPECT_EQ(r.log, RelayConfig::LogTo::standard_output);
+  EXPECT_EQ(r.log_prefix, RelayConfig::LogPrefix::automatic);
+  auto sys = parse("[relay]\nlog = \"syslog\"\nlog_prefix = \"none\"\n");
+  ASSERT_TRUE(sys) << sys.error().message;
+  EXPECT_EQ(sys->relay.log, RelayConfig::LogTo::syslog);
+  EXPECT_EQ(sys->relay.log_prefix, RelayConfig::LogPrefix::none);
+  auto prefixed = parse("[relay]\nlog_prefix = \"syslog\"\n");
+  ASSERT_TRUE(prefixed);
+  EXPECT_EQ(prefixed->relay.log_prefix, RelayConfig::LogPrefix::syslog);
 }
 
 TEST(Config, RelayDefaultsAreLoopbackOnly) {
@@ -145,6 +154,8 @@ TEST(Config, RelayRejectsBadValues) {
       {"[relay]\nuser = \"-x\"\n", "relay.user"},
       {"[relay]\nuser = \"mail relay\"\n", "relay.user"},
       {"[relay]\nuser = \"danemta:danemta\"\n", "relay.user"},
+      {"[relay]\nlog = \"/var/log/danemta.log\"\n", "relay.log"},
+      {"[relay]\nlog_prefix = \"iso\"\n", "relay.log_prefix"},
   };
   for (const auto& c : cases) {
     auto cfg = parse(c[0]);

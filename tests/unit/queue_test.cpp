@@ -495,7 +495,7 @@ TEST_F(QueueTest, MailParametersAreKept) {
   EXPECT_FALSE(jobs[1].smtputf8);
 }
 
-TEST_F(QueueTest, SchemaTwoSpoolIsMigratedToFour) {
+TEST_F(QueueTest, SchemaTwoSpoolIsMigratedToFive) {
   const std::string id = enqueue({"a@example.org"});
   spool_.reset();
   // Back to the version 2 layout, as an older danemta left it.
@@ -503,6 +503,7 @@ TEST_F(QueueTest, SchemaTwoSpoolIsMigratedToFour) {
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   char* error = nullptr;
   const int rc = sqlite3_exec(db,
+                              "ALTER TABLE messages DROP COLUMN received_ms;"
                               "ALTER TABLE recipients DROP COLUMN delay_warned;"
                               "ALTER TABLE messages DROP COLUMN smtputf8;"
                               "ALTER TABLE messages DROP COLUMN body_8bitmime;"
@@ -526,6 +527,72 @@ TEST_F(QueueTest, SchemaTwoSpoolIsMigratedToFour) {
   jobs = due(5000);
   ASSERT_EQ(jobs.size(), 2u);
   EXPECT_TRUE(jobs[0].smtputf8 || jobs[1].smtputf8);
+}
+
+TEST_F(QueueTest, ArrivalToTheMillisecondReachesTheJob) {
+  NewMessage m;
+  m.mail_from = "sender@example.net";
+  m.recipients = {"r@example.org"};
+  m.data = "Subject: t\r\n\r\nbody\r\n";
+  m.received_at = 1795984651;
+  m.received_ms = 1795984651123;
+  auto id = spool_->enqueue(m);
+  ASSERT_TRUE(id) << id.error().message;
+  reopen();
+  std::vector<Job> jobs = due(1795984651);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].received_at, 1795984651);
+  EXPECT_EQ(jobs[0].received_ms, 1795984651123);
+}
+
+// A spool written by a danemta before schema version 3 (no arrival in
+// milliseconds) opens, keeps its messages, and reports their arrival as
+// unknown (0), so the log counts from the second.
+TEST_F(QueueTest, VersionTwoSpoolIsMigrated) {
+  spool_.reset();
+  std::filesystem::remove(path_);
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+    std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(raw, sqlite3_close);
+    const char* v2 = R"sql(
+CREATE TABLE messages (id TEXT PRIMARY KEY NOT NULL, mail_from TEXT NOT NULL, data BLOB NOT NULL,
+  size INTEGER NOT NULL, received_at INTEGER NOT NULL, received_from TEXT NOT NULL,
+  body_file INTEGER NOT NULL DEFAULT 0, tls_report INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE recipients (message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL, address TEXT NOT NULL, domain TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'bounced')),
+  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
+  last_dsn TEXT NOT NULL DEFAULT '', last_diagnostic TEXT NOT NULL DEFAULT '',
+  last_outcome TEXT NOT NULL DEFAULT '', PRIMARY KEY (message_id, idx)) WITHOUT ROWID;
+CREATE INDEX recipients_due ON recipients(state, next_attempt_at);
+CREATE INDEX messages_age ON messages(received_at, id);
+INSERT INTO messages (id, mail_from, data, size, received_at, received_from)
+  VALUES ('OLD1', 's@example.net', 'Subject: old', 12, 1000, '[127.0.0.1]');
+INSERT INTO recipients (message_id, idx, address, domain, state, next_attempt_at)
+  VALUES ('OLD1', 0, 'r@example.org', 'example.org', 'pending', 1000);
+PRAGMA user_version = 2;
+)sql";
+    char* error = nullptr;
+    ASSERT_EQ(sqlite3_exec(db.get(), v2, nullptr, nullptr, &error), SQLITE_OK) << error;
+  }
+  reopen();
+  std::vector<Job> jobs = due(1000);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].message_id, "OLD1");
+  EXPECT_EQ(jobs[0].received_at, 1000);
+  EXPECT_EQ(jobs[0].received_ms, 0);
+  // New messages keep their milliseconds next to the old one.
+  NewMessage m;
+  m.mail_from = "sender@example.net";
+  m.recipients = {"r@example.org"};
+  m.data = "Subject: new\r\n\r\n";
+  m.received_at = 1001;
+  m.received_ms = 1001250;
+  ASSERT_TRUE(spool_->enqueue(m));
+  jobs = due(1001);
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[1].received_ms, 1001250);
 }
 
 TEST(RetryDelay, DoublesFromFiveMinutesToAnHour) {
