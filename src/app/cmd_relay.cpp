@@ -1,7 +1,7 @@
 #include "app/cmd_relay.hpp"
 #include "app/input.hpp"
-#include "app/submit.hpp"
 #include "app/privileges.hpp"
+#include "app/submit.hpp"
 #include "base/system.hpp"
 
 #include <fcntl.h>

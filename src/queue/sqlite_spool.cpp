@@ -565,7 +565,8 @@ Result<std::string> SqliteSpool::enqueue(const NewMessage& message, std::unique_
 
   auto insert_message = statement(
       "INSERT INTO messages (id, mail_from, data, size, received_at, received_from, body_file, "
-      "tls_report, body_8bitmime, smtputf8, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+      "tls_report, body_8bitmime, smtputf8, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+      "?9, "
       "?10, ?11)");
   if (!insert_message) return tl::unexpected(insert_message.error());
   for (int attempt = 0;; ++attempt) {
