@@ -57,8 +57,8 @@ void check_single_part(std::string_view content_type, std::string_view body, boo
   auto out = to_7bit(message);
   if (!out) __builtin_trap();  // a single part always converts
   if (is_8bit(*out)) __builtin_trap();
+  if (!is_8bit(body)) return;  // unchanged, long lines included
   check_lines(*out);
-  if (!is_8bit(body)) return;
   const std::size_t blank = out->find("\r\n\r\n");
   if (blank == std::string::npos) __builtin_trap();
   const std::string_view encoded = std::string_view(*out).substr(blank + 4);
