@@ -68,25 +68,16 @@ int run_deliver(const config::Config& cfg, const DeliverOptions& o) {
   delivery::Message message{"direct", o.from, o.recipients, std::move(data)};
   delivery::DeliveryOptions options;
   options.helo_name = o.helo_name.empty() ? cfg.helo_name : o.helo_name;
-  smtp::ClientConfig& c = options.client;
-  c.connect = cfg.timeouts.connect;
-  c.greeting = cfg.timeouts.greeting;
-  c.ehlo = cfg.timeouts.ehlo;
-  c.starttls = cfg.timeouts.starttls;
-  c.mail = cfg.timeouts.mail;
-  c.rcpt = cfg.timeouts.rcpt;
-  c.data_init = cfg.timeouts.data_init;
-  c.data_block = cfg.timeouts.data_block;
-  c.dot = cfg.timeouts.dot;
+  options.client = delivery::client_config(cfg);
   if (options.helo_name.empty()) options.helo_name = local_hostname();
 
   std::optional<delivery::AttemptResult> result;
   // The same delays= as the relay's lines, without a queue.
   const auto start = std::chrono::steady_clock::now();
   std::chrono::steady_clock::duration planning{};
+  const delivery::Target target = delivery::target_for(cfg, domain);
   dane::plan_destination(
-      **resolver, domain, dane::PlanOptions{cfg.policy_for(domain), cfg.smtp_port},
-      [&](dane::DestinationPlan plan, dane::AnswerSet) {
+      **resolver, target.name, target.options, [&](dane::DestinationPlan plan, dane::AnswerSet) {
         planning = std::chrono::steady_clock::now() - start;
         boost::asio::co_spawn(io, delivery::deliver(tls_context, std::move(plan), message, options),
                               [&result](std::exception_ptr e, delivery::AttemptResult r) {

@@ -113,6 +113,78 @@ TlsPolicy Config::policy_for(std::string_view domain) const {
   return it == policies.end() ? TlsPolicy::dane : it->second;
 }
 
+const Route* Config::route_for(std::string_view domain_in) const {
+  if (routes.empty()) return nullptr;
+  const std::string domain = normalize_domain(domain_in);
+  auto found = routes.find(domain);
+  // Parent domains, nearest first: ".b.example" then ".example" for a.b.example.
+  for (std::size_t dot = domain.find('.'); found == routes.end() && dot != std::string::npos;
+       dot = domain.find('.', dot + 1))
+    found = routes.find(domain.substr(dot));
+  if (found == routes.end()) found = routes.find("*");
+  if (found == routes.end() || found->second.direct) return nullptr;
+  return &found->second;
+}
+
+TlsPolicy Config::policy_for(const Route& route) const {
+  if (route.tls) return *route.tls;
+  return route.address_literal ? TlsPolicy::dane : policy_for(route.host);
+}
+
+std::size_t Config::concurrency_for(std::string_view domain) const {
+  auto it = concurrency.find(normalize_domain(domain));
+  return it == concurrency.end() ? relay.max_per_destination : it->second;
+}
+
+Result<Route> parse_nexthop(std::string_view s) {
+  auto bad = [s](std::string what) {
+    return fail("\"" + std::string(s) + "\": " + what, Severity::permanent);
+  };
+  Route r;
+  r.nexthop = std::string(s);
+  if (s == "direct") {
+    r.direct = true;
+    return r;
+  }
+  std::string_view host = s;
+  std::string_view port;
+  if (!s.empty() && s.front() == '[') {
+    const auto close = s.find(']');
+    if (close == std::string_view::npos) return bad("no closing ']'");
+    host = s.substr(1, close - 1);
+    r.mx_lookup = false;
+    if (close + 1 < s.size()) {
+      if (s[close + 1] != ':') return bad("expected \":PORT\" after ']'");
+      port = s.substr(close + 2);
+      if (port.empty()) return bad("empty port");
+    }
+  } else if (auto colon = s.find(':'); colon != std::string_view::npos) {
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+    if (port.empty()) return bad("empty port");
+  }
+  if (!port.empty()) {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535)
+      return bad("the port must be 1..65535");
+    r.port = static_cast<std::uint16_t>(value);
+  }
+  unsigned char buf[16];
+  const std::string h(host);
+  if (inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1) {
+    if (r.mx_lookup) return bad("an IP address must be in brackets: \"[" + h + "]\"");
+    r.address_literal = true;
+    r.host = h;
+    return r;
+  }
+  r.host = normalize_domain(host);
+  if (!valid_domain(r.host))
+    return bad(
+        "expected \"[HOST]:PORT\", \"HOST:PORT\", \"[IP]:PORT\" (port optional) or \"direct\"");
+  return r;
+}
+
 std::string Config::tlsrpt_store() const {
   if (!tlsrpt.store.empty()) return tlsrpt.store;
   auto slash = relay.spool.rfind('/');
@@ -296,8 +368,10 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
   for (auto&& [key, node] : root) {
     std::string_view k = key.str();
     if (k != "dns" && k != "policy" && k != "delivery" && k != "relay" && k != "tlsrpt" &&
-        k != "sendmail")
-      return bad(k, "unknown section (expected dns, delivery, relay, tlsrpt, sendmail, policy)");
+        k != "sendmail" && k != "transport" && k != "concurrency")
+      return bad(k,
+                 "unknown section (expected dns, delivery, relay, tlsrpt, sendmail, policy, "
+                 "transport, concurrency)");
   }
 
   if (auto* dns = root["dns"].as_table()) {
@@ -340,6 +414,14 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         if (!v || v->empty() || v->find_first_of(" \t\r\n") != std::string::npos)
           return bad("delivery.helo_name", "must be a host name");
         cfg.helo_name = *v;
+      } else if (k == "source_address" || k == "source_address6") {
+        const bool six = k == "source_address6";
+        auto v = node.value<std::string>();
+        unsigned char buf[16];
+        if (!v || inet_pton(six ? AF_INET6 : AF_INET, v->c_str(), buf) != 1)
+          return bad(std::string("delivery.") + std::string(k),
+                     six ? "must be an IPv6 address" : "must be an IPv4 address");
+        (six ? cfg.source_address6 : cfg.source_address) = *v;
       } else if (k == "timeouts") {
         auto* t = node.as_table();
         if (!t) return bad("delivery.timeouts", "must be a table of seconds");
@@ -573,6 +655,68 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
     }
   } else if (root.contains("policy")) {
     return bad("policy", "must be a table");
+  }
+
+  if (auto* t = root["transport"].as_table()) {
+    for (auto&& [key, node] : *t) {
+      const std::string raw(key.str());
+      const std::string name = "transport.\"" + raw + "\"";
+      std::string domain = raw == "*" ? raw : normalize_domain(raw);
+      const std::string bare = !domain.empty() && domain.front() == '.' ? domain.substr(1) : domain;
+      if (domain != "*" && !valid_domain(bare))
+        return bad(name, "the key must be a domain, \".domain\" (its subdomains) or \"*\"");
+      const toml::table* entry = node.as_table();
+      std::optional<std::string> nexthop =
+          entry ? (*entry)["nexthop"].value<std::string>() : node.value<std::string>();
+      if (!nexthop)
+        return bad(name,
+                   "must be a next hop (\"[host]:port\", \"host\", \"direct\") or a table "
+                   "{ nexthop = ..., tls = ..., concurrency = ... }");
+      auto route = parse_nexthop(*nexthop);
+      if (!route) return bad(name, route.error().message);
+      if (entry) {
+        for (auto&& [rkey, rnode] : *entry) {
+          const std::string_view rk = rkey.str();
+          const std::string rname = name + "." + std::string(rk);
+          if (rk == "nexthop") continue;
+          if (rk == "tls") {
+            auto v = rnode.value<std::string>();
+            auto p = v ? parse_tls_policy(*v) : std::nullopt;
+            if (!p) return bad(rname, "must be one of dane-only, dane, encrypt, may");
+            route->tls = *p;
+          } else if (rk == "concurrency") {
+            auto v = integer(rname, rnode, 1, 100000);
+            if (!v) return tl::unexpected(v.error());
+            route->concurrency = static_cast<std::size_t>(*v);
+          } else {
+            return bad(rname, "unknown key (expected nexthop, tls, concurrency)");
+          }
+        }
+        if (route->direct && (route->tls || route->concurrency))
+          return bad(name,
+                     "\"direct\" takes no tls or concurrency: use [policy] and [concurrency]");
+      }
+      if (route->address_literal && route->tls == TlsPolicy::dane_only)
+        return bad(name,
+                   "an IP address has no TLSA records, so dane-only can never be met: name the "
+                   "host, or use tls = \"encrypt\"");
+      cfg.routes[domain] = std::move(*route);
+    }
+  } else if (root.contains("transport")) {
+    return bad("transport", "must be a table");
+  }
+
+  if (auto* t = root["concurrency"].as_table()) {
+    for (auto&& [key, node] : *t) {
+      const std::string name = "concurrency.\"" + std::string(key.str()) + "\"";
+      const std::string domain = normalize_domain(key.str());
+      if (!valid_domain(domain)) return bad(name, "the key must be a domain name");
+      auto v = integer(name, node, 1, 100000);
+      if (!v) return tl::unexpected(v.error());
+      cfg.concurrency[domain] = static_cast<std::size_t>(*v);
+    }
+  } else if (root.contains("concurrency")) {
+    return bad("concurrency", "must be a table");
   }
   return cfg;
 }

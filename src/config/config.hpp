@@ -153,6 +153,29 @@ struct SendmailConfig {
   std::string submit;
 };
 
+// [transport]: where mail for some domains goes instead of their MX hosts (a
+// smarthost), like Postfix's transport(5) with its smtp transport. Keys:
+// "example.org" (that domain), ".example.org" (its subdomains), "*" (every
+// domain); the most specific key wins.
+struct Route {
+  std::string nexthop;  // as configured: "[relay.example.net]:587", "mx.example.net", "direct"
+  // "direct": the domain's own MX hosts (exempts a domain from a wider entry).
+  bool direct = false;
+  std::string host;              // a host name, or an IP address ("[192.0.2.1]")
+  std::uint16_t port = 0;        // 0: [delivery] port
+  bool mx_lookup = true;         // "host": its MX records are looked up; "[host]": not
+  bool address_literal = false;  // host is an IP address: no DNS, no TLSA
+  // The route's TLS policy; unset: the [policy] entry for `host`, else dane.
+  std::optional<TlsPolicy> tls;
+  // At most this many attempts at once through this route, whatever the
+  // recipient domains (0: only the per-domain limits apply).
+  std::size_t concurrency = 0;
+};
+
+// "[host]:port", "[host]", "host:port", "host", "[192.0.2.1]:25",
+// "[2001:db8::1]" or "direct": what is wrong when malformed.
+Result<Route> parse_nexthop(std::string_view s);
+
 struct Config {
   DnsConfig dns;
   RelayConfig relay;
@@ -161,13 +184,29 @@ struct Config {
   std::uint16_t smtp_port = 25;  // destination port; the TLSA owner name follows it
   std::string helo_name;         // EHLO name; empty: this host's name
   SmtpTimeouts timeouts;
+  // [delivery] source_address / source_address6: the local address outgoing
+  // connections to IPv4 / IPv6 servers are made from (Postfix's
+  // smtp_bind_address). Empty: the kernel chooses.
+  std::string source_address;
+  std::string source_address6;
   std::map<std::string, TlsPolicy> policies;  // key: normalized domain
+  std::map<std::string, Route> routes;  // [transport]; key: "example.org", ".example.org", "*"
+  // [concurrency]: per-destination limits that replace [relay]
+  // max_per_destination for these domains.
+  std::map<std::string, std::size_t> concurrency;
   // Every key the file set, flattened: "relay.max_deliveries" -> "100",
   // "policy.example.org" -> "\"dane-only\"" (values in TOML syntax). What
   // changes() compares; keys not set keep their defaults.
   std::map<std::string, std::string> settings;
 
   TlsPolicy policy_for(std::string_view domain) const;
+  // The [transport] entry for a recipient domain (most specific key first),
+  // or nullptr when its mail goes to its own MX hosts ("direct" included).
+  const Route* route_for(std::string_view domain) const;
+  // The TLS policy of mail on `route`: its own, else [policy] for its host.
+  TlsPolicy policy_for(const Route& route) const;
+  // [concurrency] for the domain, else [relay] max_per_destination.
+  std::size_t concurrency_for(std::string_view domain) const;
   // [tlsrpt] store, or "tlsrpt.db" in the directory of [relay] spool.
   std::string tlsrpt_store() const;
   // [sendmail] domain, or [relay] hostname, or `host_name` (this host's name).

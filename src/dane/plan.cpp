@@ -340,64 +340,92 @@ PlanStep plan(std::string_view domain_in, const AnswerSet& answers, const PlanOp
   d.port = options.port;
   Lookups dns(answers, step.missing);
 
-  const Answer* mx = dns.get(d.domain, RrType::MX);
-  if (!mx) return step;
-  d.mx_security = mx->security;
-
-  // RFC 7672 section 2.2.1: a failed MX lookup defers the whole destination;
-  // never fall back to address records.
-  switch (mx->security) {
-    case Security::bogus:
-      d.failure = Outcome::dnssec_invalid;
-      d.reason = describe_failure(*mx);
-      return step;
-    case Security::indeterminate:
-      d.failure = failure_of(*mx);
-      d.reason = describe_failure(*mx);
-      return step;
-    case Security::secure:
-    case Security::insecure:
-      break;
-  }
-  if (mx->nxdomain) {
-    d.failure = Outcome::domain_not_found;
-    d.reason =
-        d.domain + " does not exist (NXDOMAIN, " + std::string(dns::to_string(mx->security)) + ")";
-    return step;
-  }
-
-  std::vector<dns::MxRecord> records = mx->havedata ? mx->mx : std::vector<dns::MxRecord>{};
-  d.mx_records = records;
-  if (records.empty()) {
-    d.implicit_mx = true;  // RFC 5321 section 5.1
-    records.push_back(dns::MxRecord{0, d.domain});
-  }
-  bool all_null = std::all_of(records.begin(), records.end(),
-                              [](const dns::MxRecord& r) { return r.exchange.empty(); });
-  if (all_null) {
-    d.null_mx = true;
-    d.failure = Outcome::null_mx;
-    d.reason = d.domain + " publishes a null MX (RFC 7505): it accepts no mail";
-    return step;
-  }
-  if (records.size() > 1 && std::any_of(records.begin(), records.end(),
-                                        [](const dns::MxRecord& r) { return r.exchange.empty(); }))
-    d.notes.push_back(
-        "a null MX is published together with other MX records (RFC 7505 "
-        "section 3 forbids this); the null MX record is ignored");
-
-  std::stable_sort(
-      records.begin(), records.end(),
-      [](const dns::MxRecord& a, const dns::MxRecord& b) { return a.preference < b.preference; });
-  std::set<std::string> seen;
-  for (const dns::MxRecord& r : records) {
-    std::string name = normalize_domain(r.exchange);
-    if (name.empty() || !seen.insert(name).second) continue;
+  if (options.address_literal) {
     HostPlan h;
-    h.name = std::move(name);
-    h.preference = r.preference;
-    h.mx_secure = mx->security == Security::secure;
+    h.name = d.domain;
+    h.addresses.push_back(d.domain);
+    h.address_security = Security::insecure;
+    h.requirement = Requirement::opportunistic;
+    h.reason = "next hop is an IP address: no TLSA records, opportunistic TLS";
+    apply_policy(h, d.policy);
+    d.mx_security = Security::insecure;
+    d.notes.push_back("next hop " + d.domain + " is configured by address: no DNS lookups");
+    if (h.failure) {
+      d.failure = h.failure;
+      d.reason = h.reason;
+    }
     d.hosts.push_back(std::move(h));
+    return step;
+  }
+  if (!options.mx_lookup) {
+    HostPlan h;
+    h.name = d.domain;
+    h.mx_secure = true;
+    d.mx_security = Security::secure;
+    d.notes.push_back("next hop " + d.domain +
+                      " is configured ([transport]): its MX records are not looked up");
+    d.hosts.push_back(std::move(h));
+  } else {
+    const Answer* mx = dns.get(d.domain, RrType::MX);
+    if (!mx) return step;
+    d.mx_security = mx->security;
+
+    // RFC 7672 section 2.2.1: a failed MX lookup defers the whole destination;
+    // never fall back to address records.
+    switch (mx->security) {
+      case Security::bogus:
+        d.failure = Outcome::dnssec_invalid;
+        d.reason = describe_failure(*mx);
+        return step;
+      case Security::indeterminate:
+        d.failure = failure_of(*mx);
+        d.reason = describe_failure(*mx);
+        return step;
+      case Security::secure:
+      case Security::insecure:
+        break;
+    }
+    if (mx->nxdomain) {
+      d.failure = Outcome::domain_not_found;
+      d.reason = d.domain + " does not exist (NXDOMAIN, " +
+                 std::string(dns::to_string(mx->security)) + ")";
+      return step;
+    }
+
+    std::vector<dns::MxRecord> records = mx->havedata ? mx->mx : std::vector<dns::MxRecord>{};
+    d.mx_records = records;
+    if (records.empty()) {
+      d.implicit_mx = true;  // RFC 5321 section 5.1
+      records.push_back(dns::MxRecord{0, d.domain});
+    }
+    bool all_null = std::all_of(records.begin(), records.end(),
+                                [](const dns::MxRecord& r) { return r.exchange.empty(); });
+    if (all_null) {
+      d.null_mx = true;
+      d.failure = Outcome::null_mx;
+      d.reason = d.domain + " publishes a null MX (RFC 7505): it accepts no mail";
+      return step;
+    }
+    if (records.size() > 1 &&
+        std::any_of(records.begin(), records.end(),
+                    [](const dns::MxRecord& r) { return r.exchange.empty(); }))
+      d.notes.push_back(
+          "a null MX is published together with other MX records (RFC 7505 "
+          "section 3 forbids this); the null MX record is ignored");
+
+    std::stable_sort(
+        records.begin(), records.end(),
+        [](const dns::MxRecord& a, const dns::MxRecord& b) { return a.preference < b.preference; });
+    std::set<std::string> seen;
+    for (const dns::MxRecord& r : records) {
+      std::string name = normalize_domain(r.exchange);
+      if (name.empty() || !seen.insert(name).second) continue;
+      HostPlan h;
+      h.name = std::move(name);
+      h.preference = r.preference;
+      h.mx_secure = mx->security == Security::secure;
+      d.hosts.push_back(std::move(h));
+    }
   }
 
   bool complete = true;

@@ -98,6 +98,15 @@ struct DestinationPlan {
 struct PlanOptions {
   config::TlsPolicy policy = config::TlsPolicy::dane;
   std::uint16_t port = 25;
+  // false: the domain given to plan() is a next hop the operator configured
+  // ([transport] "[host]"): it is the only host and no MX records are looked
+  // up. Its name comes from the configuration, not from DNS, so it counts as
+  // a secure MX name (a DANE match is dane-verified).
+  bool mx_lookup = true;
+  // The next hop is an IP address ([transport] "[192.0.2.1]"): no DNS at all,
+  // hence no TLSA records; `policy` decides between opportunistic and
+  // mandatory TLS (dane-only cannot be met).
+  bool address_literal = false;
 };
 
 struct PlanStep {

@@ -155,6 +155,39 @@ SevenBit seven_bit(TextSource& source) {
 
 }  // namespace
 
+Target target_for(const config::Config& cfg, std::string_view domain, bool tls_report) {
+  Target t;
+  t.name = std::string(domain);
+  t.options.policy = tls_report ? config::TlsPolicy::may : cfg.policy_for(domain);
+  t.options.port = cfg.smtp_port;
+  if (const config::Route* route = cfg.route_for(domain)) {
+    t.routed = true;
+    t.name = route->host;
+    t.options.policy = cfg.policy_for(*route);
+    if (route->port != 0) t.options.port = route->port;
+    t.options.mx_lookup = route->mx_lookup;
+    t.options.address_literal = route->address_literal;
+  }
+  return t;
+}
+
+smtp::ClientConfig client_config(const config::Config& cfg) {
+  smtp::ClientConfig c;
+  const config::SmtpTimeouts& t = cfg.timeouts;
+  c.connect = t.connect;
+  c.greeting = t.greeting;
+  c.ehlo = t.ehlo;
+  c.starttls = t.starttls;
+  c.mail = t.mail;
+  c.rcpt = t.rcpt;
+  c.data_init = t.data_init;
+  c.data_block = t.data_block;
+  c.dot = t.dot;
+  c.source_address = cfg.source_address;
+  c.source_address6 = cfg.source_address6;
+  return c;
+}
+
 std::vector<std::size_t> host_order(const dane::DestinationPlan& plan, bool shuffle) {
   std::vector<std::size_t> order(plan.hosts.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;

@@ -83,6 +83,20 @@ struct DeliveryOptions {
   bool shuffle_equal_preference = true;
 };
 
+// Where mail for a recipient domain goes: the name to plan and how. A
+// [transport] next hop replaces the domain's MX hosts and brings its own TLS
+// policy; otherwise the domain's [policy] applies, or opportunistic TLS for
+// a TLS report (RFC 8460 section 3: reports must get through a broken policy).
+struct Target {
+  std::string name;
+  dane::PlanOptions options;
+  bool routed = false;  // through a [transport] next hop
+};
+Target target_for(const config::Config& cfg, std::string_view domain, bool tls_report = false);
+
+// The SMTP client's settings from [delivery]: timeouts and source addresses.
+smtp::ClientConfig client_config(const config::Config& cfg);
+
 // The order hosts are tried in: plan order, with runs of equal preference
 // shuffled when `shuffle` is set. Indexes into plan.hosts.
 std::vector<std::size_t> host_order(const dane::DestinationPlan& plan, bool shuffle);

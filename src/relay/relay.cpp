@@ -138,6 +138,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   std::map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> running;
   std::set<std::string> busy;                     // message ids being delivered
   std::map<std::string, std::size_t> per_domain;  // attempts in flight per domain
+  std::map<std::string, std::size_t> per_route;   // ... per [transport] next hop
   std::size_t active = 0;
   tlsrpt::Store* tlsrpt_store = nullptr;
   bool stopping = false;
@@ -498,17 +499,7 @@ void account(Relay::Impl& r, const queue::Job& job, delivery::AttemptResult& res
 delivery::DeliveryOptions delivery_options(const Relay::Impl& r) {
   delivery::DeliveryOptions d;
   d.helo_name = r.cfg.helo_name.empty() ? r.hostname : r.cfg.helo_name;
-  smtp::ClientConfig& c = d.client;
-  const config::SmtpTimeouts& t = r.cfg.timeouts;
-  c.connect = t.connect;
-  c.greeting = t.greeting;
-  c.ehlo = t.ehlo;
-  c.starttls = t.starttls;
-  c.mail = t.mail;
-  c.rcpt = t.rcpt;
-  c.data_init = t.data_init;
-  c.data_block = t.data_block;
-  c.dot = t.dot;
+  d.client = delivery::client_config(r.cfg);
   return d;
 }
 
@@ -697,15 +688,19 @@ awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
   };
 
   // RFC 8460 section 3: TLS reports go with opportunistic TLS, whatever the
-  // destination publishes, and their sessions are not reported.
+  // destination publishes, and their sessions are not reported (target_for).
   const bool report = shared_jobs->front().tls_report;
-  dane::PlanOptions options{report ? config::TlsPolicy::may : r->cfg.policy_for(domain),
-                            r->cfg.smtp_port};
-  dane::DestinationPlan plan = co_await async_plan(r->resolver, domain, options);
+  // [transport]: a configured next hop replaces the domain's MX hosts, with
+  // the route's TLS policy (reports too: the next hop is the operator's own
+  // choice, not the receiving domain's). Those sessions say nothing about the
+  // receiving domain's policy, so they are not recorded for TLS reporting.
+  const delivery::Target target = delivery::target_for(r->cfg, domain, report);
+  const bool routed = target.routed;
+  dane::DestinationPlan plan = co_await async_plan(r->resolver, target.name, target.options);
   clock->plan = std::chrono::steady_clock::now() - clock->start;
   delivery::BatchResult batch = co_await delivery::deliver_batch(
       r->tls_context, plan, std::move(messages), delivery_options(*r), std::move(hooks));
-  if (r->tlsrpt_store && !report) {
+  if (r->tlsrpt_store && !report && !routed) {
     std::vector<tlsrpt::SessionResult> seen = session_results(plan, batch, r->now());
     if (!seen.empty()) {
       const std::function<std::string()> keep = [r, seen]() {
@@ -720,7 +715,9 @@ awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
   }
 }
 
-awaitable<void> run_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
+// Attempts through a [transport] next hop share its concurrency limit; the key
+// is the next hop as written ("" for mail that is not routed).
+awaitable<void> run_jobs(ImplPtr r, std::vector<queue::Job> jobs, std::string route_key) {
   std::vector<std::string> ids;
   std::string domain = jobs.front().domain;
   const auto started = std::chrono::steady_clock::now();
@@ -735,6 +732,7 @@ awaitable<void> run_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
     if (!r->unrecorded.count(id)) r->busy.erase(id);
   }
   if (--r->per_domain[domain] == 0) r->per_domain.erase(domain);
+  if (!route_key.empty() && --r->per_route[route_key] == 0) r->per_route.erase(route_key);
   --r->active;
   r->wake();
 }
@@ -795,16 +793,21 @@ awaitable<void> scheduler(ImplPtr r) {
         }
         for (auto& batch : batches) {
           const std::string& domain = batch.first;
+          const config::Route* route = r->cfg.route_for(domain);
+          const std::string route_key = route ? route->nexthop : std::string();
           if (r->stopping || r->active >= r->cfg.relay.max_deliveries ||
-              r->per_domain[domain] >= r->cfg.relay.max_per_destination) {
+              r->per_domain[domain] >= r->cfg.concurrency_for(domain) ||
+              (route && route->concurrency != 0 && r->per_route.count(route_key) &&
+               r->per_route.at(route_key) >= route->concurrency)) {
             held_back = true;
             continue;
           }
           for (const queue::Job& j : batch.second) r->busy.insert(j.message_id);
           ++r->per_domain[domain];
+          if (route) ++r->per_route[route_key];
           ++r->active;
           started = true;
-          asio::co_spawn(r->io, run_jobs(r, std::move(batch.second)), asio::detached);
+          asio::co_spawn(r->io, run_jobs(r, std::move(batch.second), route_key), asio::detached);
         }
       }
     } else {

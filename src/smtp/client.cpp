@@ -454,6 +454,18 @@ asio::awaitable<Outcome<Reply>> Client::connect(std::string address, std::uint16
   if (ec)
     co_return failed(FailureKind::connect_failed, Stage::connect, "not an IP address: " + address);
   self->record("C: ", "connect " + address + " port " + std::to_string(port));
+  const std::string& source =
+      ip.is_v4() ? self->config.source_address : self->config.source_address6;
+  if (!source.empty()) {
+    const auto local = asio::ip::make_address(source, ec);
+    if (!ec) self->socket.open(ip.is_v4() ? tcp::v4() : tcp::v6(), ec);
+    if (!ec) self->socket.bind(tcp::endpoint(local, 0), ec);
+    if (ec) {
+      self->close_connection();
+      co_return failed(FailureKind::connect_failed, Stage::connect,
+                       "cannot connect from source address " + source + ": " + ec.message());
+    }
+  }
   self->arm(Clock::now() + self->config.connect);
   const auto [cec] = co_await self->socket.async_connect(tcp::endpoint(ip, port), use_tuple);
   const bool timed_out = self->watchdog_fired;

@@ -103,6 +103,10 @@ struct ClientConfig {
   duration rset = std::chrono::minutes(2);
   duration quit = std::chrono::seconds(30);
   ReplyLimits reply_limits{};
+  // The local address connections are made from, per family of the server's
+  // address (IP literals; empty: the kernel chooses).
+  std::string source_address;
+  std::string source_address6;
   std::size_t transcript_entries = 32;       // commands and replies kept
   std::size_t transcript_entry_bytes = 512;  // each entry is truncated to this
 };

@@ -47,6 +47,69 @@ dot = 900
   EXPECT_EQ(cfg->policy_for("other.example"), TlsPolicy::dane);
 }
 
+TEST(Config, TransportRoutesConcurrencyAndSourceAddresses) {
+  auto cfg = parse(R"(
+[delivery]
+source_address = "192.0.2.10"
+source_address6 = "2001:db8::10"
+
+[policy]
+"relay.example.net" = "encrypt"
+
+[transport]
+"*" = { nexthop = "[smarthost.example.net]:587", tls = "dane-only", concurrency = 4 }
+".corp.example" = "relay.example.net"
+"Example.ORG" = "[192.0.2.25]"
+"local.corp.example" = "direct"
+"v6.example" = { nexthop = "[2001:db8::25]:2525", tls = "may" }
+
+[concurrency]
+"big.example" = 50
+)");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(cfg->source_address, "192.0.2.10");
+  EXPECT_EQ(cfg->source_address6, "2001:db8::10");
+
+  const Route* star = cfg->route_for("anything.example");
+  ASSERT_NE(star, nullptr);
+  EXPECT_EQ(star->host, "smarthost.example.net");
+  EXPECT_EQ(star->port, 587);
+  EXPECT_FALSE(star->mx_lookup);
+  EXPECT_EQ(star->concurrency, 4u);
+  EXPECT_EQ(cfg->policy_for(*star), TlsPolicy::dane_only);
+
+  // ".corp.example" covers subdomains, not corp.example itself ("*" does).
+  const Route* sub = cfg->route_for("a.b.CORP.example.");
+  ASSERT_NE(sub, nullptr);
+  EXPECT_EQ(sub->host, "relay.example.net");
+  EXPECT_TRUE(sub->mx_lookup);
+  EXPECT_EQ(sub->port, 0) << "[delivery] port applies";
+  EXPECT_EQ(cfg->policy_for(*sub), TlsPolicy::encrypt) << "[policy] of the next hop";
+  EXPECT_EQ(cfg->route_for("corp.example"), star);
+  EXPECT_EQ(cfg->route_for("notcorp.example"), star);
+
+  const Route* literal = cfg->route_for("example.org");
+  ASSERT_NE(literal, nullptr);
+  EXPECT_TRUE(literal->address_literal);
+  EXPECT_EQ(literal->host, "192.0.2.25");
+  EXPECT_EQ(cfg->policy_for(*literal), TlsPolicy::dane);
+  EXPECT_EQ(cfg->route_for("sub.example.org"), star) << "no parent match without a dot key";
+
+  EXPECT_EQ(cfg->route_for("local.corp.example"), nullptr) << "direct: the domain's own MX";
+  const Route* v6 = cfg->route_for("v6.example");
+  ASSERT_NE(v6, nullptr);
+  EXPECT_EQ(v6->host, "2001:db8::25");
+  EXPECT_EQ(v6->port, 2525);
+  EXPECT_EQ(cfg->policy_for(*v6), TlsPolicy::may);
+
+  EXPECT_EQ(cfg->concurrency_for("BIG.example"), 50u);
+  EXPECT_EQ(cfg->concurrency_for("small.example"), 20u) << "[relay] max_per_destination";
+
+  auto none = parse("");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->route_for("example.org"), nullptr);
+}
+
 TEST(Config, RejectsBadInputWithTheKeyNamed) {
   struct Case {
     const char* text;
@@ -62,6 +125,26 @@ TEST(Config, RejectsBadInputWithTheKeyNamed) {
       {"[delivery.timeouts]\nbogus = 5\n", "delivery.timeouts.bogus"},
       {"[policy]\n\"example.org\" = \"sometimes\"\n", "policy"},
       {"[nonsense]\n", "nonsense"},
+      {"[delivery]\nsource_address = \"::1\"\n", "delivery.source_address"},
+      {"[delivery]\nsource_address6 = \"127.0.0.1\"\n", "delivery.source_address6"},
+      {"[transport]\n\"a..b\" = \"[relay.example.net]\"\n", "transport.\"a..b\""},
+      {"[transport]\n\"example.org\" = \"relay.example.net:0\"\n", "transport"},
+      {"[transport]\n\"example.org\" = \"[relay.example.net\"\n", "no closing"},
+      {"[transport]\n\"example.org\" = \"192.0.2.1\"\n", "in brackets"},
+      {"[transport]\n\"example.org\" = \"bad host!\"\n", "transport"},
+      {"[transport]\n\"example.org\" = 5\n", "transport"},
+      {"[transport]\n\"example.org\" = { nexthop = \"[192.0.2.1]\", tls = \"dane-only\" }\n",
+       "dane-only can never be met"},
+      {"[transport]\n\"example.org\" = { nexthop = \"[relay.example.net]\", tls = \"x\" }\n",
+       "tls"},
+      {"[transport]\n\"example.org\" = { nexthop = \"[relay.example.net]\", concurrency = 0 }\n",
+       "concurrency"},
+      {"[transport]\n\"example.org\" = { nexthop = \"[relay.example.net]\", port = 2 }\n",
+       "unknown key"},
+      {"[transport]\n\"example.org\" = { nexthop = \"direct\", tls = \"may\" }\n", "direct"},
+      {"[concurrency]\n\"example.org\" = 0\n", "concurrency.\"example.org\""},
+      {"[concurrency]\n\"example.org\" = \"5\"\n", "concurrency.\"example.org\""},
+      {"[concurrency]\n\"*\" = 5\n", "concurrency.\"*\""},
       {"[dns\n", "config:"},
   };
   for (const auto& c : cases) {

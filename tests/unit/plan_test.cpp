@@ -120,9 +120,12 @@ class World {
 
   DestinationPlan run(const std::string& domain, config::TlsPolicy policy = config::TlsPolicy::dane,
                       std::uint16_t port = 25) {
+    return run(domain, PlanOptions{policy, port});
+  }
+  DestinationPlan run(const std::string& domain, const PlanOptions& options) {
     AnswerSet set;
     for (int round = 0; round < 10; ++round) {
-      PlanStep step = plan(domain, set, PlanOptions{policy, port});
+      PlanStep step = plan(domain, set, options);
       if (step.complete()) return step.plan;
       for (const dns::Query& q : step.missing) {
         asked.insert(q.name + "/" + std::string(dns::to_string(q.type)));
@@ -555,6 +558,60 @@ TEST(Plan, TlsaOwnerFollowsThePort) {
   DestinationPlan d = w.run("example.org", config::TlsPolicy::dane, 2525);
   EXPECT_EQ(d.hosts[0].tlsa_owner, "_2525._tcp.mx.example.org");
   EXPECT_EQ(d.hosts[0].requirement, Requirement::dane);
+}
+
+// [transport] "[relay.example.net]:587": no MX lookup; the configured name
+// stands where a secure MX name would, so a DANE match is dane-verified.
+TEST(Plan, ConfiguredNextHopSkipsTheMxLookup) {
+  World w;
+  w.addr("relay.example.net", S, {"192.0.2.7"});
+  w.tlsa_set("_587._tcp.relay.example.net", S, {tlsa(3, 1, 1)});
+  PlanOptions o{config::TlsPolicy::dane, 587};
+  o.mx_lookup = false;
+  DestinationPlan d = w.run("relay.example.net", o);
+  EXPECT_FALSE(w.was_asked("relay.example.net", RrType::MX));
+  EXPECT_FALSE(d.failure);
+  ASSERT_EQ(d.hosts.size(), 1u);
+  EXPECT_EQ(d.hosts[0].name, "relay.example.net");
+  EXPECT_EQ(d.hosts[0].requirement, Requirement::dane);
+  EXPECT_TRUE(d.hosts[0].mx_secure);
+  EXPECT_EQ(d.hosts[0].tlsa_owner, "_587._tcp.relay.example.net");
+  EXPECT_FALSE(d.implicit_mx);
+
+  // Its DNS failures are the next hop's, and defer as they would for an MX host.
+  World bogus;
+  bogus.addr("relay.example.net", B, {"192.0.2.7"});
+  DestinationPlan b = bogus.run("relay.example.net", o);
+  EXPECT_EQ(b.failure, Outcome::dnssec_invalid);
+
+  // Insecure addresses: no TLSA lookup; dane-only refuses, encrypt demands TLS.
+  World insecure;
+  insecure.addr("relay.example.net", I, {"192.0.2.7"});
+  EXPECT_EQ(insecure.run("relay.example.net", o).hosts[0].requirement, Requirement::opportunistic);
+  o.policy = config::TlsPolicy::encrypt;
+  EXPECT_EQ(insecure.run("relay.example.net", o).hosts[0].requirement, Requirement::encrypt);
+  o.policy = config::TlsPolicy::dane_only;
+  EXPECT_EQ(insecure.run("relay.example.net", o).failure, Outcome::dane_required);
+  EXPECT_FALSE(insecure.was_asked("_587._tcp.relay.example.net", RrType::TLSA));
+}
+
+// [transport] "[192.0.2.7]": no DNS at all, and never DANE.
+TEST(Plan, AddressLiteralNextHopAsksNothing) {
+  World w;
+  PlanOptions o{config::TlsPolicy::dane, 25};
+  o.mx_lookup = false;
+  o.address_literal = true;
+  DestinationPlan d = w.run("192.0.2.7", o);
+  EXPECT_TRUE(w.asked.empty());
+  ASSERT_EQ(d.hosts.size(), 1u);
+  EXPECT_EQ(d.hosts[0].addresses, std::vector<std::string>{"192.0.2.7"});
+  EXPECT_EQ(d.hosts[0].requirement, Requirement::opportunistic);
+  o.policy = config::TlsPolicy::encrypt;
+  EXPECT_EQ(w.run("192.0.2.7", o).hosts[0].requirement, Requirement::encrypt);
+  o.policy = config::TlsPolicy::dane_only;
+  DestinationPlan refused = w.run("192.0.2.7", o);
+  EXPECT_EQ(refused.failure, Outcome::dane_required);
+  EXPECT_EQ(refused.hosts[0].requirement, Requirement::unusable);
 }
 
 TEST(JudgeTlsa, DigestAgilityKeepsOnlyTheStrongestDigestPerUsageAndSelector) {
