@@ -338,6 +338,19 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
       }
     }
   }
+  // [tlsrpt] retention_days: a regular run also forgets old sessions and the
+  // records of old reports, so the store stays the size of a few weeks.
+  if (o.date.empty() && !o.print && o.domain.empty()) {
+    const auto keep = static_cast<tlsrpt::Time>(cfg.tlsrpt.retention.count());
+    auto removed = (*store)->expire(now - keep);
+    if (!removed) {
+      std::cerr << "danemta tlsrpt: " << removed.error().message << "\n";
+      return 2;
+    }
+    if (*removed > 0)
+      std::cout << "danemta tlsrpt: removed " << *removed << " session result"
+                << (*removed == 1 ? "" : "s") << " older than " << keep / 86400 << " days\n";
+  }
   return failures == 0 ? 0 : 1;
 }
 

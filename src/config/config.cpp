@@ -394,6 +394,10 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         auto v = integer("dns.timeout_seconds", node, 1, 600, "seconds");
         if (!v) return tl::unexpected(v.error());
         cfg.dns.timeout = std::chrono::seconds(*v);
+      } else if (k == "cache_mib") {
+        auto v = integer("dns.cache_mib", node, 4, 65536, "MiB");
+        if (!v) return tl::unexpected(v.error());
+        cfg.dns.cache_mib = static_cast<std::size_t>(*v);
       } else {
         return bad(std::string("dns.") + std::string(k), "unknown key");
       }
@@ -414,6 +418,12 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         if (!v || v->empty() || v->find_first_of(" \t\r\n") != std::string::npos)
           return bad("delivery.helo_name", "must be a host name");
         cfg.helo_name = *v;
+      } else if (k == "inet_protocols") {
+        auto v = node.value<std::string>();
+        if (!v || (*v != "all" && *v != "ipv4" && *v != "ipv6"))
+          return bad("delivery.inet_protocols", "must be \"all\", \"ipv4\" or \"ipv6\"");
+        cfg.deliver_ipv4 = *v != "ipv6";
+        cfg.deliver_ipv6 = *v != "ipv4";
       } else if (k == "source_address" || k == "source_address6") {
         const bool six = k == "source_address6";
         auto v = node.value<std::string>();
@@ -604,6 +614,12 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         auto v = integer(name, node, 0, interval ? 86400 : 3600, "seconds");
         if (!v) return tl::unexpected(v.error());
         (interval ? tc.send_interval : tc.send_delay_max) = std::chrono::seconds(*v);
+        continue;
+      }
+      if (k == "retention_days") {
+        auto v = integer(name, node, 2, 3650, "days");
+        if (!v) return tl::unexpected(v.error());
+        tc.retention = std::chrono::seconds(*v * 86400);
         continue;
       }
       auto field = std::find_if(std::begin(strings), std::end(strings),

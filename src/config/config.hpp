@@ -23,6 +23,11 @@ struct DnsConfig {
   // KSKs built into danemta.
   std::string trust_anchor_file;
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};
+  // The validator's caches in MiB, all together (libunbound's own defaults
+  // are 4-8 MiB, too small for a relay): a quarter for messages, half for
+  // RRsets, a quarter for validated keys. About 6 KiB per destination domain
+  // (MX, A, AAAA, TLSA and their signatures), so 64 MiB keeps ~10,000.
+  std::size_t cache_mib = 64;
 };
 
 // Per-destination TLS policy ([policy] table: "example.org" = "dane-only").
@@ -139,6 +144,9 @@ struct TlsRptConfig {
   // failed https: destinations are retried.
   std::chrono::seconds send_interval{3600};
   std::chrono::seconds send_delay_max{1800};
+  // Session results and report records older than this are deleted by
+  // `tlsrpt send` (and so by the relay's own runs of it).
+  std::chrono::seconds retention{14 * 86400};
 };
 
 // [sendmail]: the sendmail command (`danemta sendmail`, or the binary
@@ -189,6 +197,10 @@ struct Config {
   // smtp_bind_address). Empty: the kernel chooses.
   std::string source_address;
   std::string source_address6;
+  // [delivery] inet_protocols ("all", "ipv4", "ipv6"): the address families
+  // mail is delivered over; the other family's records are not looked up.
+  bool deliver_ipv4 = true;
+  bool deliver_ipv6 = true;
   std::map<std::string, TlsPolicy> policies;  // key: normalized domain
   std::map<std::string, Route> routes;  // [transport]; key: "example.org", ".example.org", "*"
   // [concurrency]: per-destination limits that replace [relay]

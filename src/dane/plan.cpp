@@ -98,26 +98,43 @@ void make_unusable(HostPlan& h, Outcome o, std::string reason) {
 // Address records first (RFC 7672 section 2.2.2): their security decides
 // whether TLSA records are looked up at all. Returns false while answers
 // are missing.
-bool plan_addresses(Lookups& dns, HostPlan& h, std::vector<std::string>& notes) {
-  const Answer* a4 = dns.get(h.name, RrType::A);
-  const Answer* a6 = dns.get(h.name, RrType::AAAA);
-  if (!a4 || !a6) return false;
+bool plan_addresses(Lookups& dns, HostPlan& h, const DestinationPlan& d,
+                    std::vector<std::string>& notes) {
+  // Only the families mail goes over ([delivery] inet_protocols).
+  std::vector<const Answer*> lookups;
+  bool missing = false;
+  for (auto [wanted, type] : {std::pair{d.ipv4, RrType::A}, std::pair{d.ipv6, RrType::AAAA}}) {
+    if (!wanted) continue;
+    const Answer* a = dns.get(h.name, type);
+    if (a)
+      lookups.push_back(a);
+    else
+      missing = true;
+  }
+  if (missing) return false;
 
-  for (const Answer* a : {a4, a6}) {
+  for (const Answer* a : lookups) {
     if (a->security == Security::bogus) {
       make_unusable(h, Outcome::dnssec_invalid, describe_failure(*a));
       return true;
     }
   }
   std::vector<const Answer*> answered;
-  for (const Answer* a : {a4, a6})
+  for (const Answer* a : lookups)
     if (a->answered()) answered.push_back(a);
   if (answered.empty()) {
-    make_unusable(h, failure_of(a4->local_failure ? *a4 : *a6),
-                  describe_failure(*a4) + "; " + describe_failure(*a6));
+    // A failure of danemta's own resolver decides; else the last family's.
+    const Answer* local = nullptr;
+    std::string why;
+    for (const Answer* a : lookups) {
+      why += (why.empty() ? "" : "; ") + describe_failure(*a);
+      if (a->local_failure && !local) local = a;
+    }
+    const Answer* decisive = local ? local : lookups.back();
+    make_unusable(h, failure_of(*decisive), why);
     return true;
   }
-  for (const Answer* a : {a4, a6})
+  for (const Answer* a : lookups)
     if (!a->answered())
       notes.push_back(describe_failure(*a) + "; " + h.name +
                       " is used over the other address family");
@@ -197,7 +214,7 @@ void apply_policy(HostPlan& h, config::TlsPolicy policy) {
 
 bool plan_host(Lookups& dns, HostPlan& h, const DestinationPlan& d,
                std::vector<std::string>& notes) {
-  if (!plan_addresses(dns, h, notes)) return false;
+  if (!plan_addresses(dns, h, d, notes)) return false;
   if (h.failure) return true;
 
   if (d.policy == config::TlsPolicy::may) {
@@ -338,6 +355,8 @@ PlanStep plan(std::string_view domain_in, const AnswerSet& answers, const PlanOp
   d.domain = normalize_domain(domain_in);
   d.policy = options.policy;
   d.port = options.port;
+  d.ipv4 = options.ipv4;
+  d.ipv6 = options.ipv6;
   Lookups dns(answers, step.missing);
 
   if (options.address_literal) {

@@ -80,6 +80,8 @@ struct DestinationPlan {
   std::string domain;
   config::TlsPolicy policy = config::TlsPolicy::dane;
   std::uint16_t port = 25;
+  bool ipv4 = true;  // PlanOptions: the address families looked up
+  bool ipv6 = true;
 
   dns::Security mx_security = dns::Security::indeterminate;
   std::vector<dns::MxRecord> mx_records;  // as published
@@ -107,6 +109,10 @@ struct PlanOptions {
   // hence no TLSA records; `policy` decides between opportunistic and
   // mandatory TLS (dane-only cannot be met).
   bool address_literal = false;
+  // The address families to deliver over ([delivery] inet_protocols): the
+  // other family's address records are not looked up.
+  bool ipv4 = true;
+  bool ipv6 = true;
 };
 
 struct PlanStep {

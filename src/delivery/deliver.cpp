@@ -160,6 +160,8 @@ Target target_for(const config::Config& cfg, std::string_view domain, bool tls_r
   t.name = std::string(domain);
   t.options.policy = tls_report ? config::TlsPolicy::may : cfg.policy_for(domain);
   t.options.port = cfg.smtp_port;
+  t.options.ipv4 = cfg.deliver_ipv4;
+  t.options.ipv6 = cfg.deliver_ipv6;
   if (const config::Route* route = cfg.route_for(domain)) {
     t.routed = true;
     t.name = route->host;

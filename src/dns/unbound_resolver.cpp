@@ -265,6 +265,16 @@ Result<std::unique_ptr<UnboundResolver>> UnboundResolver::create(asio::io_contex
   if (auto r = set("ub_ctx_async", ub_ctx_async(ctx.get(), 1)); !r)
     return tl::unexpected(r.error());
 
+  // Cache sizes ([dns] cache_mib): messages 1/4, RRsets 1/2, keys 1/4.
+  const std::size_t kib = cfg.cache_mib * 1024;
+  for (const auto& [option, size] :
+       {std::pair{"msg-cache-size:", kib / 4}, std::pair{"rrset-cache-size:", kib / 2},
+        std::pair{"key-cache-size:", kib / 4}}) {
+    const std::string value = std::to_string(size) + "k";
+    if (auto r = set(option, ub_ctx_set_option(ctx.get(), option, value.c_str())); !r)
+      return tl::unexpected(r.error());
+  }
+
   bool loopback = false;
   for (const std::string& fwd : cfg.forwarders) {
     if (!config::valid_forwarder(fwd)) {

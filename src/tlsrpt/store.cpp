@@ -304,7 +304,16 @@ Result<std::size_t> SqliteStore::expire(Time before) {
   Query q(*stmt);
   q.bind(1, before);
   if (q.step() != SQLITE_DONE) return db_error("expire results");
-  return static_cast<std::size_t>(sqlite3_changes64(db_.get()));
+  const auto removed = static_cast<std::size_t>(sqlite3_changes64(db_.get()));
+  for (const char* sql : {"DELETE FROM reports WHERE day + 86400 <= ?1",
+                          "DELETE FROM report_deliveries WHERE day + 86400 <= ?1"}) {
+    auto old = statement(sql);
+    if (!old) return tl::unexpected(old.error());
+    Query o(*old);
+    o.bind(1, before);
+    if (o.step() != SQLITE_DONE) return db_error("expire reports");
+  }
+  return removed;
 }
 
 Result<std::string> SqliteStore::report_id(const std::string& policy_domain, Time day,

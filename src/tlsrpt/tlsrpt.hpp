@@ -77,7 +77,8 @@ class Store {
   virtual Result<std::vector<std::string>> domains(Time begin, Time end) = 0;
   virtual Result<std::vector<SessionResult>> results(const std::string& policy_domain, Time begin,
                                                      Time end) = 0;
-  // Deletes results older than `before`. Returns how many.
+  // Deletes results older than `before`, and the records of reports for
+  // days that ended before it. Returns how many results.
   virtual Result<std::size_t> expire(Time before) = 0;
 
   // ---- reports produced and where they went (RFC 8460 section 5) ----

@@ -189,5 +189,46 @@ TEST(TlsRptSend, HttpsRetriedUntilSentThenNeverAgain) {
   std::filesystem::remove_all(certs_dir);
 }
 
+// [tlsrpt] retention_days: a regular `tlsrpt send` run deletes what is older.
+TEST(TlsRptSend, RegularRunsExpireOldSessions) {
+  lab::World world(nlohmann::json{{"zones", nlohmann::json::array()}}.dump());
+  const std::string dir = world.dir();
+  const std::string store_path = dir + "/tlsrpt.db";
+  const auto now = static_cast<tlsrpt::Time>(std::time(nullptr));
+  {
+    auto store = tlsrpt::open_sqlite_store(store_path);
+    ASSERT_TRUE(store) << store.error().message;
+    for (tlsrpt::Time at : {now - 20 * 86400, now - 15 * 86400, now - 86400 / 2, now}) {
+      tlsrpt::SessionResult r;
+      r.at = at;
+      r.policy_domain = "old146.example";
+      r.policy_type = tlsrpt::PolicyType::no_policy_found;
+      r.mx_host = "mx.old146.example";
+      r.success = true;
+      ASSERT_TRUE((*store)->record(r));
+    }
+  }
+  const std::string config = dir + "/danemta.toml";
+  std::ofstream(config) << "[dns]\nforwarders = [\"" << world.resolver()
+                        << "\"]\ntrust_anchor_file = \"" << world.trust_anchor_file()
+                        << "\"\n\n[relay]\nspool = \"" << dir
+                        << "/queue.db\"\n\n[tlsrpt]\nretention_days = 14\nstore = \"" << store_path
+                        << "\"\n";
+  const std::string tlsrpt = std::string(DANEMTA_BINARY) + " --config " + config + " tlsrpt ";
+  // A run for a given day or one that only prints expires nothing.
+  lab::CommandResult printed = lab::run_command(tlsrpt + "send --print");
+  EXPECT_EQ(printed.out.find("removed"), std::string::npos) << printed.out;
+  lab::CommandResult run = lab::run_command(tlsrpt + "send");
+  EXPECT_NE(run.out.find("removed 2 session results older than 14 days"), std::string::npos)
+      << run.out;
+  auto store = tlsrpt::open_sqlite_store(store_path);
+  ASSERT_TRUE(store);
+  auto left = (*store)->results("old146.example", 0, now + 1);
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->size(), 2u);
+  lab::CommandResult again = lab::run_command(tlsrpt + "send");
+  EXPECT_EQ(again.out.find("removed"), std::string::npos) << again.out;
+}
+
 }  // namespace
 }  // namespace danemta

@@ -69,6 +69,14 @@ source_address6 = "2001:db8::10"
   ASSERT_TRUE(cfg) << cfg.error().message;
   EXPECT_EQ(cfg->source_address, "192.0.2.10");
   EXPECT_EQ(cfg->source_address6, "2001:db8::10");
+  EXPECT_TRUE(cfg->deliver_ipv4);
+  EXPECT_TRUE(cfg->deliver_ipv6);
+  auto v4 = parse("[delivery]\ninet_protocols = \"ipv4\"\n[dns]\ncache_mib = 256\n");
+  ASSERT_TRUE(v4) << v4.error().message;
+  EXPECT_TRUE(v4->deliver_ipv4);
+  EXPECT_FALSE(v4->deliver_ipv6);
+  EXPECT_EQ(v4->dns.cache_mib, 256u);
+  EXPECT_EQ(cfg->dns.cache_mib, 64u);
 
   const Route* star = cfg->route_for("anything.example");
   ASSERT_NE(star, nullptr);
@@ -145,6 +153,8 @@ TEST(Config, RejectsBadInputWithTheKeyNamed) {
       {"[concurrency]\n\"example.org\" = 0\n", "concurrency.\"example.org\""},
       {"[concurrency]\n\"example.org\" = \"5\"\n", "concurrency.\"example.org\""},
       {"[concurrency]\n\"*\" = 5\n", "concurrency.\"*\""},
+      {"[delivery]\ninet_protocols = \"ipv5\"\n", "delivery.inet_protocols"},
+      {"[dns]\ncache_mib = 1\n", "dns.cache_mib"},
       {"[dns\n", "config:"},
   };
   for (const auto& c : cases) {

@@ -336,6 +336,37 @@ TEST(Plan, AddressVerdictsPerHost) {
   }
 }
 
+// [delivery] inet_protocols: the other family is neither asked nor used,
+// and its failures cannot spoil the plan.
+TEST(Plan, OnlyTheConfiguredAddressFamiliesAreLookedUp) {
+  for (bool v4 : {true, false}) {
+    SCOPED_TRACE(v4 ? "ipv4" : "ipv6");
+    World w;
+    w.mx("example.org", S, {{10, "mx.example.org"}});
+    Answer& a = w.put("mx.example.org", v4 ? RrType::A : RrType::AAAA, S);
+    a.addresses = {v4 ? "192.0.2.1" : "2001:db8::1"};
+    a.havedata = true;
+    w.put("mx.example.org", v4 ? RrType::AAAA : RrType::A, B);  // never asked
+    w.tlsa_set("_25._tcp.mx.example.org", S, {tlsa(3, 1, 1)});
+    PlanOptions o;
+    o.ipv4 = v4;
+    o.ipv6 = !v4;
+    DestinationPlan d = w.run("example.org", o);
+    EXPECT_FALSE(w.was_asked("mx.example.org", v4 ? RrType::AAAA : RrType::A));
+    ASSERT_EQ(d.hosts.size(), 1u);
+    EXPECT_EQ(d.hosts[0].requirement, Requirement::dane) << d.hosts[0].reason;
+    EXPECT_EQ(d.hosts[0].addresses, std::vector<std::string>{v4 ? "192.0.2.1" : "2001:db8::1"});
+
+    // A host with addresses of the other family only has none to use.
+    World other;
+    other.mx("example.org", S, {{10, "mx.example.org"}});
+    Answer& b = other.put("mx.example.org", v4 ? RrType::A : RrType::AAAA, S);
+    b.havedata = false;
+    DestinationPlan none = other.run("example.org", o);
+    EXPECT_EQ(none.failure, Outcome::no_address);
+  }
+}
+
 TEST(Plan, IndeterminateAddressFamilyIsNoted) {
   World w;
   w.mx("example.org", S, {{10, "mx.example.org"}});

@@ -241,6 +241,34 @@ TEST_F(TlsrptStoreTest, ExpireAndReopen) {
   EXPECT_THAT(*d2, ElementsAre("b.example", "c.example"));
 }
 
+TEST_F(TlsrptStoreTest, ExpireForgetsReportsOfExpiredDays) {
+  // Report records go with the days they cover.
+  record(success_at(90000, "a.example", "mx.a.example"));
+  ASSERT_TRUE(store_->report_id("a.example", 0, "old-id"));
+  ASSERT_TRUE(store_->report_id("a.example", 86400, "new-id"));
+  RuaState st;
+  st.policy_domain = "a.example";
+  st.day = 0;
+  st.rua = "https://a.example/r";
+  st.first_attempt = 10;
+  st.next_attempt = 20;
+  ASSERT_TRUE(store_->set_rua_state(st));
+  ASSERT_TRUE(store_->expire(86400));
+  auto old_state = store_->rua_state("a.example", 0, "https://a.example/r");
+  ASSERT_TRUE(old_state);
+  EXPECT_FALSE(*old_state) << "the record of a report for an expired day is gone";
+  auto new_id = store_->report_id("a.example", 86400, "other");
+  ASSERT_TRUE(new_id);
+  EXPECT_EQ(*new_id, "new-id") << "a report of a day not expired keeps its id";
+  auto old_id = store_->report_id("a.example", 0, "fresh");
+  ASSERT_TRUE(old_id);
+  EXPECT_EQ(*old_id, "fresh");
+
+  auto kept = store_->domains(0, 200000);
+  ASSERT_TRUE(kept);
+  EXPECT_THAT(*kept, ElementsAre("a.example")) << "a result after the cut is kept";
+}
+
 TEST_F(TlsrptStoreTest, OpenFailsInMissingDirectory) {
   auto s = open_sqlite_store((dir_ / "missing" / "tlsrpt.db").string());
   EXPECT_FALSE(s);
