@@ -418,6 +418,13 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         if (!v || v->empty() || v->find_first_of(" \t\r\n") != std::string::npos)
           return bad("delivery.helo_name", "must be a host name");
         cfg.helo_name = *v;
+      } else if (k == "connection_cache_seconds" || k == "connection_reuse_seconds") {
+        const bool idle = k == "connection_cache_seconds";
+        auto v = integer(std::string("delivery.") + std::string(k), node, idle ? 0 : 1,
+                         idle ? 300 : 3600, "seconds");
+        if (!v) return tl::unexpected(v.error());
+        (idle ? cfg.connection_cache_idle : cfg.connection_cache_max_age) =
+            std::chrono::seconds(*v);
       } else if (k == "inet_protocols") {
         auto v = node.value<std::string>();
         if (!v || (*v != "all" && *v != "ipv4" && *v != "ipv6"))

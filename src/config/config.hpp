@@ -201,6 +201,12 @@ struct Config {
   // mail is delivered over; the other family's records are not looked up.
   bool deliver_ipv4 = true;
   bool deliver_ipv6 = true;
+  // [delivery] connection_cache_seconds: how long a session that carried
+  // mail stays open for the next attempt to the same destination under the
+  // same plan (0: QUIT at once), and connection_reuse_seconds: how long
+  // after it was opened it may still be handed on (Postfix: 2 s and 300 s).
+  std::chrono::seconds connection_cache_idle{2};
+  std::chrono::seconds connection_cache_max_age{300};
   std::map<std::string, TlsPolicy> policies;  // key: normalized domain
   std::map<std::string, Route> routes;  // [transport]; key: "example.org", ".example.org", "*"
   // [concurrency]: per-destination limits that replace [relay]

@@ -1,4 +1,6 @@
 #include "delivery/deliver.hpp"
+
+#include "delivery/session_cache.hpp"
 #include "mime/downgrade.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -259,10 +261,33 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
     }
     for (const std::string& address : host.addresses) {
       if (!pending()) break;
-      smtp::Client client(io, options.client);
-      SessionOptions so{options.helo_name, plan.port, true};
       const auto setup_start = std::chrono::steady_clock::now();
-      SessionSetup s = co_await establish(client, tls_context, host, address, so);
+      // A session parked by an earlier attempt under an identical plan for
+      // this host and address, checked with RSET as it may have been closed
+      // meanwhile; else a new one.
+      const std::string key =
+          options.cache ? session_key(plan, host, address, options.helo_name) : std::string();
+      std::unique_ptr<smtp::Client> client;
+      SessionSetup s;
+      auto session_opened = setup_start;
+      std::size_t carried = 0;
+      bool reused = false;
+      while (options.cache && !client) {
+        std::optional<ParkedSession> parked = options.cache->take(key);
+        if (!parked) break;
+        auto alive = co_await parked->client->rset();
+        if (!alive) continue;  // closed by now; the next one, or a new session
+        client = std::move(parked->client);
+        s = std::move(parked->setup);
+        session_opened = parked->opened;
+        carried = parked->transactions;
+        reused = true;
+      }
+      if (!client) {
+        client = std::make_unique<smtp::Client>(io, options.client);
+        SessionOptions so{options.helo_name, plan.port, true};
+        s = co_await establish(*client, tls_context, host, address, so);
+      }
       const auto setup_time = std::chrono::steady_clock::now() - setup_start;
       for (std::size_t m = 0; m < messages.size(); ++m)
         if (!done[m]) results[m].setup += setup_time;
@@ -276,7 +301,9 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
                              s.local_address,
                              s.greeting.has_value(),
                              s.starttls_offered};
-      batch.sessions.push_back(attempt);
+      // One TLS session, however many attempts it serves: a reused one is
+      // not reported again (RFC 8460 counts sessions).
+      if (!reused) batch.sessions.push_back(attempt);
       // Each message's copy leaves out the peer chain (DER certificates, a
       // few KiB): a batch of 50 would copy it 50 times; `sessions` keeps it.
       attempt.facts.chain.clear();
@@ -326,7 +353,7 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
           text = std::make_unique<ViewSource>(messages[m].data);
         }
         std::string converted;  // the 7-bit form, when the hop needs one
-        if (!client.capabilities() || !client.capabilities()->eightbitmime) {
+        if (!client->capabilities() || !client->capabilities()->eightbitmime) {
           SevenBit prepared = seven_bit(*text);
           if (prepared.local_error) {
             local_failure(*prepared.local_error);
@@ -354,7 +381,8 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
         smtp::Envelope env{messages[m].mail_from, messages[m].recipients, messages[m].body_8bitmime,
                            messages[m].smtputf8};
         const auto send_start = std::chrono::steady_clock::now();
-        auto sent = co_await client.send(env, *text);
+        auto sent = co_await client->send(env, *text);
+        ++carried;
         results[m].transmission += std::chrono::steady_clock::now() - send_start;
         text.reset();
         AddressAttempt mine = attempt;
@@ -370,7 +398,7 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
           // Our side failed, not the server: the session goes on if it can.
           mine.detail = sent.error().to_string();
           local_failure("cannot read the message: " + sent.error().message);
-          session_alive = client.connected();
+          session_alive = client->connected();
         } else {
           // The session broke: this message and the rest go to the next address.
           mine.detail = sent.error().to_string();
@@ -385,10 +413,13 @@ boost::asio::awaitable<BatchResult> deliver_batch(boost::asio::ssl::context& tls
           if (hooks.completed) co_await hooks.completed(m, results[m]);
         }
       }
-      if (session_alive)
-        co_await client.quit();
+      if (session_alive && options.cache)
+        options.cache->park(
+            key, ParkedSession{std::move(client), std::move(s), session_opened, carried});
+      else if (session_alive)
+        co_await client->quit();
       else
-        client.close();
+        client->close();
     }
   }
 

@@ -20,6 +20,8 @@
 
 namespace danemta::delivery {
 
+class SessionCache;
+
 struct Message {
   std::string id;         // queue id, for logs
   std::string mail_from;  // empty: null reverse-path
@@ -81,6 +83,10 @@ struct DeliveryOptions {
   // RFC 5321 section 5.1: hosts of equal MX preference are tried in random
   // order to spread the load (never across preferences: TLSA never reorders).
   bool shuffle_equal_preference = true;
+  // Sessions are parked here after the attempt and taken from it when the
+  // plan for a host and address is unchanged (see session_cache.hpp); null:
+  // every session ends with QUIT.
+  SessionCache* cache = nullptr;
 };
 
 // Where mail for a recipient domain goes: the name to plan and how. A

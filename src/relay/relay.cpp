@@ -23,6 +23,7 @@
 #include "dane/plan.hpp"
 #include "delivery/deliver.hpp"
 #include "delivery/log.hpp"
+#include "delivery/session_cache.hpp"
 #include "dsn/dsn.hpp"
 #include "logging/logger.hpp"
 #include "mime/header.hpp"
@@ -110,8 +111,17 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
         now(std::move(now_)),
         tls_context(asio::ssl::context::tls_client),
         timer(io_),
-        rng(std::random_device{}()) {
+        rng(std::random_device{}()),
+        sessions(io_, cache_limits(cfg)) {
     hostname = cfg.relay.hostname.empty() ? local_hostname() : cfg.relay.hostname;
+  }
+
+  static delivery::SessionCache::Limits cache_limits(const config::Config& c) {
+    delivery::SessionCache::Limits l;
+    l.idle = c.connection_cache_idle;
+    l.max_age = c.connection_cache_max_age;
+    l.max_sessions = c.relay.max_deliveries;
+    return l;
   }
 
   asio::io_context& io;
@@ -126,6 +136,9 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   asio::thread_pool pool{1};
   asio::steady_timer timer;
   std::mt19937 rng;
+  // Authenticated sessions kept open between attempts ([delivery]
+  // connection_cache_seconds); handed on only under an identical plan.
+  delivery::SessionCache sessions;
   // Listeners by their configured address. One closed by a reload is kept
   // in `retired`: its listen() coroutine may still look at it.
   std::vector<std::pair<std::string, std::unique_ptr<asio::ip::tcp::acceptor>>> acceptors;
@@ -496,8 +509,9 @@ void account(Relay::Impl& r, const queue::Job& job, delivery::AttemptResult& res
   }
 }
 
-delivery::DeliveryOptions delivery_options(const Relay::Impl& r) {
+delivery::DeliveryOptions delivery_options(Relay::Impl& r) {
   delivery::DeliveryOptions d;
+  if (r.cfg.connection_cache_idle.count() > 0) d.cache = &r.sessions;
   d.helo_name = r.cfg.helo_name.empty() ? r.hostname : r.cfg.helo_name;
   d.client = delivery::client_config(r.cfg);
   return d;
@@ -954,6 +968,7 @@ std::vector<std::string> Relay::reload(config::Config next) {
   next.tlsrpt.store = r.cfg.tlsrpt.store;
   const std::vector<std::string> listen = next.relay.listen;
   r.cfg = std::move(next);
+  r.sessions.set_limits(Impl::cache_limits(r.cfg));
   r.hostname = r.cfg.relay.hostname.empty() ? local_hostname() : r.cfg.relay.hostname;
   r.server_settings = server_settings(impl_);
 
@@ -999,6 +1014,7 @@ std::vector<std::string> Relay::attempts_in_flight() const {
 void Relay::stop() {
   if (impl_->stopping) return;
   impl_->stopping = true;
+  impl_->sessions.close_all();
   for (auto& a : impl_->acceptors) {
     boost::system::error_code ec;
     a.second->close(ec);

@@ -37,6 +37,16 @@ void add_to_delivery(const RelaySetup& setup, const std::string& lines) {
   std::ofstream(setup.config_path, std::ios::trunc) << s;
 }
 
+// Whether the session received a command with this verb (case-insensitive).
+bool has_command(const lab::Session& s, const std::string& verb) {
+  for (const lab::Command& c : s.commands) {
+    std::string v = c.line.substr(0, c.line.find(' '));
+    for (char& ch : v) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (v == verb) return true;
+  }
+  return false;
+}
+
 std::vector<std::string> recipients_of(const lab::Receiver& r) {
   std::vector<std::string> out;
   for (const lab::Session& s : r.sessions())
@@ -236,6 +246,79 @@ TEST(RelayRouting, ConcurrencyLimitsPerDestinationAndPerRoute) {
   EXPECT_EQ(many.peak(), 2);
   EXPECT_EQ(one.peak(), 1);
   EXPECT_EQ(route.peak(), 1);
+  relay->stop(SIGTERM);
+}
+
+// The connection cache: a session that carried mail stays open for the next
+// attempt to the same destination under the same plan (no new handshake),
+// is not handed on once the plan changes (here the TLS policy, by SIGHUP),
+// and ends with QUIT after connection_cache_seconds without use.
+TEST(RelayRouting, ConnectionCacheReusesOnlyUnderTheSamePlan) {
+  Receivers rx(183);
+  auto chain = lab::self_signed({"mx.cache183.example"});
+  lab::Receiver& mx = rx.add(10, Receivers::with_chain(chain, "mx.cache183.example"));
+  const std::string tlsa = lab::tlsa_rdata(chain.leaf, 3, 1, 1);
+  lab::World world(
+      lab::spec({{{"name", "cache183.example"},
+                  {"records", {"@ MX 10 mx", "mx A " + rx.ip(10), rx.tlsa_line("mx", tlsa)}}}}));
+  RelaySetup setup(world, rx.port(), "");
+  // Long enough that the second message surely finds the session parked.
+  add_to_delivery(setup, "connection_cache_seconds = 60\n");
+  std::string original;
+  {
+    std::ifstream in(setup.config_path);
+    std::stringstream text;
+    text << in.rdbuf();
+    original = text.str();
+  }
+  auto relay = setup.start();
+
+  ASSERT_EQ(setup.swaks("s@cache183.example", "a@cache183.example").exit_code, 0);
+  ASSERT_TRUE(lab::wait_messages(mx, 1)) << relay->log();
+  ASSERT_EQ(setup.swaks("s@cache183.example", "b@cache183.example").exit_code, 0);
+  ASSERT_TRUE(lab::wait_messages(mx, 2)) << relay->log();
+  {
+    const std::vector<lab::Session> sessions = mx.sessions();
+    ASSERT_EQ(sessions.size(), 1u) << "the second message reused the first session";
+    EXPECT_EQ(sessions[0].messages.size(), 2u);
+    EXPECT_TRUE(sessions[0].starttls_completed);
+    EXPECT_FALSE(sessions[0].closed);
+    EXPECT_TRUE(has_command(sessions[0], "RSET")) << "a parked session is checked before use";
+  }
+  // Both deliveries are dane-verified: the reused session keeps its result.
+  EXPECT_EQ(lab::count(relay->log(), "tls=dane-verified"), 2u) << relay->log();
+
+  // Another TLS policy for the destination: another plan, a new session.
+  std::ofstream(setup.config_path)
+      << original << "\n[policy]\n\"cache183.example\" = \"dane-only\"\n";
+  ASSERT_EQ(kill(relay->pid(), SIGHUP), 0);
+  ASSERT_TRUE(relay->wait_for_log("reload")) << relay->log();
+  ASSERT_EQ(setup.swaks("s@cache183.example", "c@cache183.example").exit_code, 0);
+  ASSERT_TRUE(lab::wait_messages(mx, 3)) << relay->log();
+  {
+    const std::vector<lab::Session> sessions = mx.sessions();
+    ASSERT_EQ(sessions.size(), 2u) << "a changed plan never reuses a session";
+    EXPECT_EQ(sessions[1].messages.size(), 1u);
+  }
+
+  // Idle sessions end with QUIT: a short idle time by reload, then a new
+  // message's session is closed by itself.
+  std::ofstream(setup.config_path, std::ios::trunc)
+      << original.substr(0, original.find("connection_cache_seconds"))
+      << "connection_cache_seconds = 1\n"
+      << original.substr(original.find('\n', original.find("connection_cache_seconds")) + 1);
+  ASSERT_EQ(kill(relay->pid(), SIGHUP), 0);
+  ASSERT_TRUE(relay->wait_for_log("connection_cache_seconds: 60 -> 1")) << relay->log();
+  ASSERT_EQ(setup.swaks("s@cache183.example", "d@cache183.example").exit_code, 0);
+  ASSERT_TRUE(lab::wait_messages(mx, 4)) << relay->log();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  bool quit = false;
+  while (!quit && std::chrono::steady_clock::now() < deadline) {
+    const std::vector<lab::Session> sessions = mx.sessions();
+    quit = sessions.back().closed && has_command(sessions.back(), "QUIT");
+    if (!quit) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(quit) << "an idle parked session is closed with QUIT";
   relay->stop(SIGTERM);
 }
 
