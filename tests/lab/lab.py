@@ -7,6 +7,8 @@
 The spec format is documented in tests/lab/README.md. Standard library only.
 """
 
+import base64
+import hashlib
 import ipaddress
 import json
 import os
@@ -31,7 +33,10 @@ EXPIRED_WINDOW = (-60 * DAY, -30 * DAY)
 FUTURE_WINDOW = (30 * DAY, 60 * DAY)
 NSD_START_ATTEMPTS = 5
 NSD_READY_TIMEOUT = 10.0
-ZONE_KEYS = {"name", "signed", "ds", "served", "records", "faults", "tamper"}
+ZONE_KEYS = {"name", "signed", "ds", "served", "records", "faults", "tamper", "shared_key"}
+# Concurrent ldns-keygen / ldns-signzone processes: worlds of a thousand zones
+# (bench/) must not start a thousand processes at once.
+MAX_JOBS = max(4, 2 * (os.cpu_count() or 1))
 FAULTS = {"ds-mismatch", "expired", "not-yet-valid"}
 # RFC 3597 TYPEnn spellings of the types the lab knows by name (tamper matching).
 TYPE_NAMES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA",
@@ -100,9 +105,10 @@ def canonical_type(t):
 
 class Zone:
     def __init__(self, name, signed=True, ds=None, served=True, records=(), faults=(),
-                 tamper=(), implicit=False):
+                 tamper=(), implicit=False, shared_key=False):
         self.name = name
         self.signed = signed
+        self.shared_key = shared_key
         self.ds = signed if ds is None else ds
         self.served = served
         self.records = list(records)  # list of (owner_abs, TYPE, rdata, generic)
@@ -169,7 +175,7 @@ def load_spec(path):
         name = normalize_zone_name(z["name"])
         if name in zones:
             raise LabError(f"zone {name!r} listed twice")
-        for key in ("signed", "ds", "served"):
+        for key in ("signed", "ds", "served", "shared_key"):
             if key in z and not isinstance(z[key], bool):
                 raise LabError(f"zone {name!r}: \"{key}\" must be true or false")
         for key in ("records", "faults", "tamper"):
@@ -203,7 +209,11 @@ def load_spec(path):
             tamper.append((absolute(parts[0], name), canonical_type(parts[1])))
         if tamper and not signed:
             raise LabError(f"zone {name!r}: tamper needs a signed zone")
-        zones[name] = Zone(name, signed, ds, z.get("served", True), records, faults, tamper)
+        shared_key = z.get("shared_key", False)
+        if shared_key and (not signed or name == "."):
+            raise LabError(f"zone {name!r}: \"shared_key\" needs a signed zone other than the root")
+        zones[name] = Zone(name, signed, ds, z.get("served", True), records, faults, tamper,
+                           shared_key=shared_key)
 
     if "." not in zones:
         zones["."] = Zone(".", implicit=True)
@@ -240,30 +250,81 @@ def with_context(message, base):
 
 
 def run_all(commands, what):
-    """Runs commands concurrently; raises LabError naming the first failure."""
-    procs = [(cmd, cwd, subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, text=True))
-             for cmd, cwd in commands]
-    results = []
+    """Runs commands, at most MAX_JOBS at a time; returns their outputs in order and
+    raises LabError naming the first failure."""
+    results = [None] * len(commands)
     failure = None
-    for cmd, cwd, p in procs:
+    running = []  # (index, Popen)
+
+    def reap(entry):
+        nonlocal failure
+        i, p = entry
         out, _ = p.communicate()
+        results[i] = out
         if p.returncode != 0 and failure is None:
+            cmd, cwd = commands[i]
             failure = with_context(f"{what} failed ({' '.join(cmd)}): {' '.join(out.split())}",
                                    cwd)
-        results.append(out)
+
+    for i, (cmd, cwd) in enumerate(commands):
+        if len(running) >= MAX_JOBS:
+            reap(running.pop(0))
+        running.append((i, subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, text=True)))
+    for entry in running:
+        reap(entry)
     if failure:
         raise LabError(failure)
     return results
 
 
+def name_wire(zone):
+    """The canonical (lower-case) wire form of a zone's name (RFC 4034 6.2)."""
+    if zone == ".":
+        return b"\x00"
+    return b"".join(bytes([len(l)]) + l.encode("ascii") for l in zone.lower().split(".")) + b"\x00"
+
+
+def read_dnskey(base):
+    """(flags, protocol, algorithm, base64 key) of the DNSKEY in BASE.key."""
+    with open(base + ".key", encoding="ascii") as f:
+        for line in f:
+            if "DNSKEY" in line and not line.startswith(";"):
+                tokens = line.split(";")[0].split()
+                i = tokens.index("DNSKEY")
+                return (int(tokens[i + 1]), int(tokens[i + 2]), int(tokens[i + 3]),
+                        "".join(tokens[i + 4:]))
+    raise LabError(f"no DNSKEY in {base}.key")
+
+
+def adopt_shared_key(shared, zone, keydir):
+    """Copies the shared key pair to ZONE's name: the same private key, the DNSKEY
+    with ZONE as owner, and the DS for it (RFC 4034 5.1.4, SHA-256) computed here."""
+    flags, proto, alg, key64 = read_dnskey(shared)
+    d = os.path.join(keydir, "key", file_stem(zone.name))
+    os.makedirs(d, exist_ok=True)
+    base = os.path.join(d, "K" + fqdn(zone.name) + "+shared")
+    shutil.copyfile(shared + ".private", base + ".private")
+    with open(base + ".key", "w", encoding="ascii") as f:
+        f.write(f"{fqdn(zone.name)}\tIN\tDNSKEY\t{flags} {proto} {alg} {key64}\n")
+    rdata = struct.pack(">HBB", flags, proto, alg) + base64.b64decode(key64)
+    acc = sum(b << 8 if i % 2 == 0 else b for i, b in enumerate(rdata))  # RFC 4034 B
+    tag = (acc + ((acc >> 16) & 0xFFFF)) & 0xFFFF
+    digest = hashlib.sha256(name_wire(zone.name) + rdata).hexdigest()
+    zone.key = base
+    return [f"{fqdn(zone.name)}\tIN\tDS\t{tag} {alg} 2 {digest}"]
+
+
 def generate_keys(zones, keydir):
     jobs = []
+    shared = [z for z in zones.values() if z.signed and z.shared_key]
+    if shared:
+        jobs.append((shared[0], "shared"))
     for zone in zones.values():
-        if zone.signed:
+        if zone.signed and not zone.shared_key:
             jobs.append((zone, "key"))
-            if "ds-mismatch" in zone.faults:
-                jobs.append((zone, "decoy"))
+        if zone.signed and "ds-mismatch" in zone.faults:
+            jobs.append((zone, "decoy"))
     commands = []
     for zone, kind in jobs:
         d = os.path.join(keydir, kind, file_stem(zone.name))
@@ -271,8 +332,12 @@ def generate_keys(zones, keydir):
         # One KSK per zone (flags 257) signs everything: a combined signing key.
         commands.append((["ldns-keygen", "-a", ALGORITHM, "-k", fqdn(zone.name)], d))
     outputs = run_all(commands, "ldns-keygen")
+    shared_base = None
     for (zone, kind), (_, d), out in zip(jobs, commands, outputs):
         base = os.path.join(d, out.strip().splitlines()[-1].strip())
+        if kind == "shared":
+            shared_base = base
+            continue
         with open(base + ".ds", encoding="ascii") as f:
             ds = [line.strip() for line in f if line.strip() and not line.startswith(";")]
         if kind == "key":
@@ -281,6 +346,10 @@ def generate_keys(zones, keydir):
                 zone.ds_lines = ds
         else:
             zone.ds_lines = ds  # the DS of a key the zone never uses: bogus
+    for zone in shared:
+        ds = adopt_shared_key(shared_base, zone, keydir)
+        if "ds-mismatch" not in zone.faults:
+            zone.ds_lines = ds
 
 
 def rr(owner, rtype, rdata):
