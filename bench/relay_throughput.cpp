@@ -495,6 +495,9 @@ class Danemta final : public Mta {
     c.set("dns", "trust_anchor_file", Toml::quote(world.trust_anchor_file()));
     c.set("dns", "timeout_seconds", "10");
     c.set("delivery", "port", std::to_string(rx_port));
+    // As Postfix's inet_protocols = ipv4 below: the lab has no AAAA records, and
+    // neither relay looks them up.
+    c.set("delivery", "inet_protocols", Toml::quote("ipv4"));
     c.set("relay", "listen",
           "[" + Toml::quote(std::string(kListen) + ":" + std::to_string(port_)) + "]");
     c.set("relay", "spool", Toml::quote(spool_));
@@ -518,7 +521,7 @@ class Danemta final : public Mta {
     pid_ = *pid;
     if (!o.perf_dir.empty()) {
       fs::create_directories(o.perf_dir);
-      const std::string out = fs::absolute(o.perf_dir).string() + "/danemta-" + tag + ".data";
+      const std::string out = fs::absolute(o.perf_dir).string() + "/" + tag + ".data";
       perf_ = std::make_unique<lab::Process>(
           std::vector<std::string>{"/usr/bin/perf", "record", "-q", "-F", "999", "-o", out, "-p",
                                    std::to_string(pid_)},
