@@ -110,7 +110,8 @@ void usage(std::ostream& out) {
          "  --max-deliveries N         [relay] max_deliveries (default 100)\n"
          "  --max-per-destination N    [relay] max_per_destination (default 20)\n"
          "  --timeout SECONDS          give up on a batch after this long (default 300)\n"
-         "  --spool-dir DIR            where queue.db goes (default: the lab world's dir)\n"
+         "  --spool-dir DIR            where danemta's queue.db and the Postfix instance\n"
+         "                             (its queue) go (default: the lab world's dir, /tmp)\n"
          "  --mta danemta|postfix|both which relay to measure (default danemta); postfix\n"
          "                             needs root, postfix, unbound and unshare installed\n"
          "  --danemta-param S.KEY=VAL  extra danemta.toml setting, VAL in TOML syntax, e.g.\n"
@@ -533,7 +534,7 @@ class Danemta final : public Mta {
   ~Danemta() override {
     stop();
     std::error_code ec;
-    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(spool_ + suffix, ec);
+    for (const char* suffix : {"", "-wal", "-shm", "-bodies"}) fs::remove_all(spool_ + suffix, ec);
   }
   std::uint16_t port() const override { return port_; }
   double cpu_ms() const override { return ::cpu_ms(pid_); }
@@ -674,8 +675,10 @@ class Postfix final : public Mta {
       throw std::runtime_error(std::string("something already listens on ") + kResolverAddress +
                                ":53 (another benchmark?)");
 
-    char tmpl[] = "/tmp/danemta-bench-postfix-XXXXXX";
-    if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+    // --spool-dir puts the instance (and so its queue) where danemta's spool goes.
+    std::string tmpl =
+        (o.spool_dir.empty() ? std::string("/tmp") : o.spool_dir) + "/danemta-bench-postfix-XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp in " + tmpl + " failed");
     dir_ = tmpl;
     ::chmod(dir_.c_str(), 0755);  // postfix-owned processes traverse it
     for (const char* sub : {"etc", "queue", "data"}) fs::create_directory(dir_ + "/" + sub);
