@@ -148,7 +148,8 @@ const char* const kSpec = R"json({
     {"name": "org"},
     {"name": "deep.sub.org", "records": ["www A 127.0.0.30"]},
     {"name": "shared1.example", "shared_key": true, "records": ["@ MX 10 mx", "mx A 127.0.0.41"]},
-    {"name": "shared2.example", "shared_key": true, "records": ["@ MX 10 mx", "mx A 127.0.0.42"]},
+    {"name": "shared2.example", "shared_key": true, "records": ["@ MX 10 mx", "mx A 127.0.0.42",
+        "_25._tcp.mx TLSA 3 1 1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"]},
     {"name": "sharedbad.example", "shared_key": true, "faults": ["ds-mismatch"],
      "records": ["mx A 127.0.0.43"]}
   ]
@@ -304,6 +305,13 @@ TEST_F(LabWorld, SharedKeyZonesAreSecure) {
     EXPECT_TRUE(!nodata->havedata && !nodata->nxdomain && nodata->secure) << describe(*nodata);
   }
   EXPECT_EQ(ipv4(*v.resolve("mx.shared2.example", kA), 0), "127.0.0.42");
+  auto tlsa = v.resolve("_25._tcp.mx.shared2.example", kTlsa);
+  ASSERT_TRUE(tlsa->secure && tlsa->havedata) << describe(*tlsa);
+  EXPECT_EQ(rdata(*tlsa, 0).size(), 35u);
+  auto nx = v.resolve("nope.shared1.example", kA);
+  EXPECT_TRUE(nx->nxdomain && nx->secure && nx->rcode == 3) << describe(*nx);
+  auto ent = v.resolve("_tcp.mx.shared2.example", kA);  // an empty non-terminal
+  EXPECT_TRUE(!ent->havedata && !ent->nxdomain && ent->secure) << describe(*ent);
   auto k1 = v.resolve("shared1.example", kDnskey);
   auto k2 = v.resolve("shared2.example", kDnskey);
   ASSERT_TRUE(k1->secure && k1->havedata && k2->secure && k2->havedata) << describe(*k1);
