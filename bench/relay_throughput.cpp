@@ -380,6 +380,61 @@ bool alive(pid_t pid) {
   return !f.empty() && f[0] != "Z";
 }
 
+// Queries the lab's NSD has answered since it started, per type ("RQ" = all): NSD
+// logs its BIND8-style counters (NSTATS per type, XSTATS totals) on SIGUSR1. The
+// difference over a batch is what the relay's resolver (danemta's libunbound,
+// Postfix's unbound) asked the authoritative side: cold lookups, or cache misses.
+class NsdQueries {
+ public:
+  NsdQueries() = default;
+  NsdQueries(pid_t pid, std::string log_path) : pid_(pid), log_(std::move(log_path)) {}
+
+  std::map<std::string, long> snapshot() const {
+    std::map<std::string, long> out;
+    if (pid_ <= 0) return out;
+    const std::size_t before = count(read_file(log_), " XSTATS ");
+    ::kill(pid_, SIGUSR1);
+    std::string text;
+    for (int i = 0; i < 300; ++i) {  // a child logs them within a few ms
+      text = read_file(log_);
+      if (count(text, " XSTATS ") > before) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    auto last_line = [&text](const char* tag) {
+      const auto at = text.rfind(tag);
+      if (at == std::string::npos) return std::string();
+      return text.substr(at, text.find('\n', at) - at);
+    };
+    auto pairs = [&out](const std::string& line, bool only_rq) {
+      std::istringstream in(line);
+      for (std::string tok; in >> tok;) {
+        const auto eq = tok.find('=');
+        if (eq == std::string::npos) continue;
+        const std::string key = tok.substr(0, eq);
+        if (!only_rq || key == "RQ") out[key] = std::strtol(tok.c_str() + eq + 1, nullptr, 10);
+      }
+    };
+    pairs(last_line(" NSTATS "), false);
+    pairs(last_line(" XSTATS "), true);
+    return out;
+  }
+
+  static std::map<std::string, long> diff(const std::map<std::string, long>& before,
+                                          const std::map<std::string, long>& after) {
+    std::map<std::string, long> out;
+    for (const auto& [key, n] : after) {
+      const auto it = before.find(key);
+      const long d = n - (it == before.end() ? 0 : it->second);
+      if (d != 0) out[key] = d;
+    }
+    return out;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_;
+};
+
 // The relay being measured: its processes' CPU, memory and log.
 class Mta {
  public:
@@ -976,9 +1031,11 @@ std::string loadavg_1min() {
 // Submits N messages through `relay`, waits until the receiver has them all and
 // the relay has logged every delivery, and reports (a table, then one JSON line).
 json run_batch(const Options& o, const Batch& b, Mta& relay, LogTail& tail, const lab::Receiver& mx,
-               Received& received, std::size_t& sessions_seen, const std::string& spool_dir) {
+               Received& received, std::size_t& sessions_seen, const std::string& spool_dir,
+               const NsdQueries& nsd) {
   // Other work on the machine skews every figure: report the load at the start.
   const std::string loadavg = loadavg_1min();
+  const std::map<std::string, long> nsd_start = nsd.snapshot();
   received.reset();
   tail.mark();
   const double cpu_start = relay.cpu_ms();
@@ -1042,6 +1099,8 @@ json run_batch(const Options& o, const Batch& b, Mta& relay, LogTail& tail, cons
   const double bench_cpu = self_cpu_ms() - self_start;
   tail.poll();
   const std::string& log = tail.text();
+  const std::map<std::string, long> queries = NsdQueries::diff(nsd_start, nsd.snapshot());
+  const long all_queries = queries.count("RQ") ? queries.at("RQ") : 0;
 
   // The receiver's TCP sessions opened during this batch and their TLS handshakes.
   const std::vector<lab::Session> sessions = mx.sessions();  // a copy of everything: once
@@ -1099,6 +1158,8 @@ json run_batch(const Options& o, const Batch& b, Mta& relay, LogTail& tail, cons
       {"resolver_peak_rss_kib", helper_memory_kib},
       {postfix ? "relay_processes_at_end" : "relay_threads", threads},
       {"bench_cpu_ms", bench_cpu},
+      {"authoritative_queries", all_queries},
+      {"authoritative_queries_by_type", queries},
       {"receiver_sessions", tcp_sessions},
       {"receiver_tls_sessions", tls_sessions},
       {"sessions_per_msg",
@@ -1149,6 +1210,11 @@ json run_batch(const Options& o, const Batch& b, Mta& relay, LogTail& tail, cons
         fmt("%.1f MiB", static_cast<double>(helper_memory_kib) / 1024.0));
   row("bench CPU (submitter+receiver)",
       fmt("%.0f ms", bench_cpu) + " = " + fmt("%.2f ms/msg", bench_cpu / n));
+  std::string qt;
+  for (const auto& [type, k] : queries)
+    if (type != "RQ") qt += (qt.empty() ? "" : " ") + type + "=" + std::to_string(k);
+  row("queries at the lab's NSD",
+      std::to_string(all_queries) + (qt.empty() ? "" : " (" + qt + ")"));
   row("sink TCP sessions / TLS handshakes",
       std::to_string(tcp_sessions) + " / " + std::to_string(tls_sessions) + " for " +
           std::to_string(delivered) + " messages (" + std::to_string(received.in_tls.load()) +
@@ -1173,6 +1239,7 @@ struct Lab {
   std::unique_ptr<lab::World> world;
   std::vector<std::string> domains;  // every recipient domain the world has
   std::size_t sessions_seen = 0;
+  NsdQueries nsd;  // the world's authoritative server: what the resolver asked
 };
 
 // One receiver (the sink) on 127.0.90.10 with a self-signed certificate, and one
@@ -1211,6 +1278,9 @@ void make_lab(std::size_t max_domains, Lab& l) {
     }
   const auto start = Clock::now();
   l.world = std::make_unique<lab::World>(json{{"zones", zones}}.dump());
+  const json info = json::parse(read_file(l.world->dir() + "/lab.json"), nullptr, false);
+  if (!info.is_discarded())
+    l.nsd = NsdQueries(info.value("nsd_pid", -1), l.world->dir() + "/nsd.log");
   std::printf("lab world: %zu recipient zone(s) signed and served in %.1f s (load %s)\n",
               l.domains.size(), seconds(Clock::now() - start), loadavg_1min().c_str());
 }
@@ -1238,7 +1308,7 @@ void run_instance(const Options& o, const std::string& which, std::size_t domain
     if (g_interrupted) break;
     Batch b{which, domains, name, round, seq};
     results.push_back(
-        run_batch(o, b, *relay, tail, *l.mx, *l.received, l.sessions_seen, spool_dir));
+        run_batch(o, b, *relay, tail, *l.mx, *l.received, l.sessions_seen, spool_dir, l.nsd));
     seq += o.messages;
     if (!results.back().value("complete", false)) break;  // a warm batch would not be warm
   }
@@ -1280,8 +1350,8 @@ void summarize(const Options& o, const std::vector<json>& results,
       o.messages, o.size, o.repeat);
   std::printf(
       "| D | batch | MTA | end-to-end msgs/s | accepted msgs/s | CPU ms/msg incl. DNS | of which "
-      "resolver | sink TCP sessions | TLS handshakes | memory MiB | complete |\n"
-      "|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "resolver | NSD queries | sink TCP sessions | TLS handshakes | memory MiB | complete |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   auto pick = [&](const std::string& mta, std::size_t d, const std::string& batch) {
     std::vector<const json*> rs;
     for (const json& r : results)
@@ -1303,11 +1373,12 @@ void summarize(const Options& o, const std::vector<json>& results,
             rs, postfix ? "relay_peak_pss_kib_sampled" : "relay_peak_rss_kib", "%.1f", 1.0 / 1024);
         if (postfix) memory += " + " + spread(rs, "resolver_peak_rss_kib", "%.1f", 1.0 / 1024);
         std::printf(
-            "| %zu | %s | %s | %s | %s | %s | %s | %s | %s | %s | %zu/%zu |\n", d, batch,
+            "| %zu | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %zu/%zu |\n", d, batch,
             mta.c_str(), spread(rs, "e2e_msgs_per_s", "%.0f").c_str(),
             spread(rs, "submit_msgs_per_s", "%.0f").c_str(),
             spread(rs, "cpu_ms_per_msg_with_dns", "%.2f").c_str(),
             postfix ? spread(rs, "resolver_cpu_ms_per_msg", "%.3f").c_str() : "(in process)",
+            spread(rs, "authoritative_queries", "%.0f").c_str(),
             spread(rs, "receiver_sessions", "%.0f").c_str(),
             spread(rs, "receiver_tls_sessions", "%.0f").c_str(), memory.c_str(), complete,
             rs.size());
