@@ -1104,10 +1104,21 @@ json run_batch(const Options& o, const Batch& b, Mta& relay, LogTail& tail, cons
 
   // The receiver's TCP sessions opened during this batch and their TLS handshakes.
   const std::vector<lab::Session> sessions = mx.sessions();  // a copy of everything: once
-  std::size_t tcp_sessions = 0, tls_sessions = 0;
+  std::size_t tcp_sessions = 0, tls_sessions = 0, mixed_sessions = 0;
   std::map<std::string, std::size_t> protocols;
   for (std::size_t i = sessions_seen; i < sessions.size(); ++i) {
     ++tcp_sessions;
+    // A session that carried recipients of two domains: connection reuse across
+    // destinations (each domain has its own MX host, TLSA RRset and SNI).
+    std::string first_domain;
+    bool mixed = false;
+    for (const lab::Message& m : sessions[i].messages)
+      for (const std::string& r : m.rcpt_to) {
+        const std::string domain = r.substr(r.find('@') + 1);
+        if (first_domain.empty()) first_domain = domain;
+        mixed = mixed || domain != first_domain;
+      }
+    if (mixed) ++mixed_sessions;
     if (sessions[i].starttls_completed) {
       ++tls_sessions;
       ++protocols[sessions[i].tls_version + " " + sessions[i].cipher];
@@ -1162,6 +1173,7 @@ json run_batch(const Options& o, const Batch& b, Mta& relay, LogTail& tail, cons
       {"authoritative_queries_by_type", queries},
       {"receiver_sessions", tcp_sessions},
       {"receiver_tls_sessions", tls_sessions},
+      {"receiver_sessions_with_two_domains", mixed_sessions},
       {"sessions_per_msg",
        delivered > 0 ? static_cast<double>(tcp_sessions) / static_cast<double>(delivered) : 0},
       {"tls_levels", levels},
@@ -1218,7 +1230,7 @@ json run_batch(const Options& o, const Batch& b, Mta& relay, LogTail& tail, cons
   row("sink TCP sessions / TLS handshakes",
       std::to_string(tcp_sessions) + " / " + std::to_string(tls_sessions) + " for " +
           std::to_string(delivered) + " messages (" + std::to_string(received.in_tls.load()) +
-          " in TLS)");
+          " in TLS; " + std::to_string(mixed_sessions) + " sessions with two domains)");
   std::string lv;
   for (const auto& [level, k] : levels)
     lv += (lv.empty() ? "" : ", ") + level + " " + std::to_string(k);
