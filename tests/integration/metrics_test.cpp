@@ -280,7 +280,8 @@ TEST(Metrics, FiguresMatchTheLabsDeliveries) {
   EXPECT_EQ(lab::messages(clear_mx), 1u);
   const std::string log = relay->log();
   EXPECT_EQ(count(log, "status=sent"), 6u) << log;
-  EXPECT_EQ(count(log, "tls=dane-verified"), 4u) << log;
+  // Four deliveries and the refusal came over DANE-verified sessions.
+  EXPECT_EQ(count(log, "tls=dane-verified"), 5u) << log;
 
   Figures f = scrape(endpoint);
   ASSERT_EQ(f.error, "") << relay->log();
@@ -341,9 +342,12 @@ TEST(Metrics, FiguresMatchTheLabsDeliveries) {
   EXPECT_EQ(f.at("danemta_deliveries_in_flight"), 0);
   EXPECT_EQ(f.at("danemta_spool_writable"), 1);
 
-  // What `danemta queue list` says agrees.
+  // What `danemta queue list` says agrees (the bounce is a message too).
   lab::CommandResult list = setup.queue("list");
-  EXPECT_THAT(list.out, HasSubstr("-- 9 message(s), 3 with pending recipients")) << list.out;
+  EXPECT_THAT(list.out, HasSubstr("-- 10 message(s), 3 with pending recipients")) << list.out;
+  EXPECT_EQ(count(list.out, "  delivered  "), 6u) << list.out;
+  EXPECT_EQ(count(list.out, "  bounced  "), 1u) << list.out;
+  EXPECT_EQ(count(list.out, "  pending  "), 3u) << list.out;
 
   health = get("http://" + endpoint + "/healthz");
   EXPECT_EQ(health.status, 200);
