@@ -239,6 +239,7 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
   }
   // Bound before root is given up, like the SMTP listeners.
   std::unique_ptr<metrics::Server> monitor;
+  std::string monitor_listen;  // the [metrics] listen value it serves
   if (!cfg.metrics.listen.empty()) {
     auto opened = open_monitor(io, relay, cfg.metrics.listen);
     if (!opened) {
@@ -246,6 +247,7 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
       return 2;
     }
     monitor = std::move(*opened);
+    monitor_listen = cfg.metrics.listen;
   }
   if (owner != nullptr) {
     if (auto dropped = drop_to(*owner); !dropped) {
@@ -294,11 +296,13 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
           return;
         }
         for (const std::string& c : changed) notice("danemta relay: reload: " + c);
-        // [metrics] listen: the endpoint moves (or opens, or closes) now.
-        if (next->metrics.listen != running.metrics.listen) {
+        // [metrics] listen: the endpoint moves (or opens, or closes) now;
+        // one that could not be opened is tried again at the next reload.
+        if (next->metrics.listen != monitor_listen) {
           if (monitor) {
             notice("danemta relay: reload: metrics endpoint on " + monitor->address() + " closed");
             monitor.reset();
+            monitor_listen.clear();
           }
           if (!next->metrics.listen.empty()) {
             auto opened = open_monitor(io, relay, next->metrics.listen);
@@ -306,6 +310,7 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
               notice("danemta relay: reload: metrics: " + opened.error().message);
             } else {
               monitor = std::move(*opened);
+              monitor_listen = next->metrics.listen;
               notice("danemta relay: reload: metrics on http://" + monitor->address() +
                      "/metrics and /healthz");
             }

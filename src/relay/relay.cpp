@@ -153,6 +153,10 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   // Why the last message could not be stored (a full disk), until one is.
   std::string store_problem;
   metrics::Registry* metrics = nullptr;  // where figures go; null: not counted
+  // When the queue gauges were last read from the spool, and whether a read
+  // is under way: scrapes, however many, cost the spool one read a second.
+  std::chrono::steady_clock::time_point queue_counted;
+  bool queue_counting = false;
   std::chrono::seconds storage_retry() const { return cfg.relay.storage_retry; }
   std::size_t max_received() const { return cfg.relay.max_received_headers; }
 
@@ -1036,20 +1040,29 @@ void Relay::set_metrics(metrics::Registry* registry) {
 
 namespace {
 
+// The spool's queue figures at most this old in a scrape.
+constexpr std::chrono::seconds kQueueCountsMaxAge{1};
+
 awaitable<std::string> scrape_metrics(ImplPtr r) {
   if (r->metrics == nullptr) co_return std::string();
-  const queue::Time now = r->now();
-  const std::size_t top = r->cfg.metrics.top_destinations;
-  const std::function<Result<queue::QueueCounts>()> ask = [r, now, top]() {
-    return r->spool.counts(now, top);
-  };
-  Result<queue::QueueCounts> counts = co_await r->blocking(ask);
-  if (counts) {
-    count_queue(*r->metrics, *counts, now);
-  } else {
-    forget_queue(*r->metrics);
-    r->line(Program::qmgr, Level::error, "",
-            "metrics: cannot read the spool: " + counts.error().message);
+  if (!r->queue_counting &&
+      std::chrono::steady_clock::now() - r->queue_counted >= kQueueCountsMaxAge) {
+    r->queue_counting = true;
+    const queue::Time now = r->now();
+    const std::size_t top = r->cfg.metrics.top_destinations;
+    const std::function<Result<queue::QueueCounts>()> ask = [r, now, top]() {
+      return r->spool.counts(now, top);
+    };
+    Result<queue::QueueCounts> counts = co_await r->blocking(ask);
+    r->queue_counting = false;
+    r->queue_counted = std::chrono::steady_clock::now();
+    if (counts) {
+      count_queue(*r->metrics, *counts, now);
+    } else {
+      forget_queue(*r->metrics);
+      r->line(Program::qmgr, Level::error, "",
+              "metrics: cannot read the spool: " + counts.error().message);
+    }
   }
   r->metrics->set("danemta_deliveries_in_flight", {}, static_cast<double>(r->active));
   const bool writable = r->unrecorded.empty() && r->store_problem.empty();
