@@ -30,7 +30,10 @@
 
 #include "dns/unbound_resolver.hpp"
 #include "logging/logger.hpp"
+#include "metrics/registry.hpp"
+#include "metrics/server.hpp"
 #include "queue/spool.hpp"
+#include "relay/instruments.hpp"
 #include "relay/relay.hpp"
 #include "smtp/client.hpp"
 #include "tlsrpt/tlsrpt.hpp"
@@ -144,6 +147,16 @@ asio::awaitable<void> report_schedule(std::string config_path, const config::Con
   }
 }
 
+// The monitoring endpoint on `listen` ([metrics] listen), serving the
+// relay's figures and health.
+Result<std::unique_ptr<metrics::Server>> open_monitor(asio::io_context& io, relay::Relay& relay,
+                                                      const std::string& listen) {
+  metrics::Site site;
+  site.metrics = [&relay]() { return relay.scrape(); };
+  site.unhealthy = [&relay]() { return relay.unhealthy(); };
+  return metrics::Server::start(io, listen, std::move(site));
+}
+
 }  // namespace
 
 int run_relay(const config::Config& cfg, const std::string& config_path) {
@@ -175,6 +188,10 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
   }
   for (const std::string& changed : make_state_private(cfg))
     notice("danemta relay: made private: " + changed);
+  // Figures are kept from the start, served or not: an endpoint opened by a
+  // reload shows them since the relay started.
+  metrics::Registry registry;
+  relay::declare_metrics(registry);
   asio::io_context io;
   auto resolver = dns::UnboundResolver::create(io, cfg.dns);
   if (!resolver) {
@@ -212,11 +229,25 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
       return 2;
     }
   }
-  relay::Relay relay(io, cfg, **resolver, **spool, log, wall_clock);
+  relay::MeteredResolver metered(**resolver, registry);
+  relay::Relay relay(io, cfg, metered, **spool, log, wall_clock);
   relay.set_tlsrpt_store(reports.get());
+  relay.set_metrics(&registry);
   if (auto started = relay.start(); !started) {
     std::cerr << "danemta relay: " << started.error().message << "\n";
     return 2;
+  }
+  // Bound before root is given up, like the SMTP listeners.
+  std::unique_ptr<metrics::Server> monitor;
+  std::string monitor_listen;  // the [metrics] listen value it serves
+  if (!cfg.metrics.listen.empty()) {
+    auto opened = open_monitor(io, relay, cfg.metrics.listen);
+    if (!opened) {
+      std::cerr << "danemta relay: metrics: " << opened.error().message << "\n";
+      return 2;
+    }
+    monitor = std::move(*opened);
+    monitor_listen = cfg.metrics.listen;
   }
   if (owner != nullptr) {
     if (auto dropped = drop_to(*owner); !dropped) {
@@ -238,6 +269,8 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
   }
   std::string where;
   for (const std::string& l : relay.listening()) where += (where.empty() ? "" : ", ") + l;
+  if (monitor)
+    notice("danemta relay: metrics on http://" + monitor->address() + "/metrics and /healthz");
   notice("danemta relay: listening on " + where + ", spool " + cfg.relay.spool);
 
   // SIGHUP: reload the configuration file, or keep the running one.
@@ -263,6 +296,26 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
           return;
         }
         for (const std::string& c : changed) notice("danemta relay: reload: " + c);
+        // [metrics] listen: the endpoint moves (or opens, or closes) now;
+        // one that could not be opened is tried again at the next reload.
+        if (next->metrics.listen != monitor_listen) {
+          if (monitor) {
+            notice("danemta relay: reload: metrics endpoint on " + monitor->address() + " closed");
+            monitor.reset();
+            monitor_listen.clear();
+          }
+          if (!next->metrics.listen.empty()) {
+            auto opened = open_monitor(io, relay, next->metrics.listen);
+            if (!opened) {
+              notice("danemta relay: reload: metrics: " + opened.error().message);
+            } else {
+              monitor = std::move(*opened);
+              monitor_listen = next->metrics.listen;
+              notice("danemta relay: reload: metrics on http://" + monitor->address() +
+                     "/metrics and /healthz");
+            }
+          }
+        }
         running = *next;
         for (const std::string& n : relay.reload(std::move(*next)))
           notice("danemta relay: reload: " + n);

@@ -368,10 +368,10 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
   for (auto&& [key, node] : root) {
     std::string_view k = key.str();
     if (k != "dns" && k != "policy" && k != "delivery" && k != "relay" && k != "tlsrpt" &&
-        k != "sendmail" && k != "transport" && k != "concurrency")
+        k != "sendmail" && k != "transport" && k != "concurrency" && k != "metrics")
       return bad(k,
-                 "unknown section (expected dns, delivery, relay, tlsrpt, sendmail, policy, "
-                 "transport, concurrency)");
+                 "unknown section (expected dns, delivery, relay, tlsrpt, sendmail, metrics, "
+                 "policy, transport, concurrency)");
   }
 
   if (auto* dns = root["dns"].as_table()) {
@@ -664,6 +664,27 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
     }
   } else if (root.contains("sendmail")) {
     return bad("sendmail", "must be a table");
+  }
+
+  if (auto* t = root["metrics"].as_table()) {
+    for (auto&& [key, node] : *t) {
+      const std::string_view k = key.str();
+      const std::string name = "metrics." + std::string(k);
+      if (k == "listen") {
+        auto v = node.value<std::string>();
+        if (!v || (!v->empty() && !valid_listen(*v)))
+          return bad(name, "must be \"IP:PORT\" or \"[IPv6]:PORT\" (\"\": no endpoint)");
+        cfg.metrics.listen = *v;
+      } else if (k == "top_destinations") {
+        auto v = integer(name, node, 0, 1000);
+        if (!v) return tl::unexpected(v.error());
+        cfg.metrics.top_destinations = static_cast<std::size_t>(*v);
+      } else {
+        return bad(name, "unknown key");
+      }
+    }
+  } else if (root.contains("metrics")) {
+    return bad("metrics", "must be a table");
   }
 
   if (auto* policy = root["policy"].as_table()) {

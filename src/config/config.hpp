@@ -184,11 +184,23 @@ struct Route {
 // "[2001:db8::1]" or "direct": what is wrong when malformed.
 Result<Route> parse_nexthop(std::string_view s);
 
+// [metrics]: the monitoring endpoint (/metrics for Prometheus, /healthz).
+// Off unless `listen` is set; it has no authentication: bind it to loopback
+// or a management network only.
+struct MetricsConfig {
+  std::string listen;  // "IP:PORT" or "[IPv6]:PORT"; empty: no endpoint
+  // danemta_queue_destination_recipients shows this many destinations (the
+  // ones with the most pending recipients), so a queue of mail to many
+  // domains does not make thousands of series.
+  std::size_t top_destinations = 20;
+};
+
 struct Config {
   DnsConfig dns;
   RelayConfig relay;
   TlsRptConfig tlsrpt;
   SendmailConfig sendmail;
+  MetricsConfig metrics;
   std::uint16_t smtp_port = 25;  // destination port; the TLSA owner name follows it
   std::string helo_name;         // EHLO name; empty: this host's name
   SmtpTimeouts timeouts;

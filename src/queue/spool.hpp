@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/result.hpp"
@@ -87,6 +88,18 @@ struct MessageInfo {
   std::size_t size = 0;
   std::vector<RecipientStatus> recipients;
   bool finished() const;  // no recipient pending (every one delivered or bounced)
+};
+
+// What the queue holds, for monitoring (danemta_queue_* in docs/metrics.md).
+struct QueueCounts {
+  std::size_t due = 0;        // pending recipients whose next attempt is due (or under way)
+  std::size_t deferred = 0;   // pending recipients waiting for a later retry
+  std::size_t delivered = 0;  // finished recipients kept until `danemta queue purge`
+  std::size_t bounced = 0;
+  std::size_t messages = 0;            // messages with a pending recipient
+  std::optional<Time> oldest_pending;  // received_at of the oldest of those
+  std::size_t destinations = 0;        // domains with a pending recipient
+  std::vector<std::pair<std::string, std::size_t>> top_destinations;  // see Spool::counts
 };
 
 // What one attempt did to one recipient of a job.
@@ -172,6 +185,11 @@ class Spool {
 
   // Deletes messages with no pending recipient. Returns how many.
   virtual Result<std::size_t> purge_finished() = 0;
+
+  // Recipients by state (pending ones due at `now` or later), and the
+  // `top` domains with the most pending recipients (most first, then by
+  // name) with their counts. One read transaction.
+  virtual Result<QueueCounts> counts(Time now, std::size_t top) = 0;
 };
 
 // Opens (creating if needed) the SQLite spool at `path` (WAL, synchronous=FULL).

@@ -313,6 +313,7 @@ class SqliteSpool final : public Spool {
   Result<std::size_t> flush(const std::string& message_id, Time now) override;
   Result<bool> remove(const std::string& message_id) override;
   Result<std::size_t> purge_finished() override;
+  Result<QueueCounts> counts(Time now, std::size_t top) override;
 
  private:
   // A transaction that rolls back unless commit() succeeded.
@@ -895,6 +896,62 @@ Result<std::unique_ptr<Spool>> open_sqlite_spool(const std::string& path, std::s
   auto spool = std::make_unique<SqliteSpool>(path, inline_max);
   if (auto r = spool->open(); !r) return tl::unexpected(r.error());
   return std::unique_ptr<Spool>(std::move(spool));
+}
+
+Result<QueueCounts> SqliteSpool::counts(Time now, std::size_t top) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (auto r = tx.begin(false); !r) return tl::unexpected(r.error());
+  QueueCounts out;
+  {
+    auto stmt = statement(
+        "SELECT state, state = 'pending' AND next_attempt_at > ?1, COUNT(*) FROM recipients "
+        "GROUP BY 1, 2");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    q.bind(1, now);
+    for (;;) {
+      const int rc = q.step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return db_error("counts");
+      const std::string state = q.text(0);
+      const bool later = q.int64(1) != 0;
+      const auto n = static_cast<std::size_t>(q.int64(2));
+      if (state == "delivered")
+        out.delivered += n;
+      else if (state == "bounced")
+        out.bounced += n;
+      else
+        (later ? out.deferred : out.due) += n;
+    }
+  }
+  {
+    auto stmt = statement(
+        "SELECT COUNT(*), MIN(received_at) FROM messages WHERE EXISTS "
+        "(SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND r.state = 'pending')");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    if (q.step() != SQLITE_ROW) return db_error("counts");
+    out.messages = static_cast<std::size_t>(q.int64(0));
+    if (!q.is_null(1)) out.oldest_pending = q.int64(1);
+  }
+  {
+    auto stmt = statement(
+        "SELECT domain, COUNT(*) FROM recipients WHERE state = 'pending' GROUP BY domain "
+        "ORDER BY 2 DESC, 1");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    for (;;) {
+      const int rc = q.step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return db_error("counts");
+      ++out.destinations;
+      if (out.top_destinations.size() < top)
+        out.top_destinations.emplace_back(q.text(0), static_cast<std::size_t>(q.int64(1)));
+    }
+  }
+  if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
+  return out;
 }
 
 }  // namespace danemta::queue

@@ -26,8 +26,10 @@
 #include "delivery/session_cache.hpp"
 #include "dsn/dsn.hpp"
 #include "logging/logger.hpp"
+#include "metrics/registry.hpp"
 #include "mime/header.hpp"
 #include "relay/failed_recipient.hpp"
+#include "relay/instruments.hpp"
 #include "relay/reporting.hpp"
 #include "smtp/server.hpp"
 #include "tls/context.hpp"
@@ -162,6 +164,13 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   std::map<std::string, std::vector<queue::RecipientUpdate>> unrecorded;
   std::chrono::steady_clock::time_point next_storage_retry;
   std::chrono::steady_clock::time_point storage_quiet_until;  // no storage warning before
+  // Why the last message could not be stored (a full disk), until one is.
+  std::string store_problem;
+  metrics::Registry* metrics = nullptr;  // where figures go; null: not counted
+  // When the queue gauges were last read from the spool, and whether a read
+  // is under way: scrapes, however many, cost the spool one read a second.
+  std::chrono::steady_clock::time_point queue_counted;
+  bool queue_counting = false;
   std::chrono::seconds storage_retry() const { return cfg.relay.storage_retry; }
   std::size_t max_received() const { return cfg.relay.max_received_headers; }
 
@@ -184,6 +193,11 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   void wake() {
     woken = true;
     timer.cancel();
+  }
+
+  // Counts `amount` into counter `name` when figures are kept.
+  void count(std::string_view name, const metrics::Labels& labels, double amount = 1) {
+    if (metrics != nullptr) metrics->add(name, labels, amount);
   }
 
   queue::Time backoff(int attempts) {
@@ -330,6 +344,7 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
     const std::string refusal = "5.4.6 Too many hops (" + std::to_string(hops) +
                                 " Received: header fields): mail forwarding loop";
     r->event(refused_data(m, "554 " + refusal, Level::info));
+    r->count("danemta_messages_refused_total", {{"reason", "mail-loop"}});
     co_return fail(refusal, Severity::permanent);
   }
   queue::NewMessage nm;
@@ -365,6 +380,9 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
                                             : "554 5.3.0 " + e.message;
     r->event(
         refused_data(m, reply + " (cannot store the message: " + e.message + ")", Level::warning));
+    r->count("danemta_messages_refused_total",
+             {{"reason", e.cause == Cause::storage_full ? "storage-full" : "storage-error"}});
+    if (e.severity == Severity::transient) r->store_problem = e.message;
     if (e.cause == Cause::storage_full)
       co_return fail("Insufficient system storage", Severity::transient, Cause::storage_full);
     if (e.severity == Severity::transient)
@@ -372,6 +390,9 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
     co_return id;
   }
   r->event(queued_event(*id, m, size));
+  r->store_problem.clear();
+  r->count("danemta_messages_received_total", {});
+  r->count("danemta_recipients_received_total", {}, static_cast<double>(m.recipients.size()));
   r->wake();
   co_return id;
 }
@@ -427,6 +448,7 @@ awaitable<bool> send_bounce(ImplPtr r, queue::Job job, std::string original,
              {Program::qmgr, *id + ": from=<>, size=" + std::to_string(nm.data.size()) +
                                  ", nrcpt=1 (queue active)"}};
   r->event(e);
+  r->count("danemta_notifications_total", {{"kind", delay_only ? "delay" : "non-delivery"}});
   r->wake();
   co_return true;
 }
@@ -505,6 +527,7 @@ void account(Relay::Impl& r, const queue::Job& job, delivery::AttemptResult& res
         break;
     }
     r.event(delivery::delivery_event(id, rr, delays, lifetime_over));
+    if (r.metrics != nullptr) count_recipient(*r.metrics, rr, lifetime_over, delays.total());
     updates.push_back(std::move(u));
   }
 }
@@ -569,6 +592,7 @@ awaitable<void> record(ImplPtr r, std::string id, std::vector<queue::RecipientUp
   };
   Result<bool> stored = co_await r->blocking(write);
   if (stored) {
+    r->store_problem.clear();
     if (*stored) log_removed(*r, id);
     co_return;
   }
@@ -615,6 +639,7 @@ awaitable<bool> write_unrecorded(ImplPtr r) {
     co_return false;
   }
   r->storage_quiet_until = {};
+  r->store_problem.clear();
   r->line(Program::qmgr, Level::info, "",
           "spool writable again: results of " + std::to_string(recorded) +
               " message(s) recorded; deliveries resume");
@@ -714,8 +739,12 @@ awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
   clock->plan = std::chrono::steady_clock::now() - clock->start;
   delivery::BatchResult batch = co_await delivery::deliver_batch(
       r->tls_context, plan, std::move(messages), delivery_options(*r), std::move(hooks));
+  // Metrics count every session; TLS reporting only those that speak for
+  // the receiving domain's policy (not reports, not routed mail).
+  std::vector<tlsrpt::SessionResult> seen;
+  if ((r->tlsrpt_store || r->metrics) && !report) seen = session_results(plan, batch, r->now());
+  if (r->metrics) count_sessions(*r->metrics, batch, seen);
   if (r->tlsrpt_store && !report && !routed) {
-    std::vector<tlsrpt::SessionResult> seen = session_results(plan, batch, r->now());
     if (!seen.empty()) {
       const std::function<std::string()> keep = [r, seen]() {
         for (const tlsrpt::SessionResult& s : seen)
@@ -1024,6 +1053,58 @@ void Relay::stop() {
 
 void Relay::set_tlsrpt_store(tlsrpt::Store* store) {
   impl_->tlsrpt_store = store;
+}
+
+void Relay::set_metrics(metrics::Registry* registry) {
+  impl_->metrics = registry;
+}
+
+namespace {
+
+// The spool's queue figures at most this old in a scrape.
+constexpr std::chrono::seconds kQueueCountsMaxAge{1};
+
+awaitable<std::string> scrape_metrics(ImplPtr r) {
+  if (r->metrics == nullptr) co_return std::string();
+  if (!r->queue_counting &&
+      std::chrono::steady_clock::now() - r->queue_counted >= kQueueCountsMaxAge) {
+    r->queue_counting = true;
+    const queue::Time now = r->now();
+    const std::size_t top = r->cfg.metrics.top_destinations;
+    const std::function<Result<queue::QueueCounts>()> ask = [r, now, top]() {
+      return r->spool.counts(now, top);
+    };
+    Result<queue::QueueCounts> counts = co_await r->blocking(ask);
+    r->queue_counting = false;
+    r->queue_counted = std::chrono::steady_clock::now();
+    if (counts) {
+      count_queue(*r->metrics, *counts, now);
+    } else {
+      forget_queue(*r->metrics);
+      r->line(Program::qmgr, Level::error, "",
+              "metrics: cannot read the spool: " + counts.error().message);
+    }
+  }
+  r->metrics->set("danemta_deliveries_in_flight", {}, static_cast<double>(r->active));
+  const bool writable = r->unrecorded.empty() && r->store_problem.empty();
+  r->metrics->set("danemta_spool_writable", {}, writable ? 1 : 0);
+  co_return r->metrics->render();
+}
+
+}  // namespace
+
+awaitable<std::string> Relay::scrape() {
+  return scrape_metrics(impl_);
+}
+
+std::string Relay::unhealthy() const {
+  const Impl& r = *impl_;
+  if (r.stopping) return "stopping";
+  if (!r.unrecorded.empty())
+    return "spool not writable: results of " + std::to_string(r.unrecorded.size()) +
+           " message(s) held in memory, deliveries paused";
+  if (!r.store_problem.empty()) return "spool not writable: " + r.store_problem;
+  return "";
 }
 
 void Relay::wake() {

@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
+
 #include "base/result.hpp"
 #include "config/config.hpp"
 #include "dns/resolver.hpp"
@@ -26,6 +28,10 @@
 
 namespace boost::asio {
 class io_context;
+}
+
+namespace danemta::metrics {
+class Registry;
 }
 
 namespace danemta::relay {
@@ -43,6 +49,18 @@ class Relay {
   // Where each attempt's session results go for TLS reporting (RFC 8460);
   // null (the default): not recorded. Must outlive the relay.
   void set_tlsrpt_store(tlsrpt::Store* store);
+
+  // Where the relay counts what it does (relay/instruments.hpp declares the
+  // families); null (the default): nothing is counted. Must outlive the
+  // relay.
+  void set_metrics(metrics::Registry* registry);
+  // The body of /metrics: the queue gauges brought up to date from the
+  // spool (on its worker thread), then every family rendered.
+  boost::asio::awaitable<std::string> scrape();
+  // Why the relay is not healthy, for /healthz: it is stopping, or the spool
+  // cannot be written (results held in memory, or the last message could
+  // not be stored). Empty when it is healthy.
+  std::string unhealthy() const;
 
   // Binds the listeners and starts the scheduler. Errors name the address.
   Result<void> start();
