@@ -113,7 +113,8 @@ class Submission {
   CommandResult swaks(std::uint16_t port, const std::string& from_ip, const std::string& to,
                       const std::string& options) const {
     return lab::run_command("swaks --server " + listener(port) + " --local-interface " + from_ip +
-                            " --ehlo client.example --from a@sender.example --to " + to + " " + options +
+                            " --ehlo client.example --from a@sender.example --to " + to + " " +
+                            options +
                             " --header 'Subject: submission test' --body 'hello through 587'");
   }
 
@@ -366,8 +367,8 @@ TEST(Submission, SighupServesTheNewCertificateAndUsers) {
                       " (sha256 " + before))
       << s.relay().log();
 
-  // A renewed certificate in the same files, and a new user: SIGHUP, with
-  // the configuration itself unchanged.
+  // A renewed certificate in the same files, a new user, and the user's
+  // name in Received: from now on: SIGHUP.
   const lab::Chain renewed = lab::self_signed({"relay.lab.example", "smtp.lab.example"});
   lab::write_chain_files(renewed, std::filesystem::path(s.cert().chain).parent_path(), "relay");
   const std::string renewed_fp = lab::tlsa_data_hex(renewed.leaf, 0, 1);
@@ -375,7 +376,11 @@ TEST(Submission, SighupServesTheNewCertificateAndUsers) {
   const CommandResult bob = Submission::passwd("bob", "bobs password");
   ASSERT_EQ(bob.exit_code, 0) << bob.out;
   std::ofstream(s.credentials(), std::ios::app) << bob.out;
+  std::string config = read_file(s.setup().config_path);
+  config.insert(config.find("\n\n[[relay.listener]]"), "\nreceived_auth_user = true");
+  std::ofstream(s.setup().config_path) << config;
   ASSERT_EQ(kill(s.relay().pid(), SIGHUP), 0);
+  ASSERT_TRUE(log_has("reload: relay.received_auth_user: (unset) -> true")) << s.relay().log();
   ASSERT_TRUE(log_has("STARTTLS certificate relay.lab.example,smtp.lab.example from " +
                       s.cert().chain.string() + " (sha256 " + renewed_fp))
       << s.relay().log();
@@ -386,6 +391,13 @@ TEST(Submission, SighupServesTheNewCertificateAndUsers) {
       s.swaks(s.required(), s.outside(), "bob@" + s.domain(),
               "--tls --auth LOGIN --auth-user bob --auth-password 'bobs password'");
   EXPECT_EQ(as_bob.exit_code, 0) << as_bob.out;
+  ASSERT_TRUE(lab::wait_messages(s.mx(), 1)) << s.relay().log();
+  const std::vector<lab::Session> sessions = s.mx().sessions();
+  ASSERT_FALSE(sessions.front().messages.empty());
+  EXPECT_NE(sessions.front().messages.front().data.find(
+                "\t(Authenticated sender: bob)\r\n\tby relay.lab.example (danemta) with ESMTPSA; "),
+            std::string::npos)
+      << sessions.front().messages.front().data;
 
   // A broken certificate file and a credentials file others can read are
   // refused: the running ones stay.
