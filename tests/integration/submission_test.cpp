@@ -181,6 +181,8 @@ TEST(Submission, AuthPlainAndLoginOverTlsDeliver) {
                                              "expect:334 ",
                                              "b64:\\0alice\\0" + kPassword,
                                              "expect:235 2.7.0",
+                                             "send:AUTH LOGIN",
+                                             "expect:503 5.5.1 Error: already authenticated",
                                              "send:MAIL FROM:<a@sender.example> AUTH=<>",
                                              "expect:250",
                                              "send:RCPT TO:<dialog@" + s.domain() + ">",
@@ -192,6 +194,14 @@ TEST(Submission, AuthPlainAndLoginOverTlsDeliver) {
                                              "send:QUIT",
                                              "expect:221"});
   ASSERT_EQ(no_initial.exit_code, 0) << no_initial.out;
+  // LOGIN with the user name on the AUTH line (an initial response).
+  const CommandResult login_initial =
+      s.dialog(s.required(), s.outside(),
+               {"expect:220", "send:EHLO client.example", "expect:250", "send:STARTTLS",
+                "expect:220", "starttls", "send:EHLO client.example", "expect:250",
+                "send:AUTH LOGIN YWxpY2U=", "expect:334 UGFzc3dvcmQ6", "b64:" + kPassword,
+                "expect:235 2.7.0", "send:QUIT", "expect:221"});
+  EXPECT_EQ(login_initial.exit_code, 0) << login_initial.out;
 
   ASSERT_TRUE(lab::wait_messages(s.mx(), 3)) << s.relay().log();
   const std::vector<lab::Session> sessions = s.mx().sessions();
