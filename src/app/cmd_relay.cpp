@@ -291,10 +291,9 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
           return;
         }
         const std::vector<std::string> changed = config::changes(running, *next);
-        if (changed.empty()) {
-          notice("danemta relay: SIGHUP: " + config_path + " unchanged");
-          return;
-        }
+        // Even an unchanged file is applied: the certificate and credential
+        // files it names are read again.
+        if (changed.empty()) notice("danemta relay: SIGHUP: " + config_path + " unchanged");
         for (const std::string& c : changed) notice("danemta relay: reload: " + c);
         // [metrics] listen: the endpoint moves (or opens, or closes) now;
         // one that could not be opened is tried again at the next reload.

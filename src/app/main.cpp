@@ -8,6 +8,7 @@
 
 #include "app/cmd_check.hpp"
 #include "app/cmd_deliver.hpp"
+#include "app/cmd_passwd.hpp"
 #include "app/cmd_relay.hpp"
 #include "app/cmd_sendmail.hpp"
 #include "app/cmd_tlsa.hpp"
@@ -167,6 +168,11 @@ int main(int argc, char** argv) {
   cmd_send->add_option("recipients", send.recipients, "recipient addresses")->required();
   cmd_send->add_option("--file", send.message_file, "message file instead of standard input");
 
+  std::string passwd_user;
+  CLI::App* cmd_passwd = app.add_subcommand(
+      "passwd", "print a [relay] credentials_file line for SMTP AUTH (password on standard input)");
+  cmd_passwd->add_option("user", passwd_user, "the user name clients give to AUTH")->required();
+
   // Listed for --help only: main() hands `sendmail` over before CLI11 parses.
   app.add_subcommand("sendmail",
                      "the sendmail command for applications (-t, -i, -f, -F ...; "
@@ -200,6 +206,9 @@ int main(int argc, char** argv) {
     std::cerr << "danemta: " << e.what() << " (see danemta --help)\n";
     return 2;
   }
+
+  // Needs no configuration.
+  if (cmd_passwd->parsed()) return app::run_passwd(passwd_user);
 
   // Without --config: the installed file. The relay needs one (it would
   // otherwise run on built-in defaults nobody chose); the other commands use

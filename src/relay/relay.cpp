@@ -19,6 +19,7 @@
 #include <random>
 #include <set>
 
+#include "auth/credentials.hpp"
 #include "base/text.hpp"
 #include "dane/plan.hpp"
 #include "delivery/deliver.hpp"
@@ -31,6 +32,7 @@
 #include "relay/failed_recipient.hpp"
 #include "relay/instruments.hpp"
 #include "relay/reporting.hpp"
+#include "smtp/sasl.hpp"
 #include "smtp/server.hpp"
 #include "tls/context.hpp"
 
@@ -136,6 +138,14 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   asio::ssl::context tls_context;
   // One worker thread: SQLite calls (and their fsync) never block the loop.
   asio::thread_pool pool{1};
+  // One more for AUTH's password hashing (tens of milliseconds each), so
+  // that it holds up neither the loop nor the spool.
+  asio::thread_pool auth_pool{1};
+  // STARTTLS's certificate and AUTH's users, as last loaded ([relay]
+  // tls_cert_file, credentials_file); a reload that cannot read a new one
+  // keeps these.
+  std::shared_ptr<asio::ssl::context> server_tls;
+  std::shared_ptr<const auth::Credentials> credentials;
   asio::steady_timer timer;
   std::mt19937 rng;
   // Authenticated sessions kept open between attempts ([delivery]
@@ -145,8 +155,9 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   // in `retired`: its listen() coroutine may still look at it.
   std::vector<std::pair<std::string, std::unique_ptr<asio::ip::tcp::acceptor>>> acceptors;
   std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> retired;
-  // What sessions accepted from now on use (reload() replaces it).
-  std::shared_ptr<const smtp::ServerConfig> server_settings;
+  // What sessions accepted from now on use, by listener address (reload()
+  // replaces them).
+  std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> server_settings;
   smtp::Accept accept;
   // Attempts in flight: message id -> destination and start, for the log
   // lines of attempts a shutdown cuts off.
@@ -211,10 +222,19 @@ namespace {
 
 using ImplPtr = std::shared_ptr<Relay::Impl>;
 
-// RFC 5321 section 4.4: a relay prepends a Received: trace field.
+// RFC 5321 section 4.4: a relay prepends a Received: trace field. The
+// protocol is ESMTPS, ESMTPA or ESMTPSA after STARTTLS or AUTH (RFC 3848);
+// the comments say how, as Postfix's do.
 std::string received_header(const Relay::Impl& r, const smtp::ReceivedMessage& m, queue::Time now) {
-  return "Received: from " + (m.helo.empty() ? std::string("unknown") : m.helo) + " ([" + m.client +
-         "])\r\n\tby " + r.hostname + " (danemta) with ESMTP; " + rfc5322_date(now) + "\r\n";
+  std::string h = "Received: from " + (m.helo.empty() ? std::string("unknown") : m.helo) + " ([" +
+                  m.client + "])\r\n";
+  if (!m.tls_protocol.empty())
+    h += "\t(using " + m.tls_protocol + " with cipher " + m.tls_cipher + ")\r\n";
+  if (!m.sasl_method.empty() && r.cfg.relay.received_auth_user)
+    h += "\t(Authenticated sender: " + smtp::printable_user(m.sasl_username) + ")\r\n";
+  const std::string with = std::string("ESMTP") + (m.tls_protocol.empty() ? "" : "S") +
+                           (m.sasl_method.empty() ? "" : "A");
+  return h + "\tby " + r.hostname + " (danemta) with " + with + "; " + rfc5322_date(now) + "\r\n";
 }
 
 // The fields a submission gets when it lacks them, as Postfix's cleanup
@@ -267,8 +287,17 @@ logging::Event queued_event(const std::string& id, const smtp::ReceivedMessage& 
               {"from", m.mail_from},
               {"size", size},
               {"nrcpt", m.recipients.size()}};
+  // Postfix's words for an authenticated submitter.
+  std::string sasl;
+  if (!m.sasl_method.empty()) {
+    const std::string user = smtp::printable_user(m.sasl_username);
+    sasl = ", sasl_method=" + m.sasl_method + ", sasl_username=" + user;
+    e.fields["sasl_method"] = m.sasl_method;
+    e.fields["sasl_username"] = user;
+  }
+  if (!m.tls_protocol.empty()) e.fields["tls"] = m.tls_protocol + " " + m.tls_cipher;
   e.lines = {
-      {Program::smtpd, id + ": client=" + client_text(m.client)},
+      {Program::smtpd, id + ": client=" + client_text(m.client) + sasl},
       {Program::qmgr, id + ": from=<" + m.mail_from + ">, size=" + std::to_string(size) +
                           ", nrcpt=" + std::to_string(m.recipients.size()) + " (queue active)"}};
   return e;
@@ -885,38 +914,166 @@ Relay::Relay(asio::io_context& io, config::Config config, dns::Resolver& resolve
 Relay::~Relay() {
   stop();
   impl_->pool.join();
+  impl_->auth_pool.join();
 }
 
 namespace {
 
-// The listener settings from the relay's current configuration.
-std::shared_ptr<const smtp::ServerConfig> server_settings(const ImplPtr& r) {
-  auto server = std::make_shared<smtp::ServerConfig>();
-  server->hostname = r->hostname;
-  server->max_message_bytes = r->cfg.relay.max_message_bytes;
-  server->max_recipients = r->cfg.relay.max_recipients;
-  server->max_junk_commands = r->cfg.relay.max_junk_commands;
-  server->max_connections = r->cfg.relay.max_connections;
-  server->max_connections_per_client = r->cfg.relay.max_connections_per_client;
+// One line of the SMTP server's log (smtp::ServerConfig::log) as an event:
+// its kind and level from its leading words.
+logging::Event smtpd_event(std::string_view text) {
+  logging::Event e;
+  const std::string line = logging::one_line(std::string(text));
+  if (text.starts_with("disconnect")) {
+    e.kind = "disconnect";
+  } else if (text.starts_with("NOQUEUE")) {
+    e.kind = "reject";
+  } else if (text.find("SASL") != std::string_view::npos) {
+    e.kind = "auth";
+    e.level = Level::warning;
+  } else if (text.starts_with("Anonymous TLS") || text.starts_with("SSL_accept")) {
+    e.kind = "tls";
+    e.level = text.starts_with("SSL_accept") ? Level::warning : Level::info;
+  } else {
+    e.kind = "smtpd";
+    e.level = text.starts_with("warning:") ? Level::warning : Level::info;
+  }
+  e.fields["text"] = line;
+  e.lines.push_back({Program::smtpd, line});
+  return e;
+}
+
+// AUTH's check of a user name and password, on the relay's AUTH thread.
+awaitable<Result<bool>> check_password(std::weak_ptr<Relay::Impl> weak, std::string user,
+                                       std::string password) {
+  const ImplPtr r = weak.lock();
+  if (!r) co_return fail("the relay is stopping");
+  std::shared_ptr<const auth::Credentials> credentials = r->credentials;
+  if (!credentials) co_return fail("no credentials file loaded");
+  const std::function<bool()> check = [credentials, user, password]() {
+    return credentials->verify(user, password);
+  };
+  co_return co_await asio::co_spawn(r->auth_pool, call<bool>(check), use_awaitable);
+}
+
+smtp::Requirement requirement(config::Requirement r) {
+  switch (r) {
+    case config::Requirement::none:
+      return smtp::Requirement::none;
+    case config::Requirement::may:
+      return smtp::Requirement::may;
+    case config::Requirement::required:
+      return smtp::Requirement::required;
+  }
+  return smtp::Requirement::none;
+}
+
+// The listener settings from the relay's current configuration, by address.
+std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> server_settings(const ImplPtr& r) {
+  smtp::ServerConfig base;
+  base.hostname = r->hostname;
+  base.max_message_bytes = r->cfg.relay.max_message_bytes;
+  base.max_recipients = r->cfg.relay.max_recipients;
+  base.max_junk_commands = r->cfg.relay.max_junk_commands;
+  base.max_connections = r->cfg.relay.max_connections;
+  base.max_connections_per_client = r->cfg.relay.max_connections_per_client;
   std::weak_ptr<Relay::Impl> weak = r;
   // The relay runs on one thread: the sessions' log lines need no lock.
-  server->log = [weak](std::string_view text) {
-    const ImplPtr p = weak.lock();
-    if (!p) return;
-    logging::Event e;
-    e.kind = text.starts_with("disconnect") ? "disconnect" : "reject";
-    e.fields["text"] = logging::one_line(std::string(text));
-    e.lines.push_back({Program::smtpd, logging::one_line(std::string(text))});
-    p->event(e);
+  base.log = [weak](std::string_view text) {
+    if (const ImplPtr p = weak.lock()) p->event(smtpd_event(text));
   };
-  server->sink = [weak](const smtp::ReceivedMessage& envelope) -> std::shared_ptr<smtp::TextSink> {
+  base.sink = [weak](const smtp::ReceivedMessage& envelope) -> std::shared_ptr<smtp::TextSink> {
     const ImplPtr p = weak.lock();
     if (!p) return nullptr;
     const queue::Time now = p->now();
     return std::make_shared<SpoolSink>(p->spool.draft(), received_header(*p, envelope, now),
                                        missing_fields(*p, now));
   };
-  return server;
+  std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> out;
+  for (const config::Listener& l : r->cfg.relay.all_listeners()) {
+    auto server = std::make_shared<smtp::ServerConfig>(base);
+    server->tls = requirement(l.tls);
+    if (l.tls != config::Requirement::none) server->tls_context = r->server_tls;
+    server->auth = requirement(l.auth);
+    if (l.auth != config::Requirement::none) {
+      server->authenticate = [weak](std::string user, std::string password) {
+        return check_password(weak, std::move(user), std::move(password));
+      };
+    }
+    out[l.address] = std::move(server);
+  }
+  return out;
+}
+
+// The STARTTLS context from [relay] tls_cert_file and tls_key_file, and a
+// line that names the certificate for the log.
+Result<std::pair<std::shared_ptr<asio::ssl::context>, std::string>> load_server_tls(
+    const config::RelayConfig& relay) {
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  auto cert =
+      tls::configure_server_context(context->native_handle(), relay.tls_cert_file, relay.tls_key());
+  if (!cert) return tl::unexpected(cert.error());
+  std::string names;
+  for (const std::string& n : cert->leaf.dns_names) names += (names.empty() ? "" : ",") + n;
+  if (names.empty()) names = cert->leaf.subject;
+  return std::make_pair(context, "STARTTLS certificate " + names + " from " + relay.tls_cert_file +
+                                     " (sha256 " + cert->sha256 + ", not after " +
+                                     cert->leaf.not_after + ", " +
+                                     std::to_string(cert->chain_size) + " chain certificate(s))");
+}
+
+// Reads the STARTTLS certificate and the AUTH credentials the configuration
+// names (at start: an error stops the relay). Returns a line for each.
+Result<std::vector<std::string>> load_files(Relay::Impl& r) {
+  std::vector<std::string> notes;
+  const config::RelayConfig& relay = r.cfg.relay;
+  r.server_tls.reset();
+  r.credentials.reset();
+  if (!relay.tls_cert_file.empty()) {
+    auto loaded = load_server_tls(relay);
+    if (!loaded) return tl::unexpected(loaded.error());
+    r.server_tls = loaded->first;
+    notes.push_back(loaded->second);
+  }
+  if (!relay.credentials_file.empty()) {
+    auto loaded = auth::Credentials::load(relay.credentials_file);
+    if (!loaded) return tl::unexpected(loaded.error());
+    notes.push_back("AUTH credentials for " + std::to_string(loaded->size()) + " user(s) from " +
+                    relay.credentials_file);
+    r.credentials = std::make_shared<const auth::Credentials>(std::move(*loaded));
+  }
+  return notes;
+}
+
+// The same on SIGHUP: a file that cannot be read now is refused and the one
+// loaded before stays in use.
+std::vector<std::string> reload_files(Relay::Impl& r) {
+  std::vector<std::string> notes;
+  const config::RelayConfig& relay = r.cfg.relay;
+  if (relay.tls_cert_file.empty()) {
+    if (r.server_tls) notes.push_back("STARTTLS certificate dropped (no tls_cert_file)");
+    r.server_tls.reset();
+  } else if (auto loaded = load_server_tls(relay); !loaded) {
+    notes.push_back("STARTTLS certificate refused, " +
+                    std::string(r.server_tls ? "the running one stays" : "STARTTLS unavailable") +
+                    ": " + loaded.error().message);
+  } else {
+    r.server_tls = loaded->first;
+    notes.push_back(loaded->second);
+  }
+  if (relay.credentials_file.empty()) {
+    if (r.credentials) notes.push_back("AUTH credentials dropped (no credentials_file)");
+    r.credentials.reset();
+  } else if (auto loaded = auth::Credentials::load(relay.credentials_file); !loaded) {
+    notes.push_back("AUTH credentials refused, " +
+                    std::string(r.credentials ? "the running ones stay" : "AUTH unavailable") +
+                    ": " + loaded.error().message);
+  } else {
+    notes.push_back("AUTH credentials for " + std::to_string(loaded->size()) + " user(s) from " +
+                    relay.credentials_file);
+    r.credentials = std::make_shared<const auth::Credentials>(std::move(*loaded));
+  }
+  return notes;
 }
 
 // Binds `where` and serves it. Errors name the address.
@@ -933,9 +1090,12 @@ Result<void> add_listener(const ImplPtr& r, const std::string& where) {
   if (ec) return fail("cannot listen on " + where + ": " + ec.message(), Severity::permanent);
   std::weak_ptr<Relay::Impl> weak = r;
   // Both read the relay's configuration as it is when a client connects.
-  smtp::Settings settings = [weak]() {
+  smtp::Settings settings = [weak, where]() -> std::shared_ptr<const smtp::ServerConfig> {
     const ImplPtr p = weak.lock();
-    return p ? p->server_settings : std::make_shared<const smtp::ServerConfig>();
+    if (!p) return std::make_shared<const smtp::ServerConfig>();
+    const auto it = p->server_settings.find(where);
+    return it != p->server_settings.end() ? it->second
+                                          : std::make_shared<const smtp::ServerConfig>();
   };
   auto allowed = [weak](const asio::ip::address& peer) {
     const ImplPtr p = weak.lock();
@@ -955,18 +1115,23 @@ Result<void> add_listener(const ImplPtr& r, const std::string& where) {
 
 Result<void> Relay::start() {
   if (auto ok = tls::configure_client_context(impl_->tls_context.native_handle()); !ok) return ok;
+  auto files = load_files(*impl_);
+  if (!files) return tl::unexpected(files.error());
+  for (const std::string& note : *files) impl_->line(Program::master, Level::info, "", note);
   impl_->server_settings = server_settings(impl_);
   // Weak: the relay holds this function, which must not keep it alive.
   std::weak_ptr<Impl> weak = impl_;
   impl_->accept = [weak](smtp::ReceivedMessage m) {
     return accept_message(weak.lock(), std::move(m));
   };
+  const std::vector<config::Listener> listeners = impl_->cfg.relay.all_listeners();
   // Every address is checked before any is served.
-  for (const std::string& l : impl_->cfg.relay.listen) {
-    if (auto endpoint = parse_endpoint(l); !endpoint) return tl::unexpected(endpoint.error());
+  for (const config::Listener& l : listeners) {
+    if (auto endpoint = parse_endpoint(l.address); !endpoint)
+      return tl::unexpected(endpoint.error());
   }
-  for (const std::string& l : impl_->cfg.relay.listen) {
-    if (auto added = add_listener(impl_, l); !added) {
+  for (const config::Listener& l : listeners) {
+    if (auto added = add_listener(impl_, l.address); !added) {
       stop();
       return added;
     }
@@ -995,10 +1160,14 @@ std::vector<std::string> Relay::reload(config::Config next) {
     at_restart("tlsrpt.enabled or tlsrpt.store");
   next.tlsrpt.enabled = r.cfg.tlsrpt.enabled;
   next.tlsrpt.store = r.cfg.tlsrpt.store;
-  const std::vector<std::string> listen = next.relay.listen;
+  std::vector<std::string> listen;
+  for (const config::Listener& l : next.relay.all_listeners()) listen.push_back(l.address);
   r.cfg = std::move(next);
   r.sessions.set_limits(Impl::cache_limits(r.cfg));
   r.hostname = r.cfg.relay.hostname.empty() ? local_hostname() : r.cfg.relay.hostname;
+  // The files are read again even when the configuration is unchanged: a
+  // renewed certificate or a new user is what a SIGHUP is often for.
+  for (std::string& n : reload_files(r)) notes.push_back(std::move(n));
   r.server_settings = server_settings(impl_);
 
   if (!r.stopping) {

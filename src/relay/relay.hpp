@@ -62,7 +62,8 @@ class Relay {
   // not be stored). Empty when it is healthy.
   std::string unhealthy() const;
 
-  // Binds the listeners and starts the scheduler. Errors name the address.
+  // Reads the STARTTLS certificate and the AUTH credentials, binds the
+  // listeners and starts the scheduler. Errors name the file or address.
   Result<void> start();
   // Stops accepting and scheduling; attempts in flight run to their end.
   void stop();
@@ -70,12 +71,16 @@ class Relay {
   void wake();
 
   // Applies a new configuration (SIGHUP): TLS policies, allow lists,
-  // limits, backoff, timeouts, host names and TLS-RPT settings at once, for
-  // new connections and attempts; listeners are opened and closed to match
-  // [relay] listen. The spool, the resolver ([dns]) and the TLS-RPT store
-  // stay as they were until a restart. Returns one line per thing worth
-  // logging (a listener opened or closed, a change that needs a restart, a
-  // listener that could not be opened).
+  // limits, backoff, timeouts, host names, listener requirements and TLS-RPT
+  // settings at once, for new connections and attempts; listeners are
+  // opened and closed to match [relay] listen and [[relay.listener]]. The
+  // STARTTLS certificate and the AUTH credentials are read again (also when
+  // the configuration is the same); one that cannot be read is refused and
+  // the one in use stays. The spool, the resolver ([dns]) and the TLS-RPT
+  // store stay as they were until a restart. Returns one line per thing
+  // worth logging (a listener opened or closed, a change that needs a
+  // restart, a listener that could not be opened, the certificate and
+  // credentials loaded or refused).
   std::vector<std::string> reload(config::Config next);
 
   // "ID: delivery to DOMAIN (running N s)" for each message being delivered.
