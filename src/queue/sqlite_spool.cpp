@@ -95,22 +95,32 @@ ALTER TABLE messages ADD COLUMN received_ms INTEGER NOT NULL DEFAULT 0;
 PRAGMA user_version = 5;
 )sql";
 
-// v6: operator holds (a held recipient is never due) and when a message
-// finished (its last pending recipient delivered or bounced), so finished
-// messages can be left out of listings and removed after their retention.
-// A message already finished is taken to have finished when it arrived (its
-// attempts' times were not kept): the relay's retention may remove it at
-// its first pass. Due recipients are found by (state, held, next attempt).
+// v6: operator holds (a held recipient is never due: due recipients are
+// found by (state, held, next attempt)) and when each finished message
+// finished (its last pending recipient delivered or bounced), in a table of
+// its own so that marking a message finished never rewrites its row and
+// text. A message already finished is taken to have finished when it
+// arrived (its attempts' times were not kept): the relay's retention may
+// remove it at its first pass. messages_age covers id and received_at, so
+// the migration never reads the texts.
 constexpr const char* kSchemaV6 = R"sql(
 ALTER TABLE recipients ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE messages ADD COLUMN finished_at INTEGER NOT NULL DEFAULT 0;
-UPDATE messages SET finished_at = MAX(received_at, 1) WHERE NOT EXISTS
-  (SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND r.state = 'pending');
 DROP INDEX recipients_due;
 CREATE INDEX recipients_due ON recipients(state, held, next_attempt_at);
-CREATE INDEX messages_finished ON messages(finished_at, received_at, id);
+CREATE TABLE finished (
+  message_id  TEXT PRIMARY KEY NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  finished_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX finished_age ON finished(finished_at);
+INSERT INTO finished (message_id, finished_at)
+  SELECT id, MAX(received_at, 1) FROM messages WHERE NOT EXISTS
+  (SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND +r.state = 'pending');
 PRAGMA user_version = 6;
 )sql";
+
+// Queries about one message's recipients write `+state` (no index on
+// state): they must use the primary key (message_id, idx), never walk every
+// pending recipient through recipients_due.
 
 // Messages deleted per transaction by purge_finished when asked for more.
 constexpr std::size_t kPurgeBatch = 1000;
@@ -519,6 +529,8 @@ void SqliteSpool::remove_orphans() {
   }
 }
 
+// Unlinks the body file of each message, if it has one (a missing file is
+// no error: most texts are inline, and asking the row would read the text).
 void SqliteSpool::remove_body_files(const std::vector<std::string>& ids) {
   for (const std::string& id : ids) ::unlink((bodies_ + "/" + id).c_str());
 }
@@ -763,19 +775,31 @@ Result<bool> SqliteSpool::record(const std::string& message_id,
                          std::to_string(u.index));
     }
   }
-  // finished_at: 0 while a recipient is pending, else the first time the
-  // message was seen finished (never 0: 0 means unfinished).
+  // Finished: a row in `finished` with the first time it was seen so
+  // (never 0, which means unfinished); unfinished: none.
   bool finished = false;
   {
     auto stmt = statement(
-        "UPDATE messages SET finished_at = CASE WHEN EXISTS (SELECT 1 FROM recipients r WHERE "
-        "r.message_id = ?1 AND r.state = 'pending') THEN 0 WHEN finished_at > 0 THEN finished_at "
-        "ELSE MAX(?2, 1) END WHERE id = ?1 RETURNING finished_at");
+        "SELECT NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND +state = "
+        "'pending')");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    q.bind(1, message_id);
+    if (q.step() != SQLITE_ROW) return db_error("record");
+    finished = q.int64(0) != 0;
+  }
+  if (finished) {
+    auto stmt = statement(
+        "INSERT OR IGNORE INTO finished (message_id, finished_at) VALUES (?1, MAX(?2, 1))");
     if (!stmt) return tl::unexpected(stmt.error());
     Query q(*stmt);
     q.bind(1, message_id).bind(2, now);
-    if (q.step() != SQLITE_ROW) return db_error("record");
-    finished = q.int64(0) > 0;
+    if (q.step() != SQLITE_DONE) return db_error("record");
+  } else {
+    auto stmt = statement("DELETE FROM finished WHERE message_id = ?1");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    q.bind(1, message_id);
     if (q.step() != SQLITE_DONE) return db_error("record");
   }
   if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
@@ -804,8 +828,11 @@ Result<RecipientStatus> SqliteSpool::read_recipient(const Query& q, int c) {
   "r.address, r.domain, r.state, r.attempts, r.next_attempt_at, r.last_dsn, " \
   "r.last_diagnostic, r.last_outcome, r.held"
 // The columns read_message() reads, in its order.
-#define DANEMTA_MESSAGE_COLUMNS \
-  "m.id, m.mail_from, m.received_at, m.received_from, m.size, m.received_ms, m.finished_at"
+#define DANEMTA_MESSAGE_COLUMNS                                                \
+  "m.id, m.mail_from, m.received_at, m.received_from, m.size, m.received_ms, " \
+  "COALESCE(f.finished_at, 0)"
+// The tables those columns come from.
+#define DANEMTA_MESSAGE_TABLES "messages m LEFT JOIN finished f ON f.message_id = m.id"
 
 MessageInfo read_message(const Query& q) {
   MessageInfo m;
@@ -843,7 +870,8 @@ Result<std::optional<MessageInfo>> SqliteSpool::info(const std::string& message_
   if (auto r = tx.begin(false); !r) return tl::unexpected(r.error());
   MessageInfo m;
   {
-    auto stmt = statement("SELECT " DANEMTA_MESSAGE_COLUMNS " FROM messages m WHERE m.id = ?1");
+    auto stmt = statement("SELECT " DANEMTA_MESSAGE_COLUMNS " FROM " DANEMTA_MESSAGE_TABLES
+                          " WHERE m.id = ?1");
     if (!stmt) return tl::unexpected(stmt.error());
     Query q(*stmt);
     q.bind(1, message_id);
@@ -859,9 +887,9 @@ Result<std::optional<MessageInfo>> SqliteSpool::info(const std::string& message_
   return std::optional<MessageInfo>(std::move(m));
 }
 
-// One pass over messages and their recipients, in order: unfinished ones
-// through the (finished_at, received_at, id) index, so finished messages
-// cost nothing however many there are.
+// One pass over messages and their recipients, in order. Unfinished ones
+// are found from their pending recipients (the recipients_due index), so
+// finished messages cost nothing however many there are.
 Result<std::vector<MessageInfo>> SqliteSpool::list(bool finished_too) {
   std::lock_guard lock(mutex_);
   Transaction tx(*this);
@@ -869,11 +897,14 @@ Result<std::vector<MessageInfo>> SqliteSpool::list(bool finished_too) {
   std::vector<MessageInfo> out;
   auto stmt = finished_too
                   ? statement("SELECT " DANEMTA_MESSAGE_COLUMNS ", " DANEMTA_RECIPIENT_COLUMNS
-                              " FROM messages m JOIN recipients r ON r.message_id = m.id "
+                              " FROM " DANEMTA_MESSAGE_TABLES
+                              " JOIN recipients r ON r.message_id = m.id "
                               "ORDER BY m.received_at, m.id, r.idx")
                   : statement("SELECT " DANEMTA_MESSAGE_COLUMNS ", " DANEMTA_RECIPIENT_COLUMNS
-                              " FROM messages m JOIN recipients r ON r.message_id = m.id "
-                              "WHERE m.finished_at = 0 ORDER BY m.received_at, m.id, r.idx");
+                              " FROM " DANEMTA_MESSAGE_TABLES
+                              " JOIN recipients r ON r.message_id = m.id WHERE m.id IN "
+                              "(SELECT message_id FROM recipients WHERE state = 'pending') "
+                              "ORDER BY m.received_at, m.id, r.idx");
   if (!stmt) return tl::unexpected(stmt.error());
   Query q(*stmt);
   for (;;) {
@@ -895,8 +926,8 @@ Result<Counts> SqliteSpool::counts() {
   if (auto r = tx.begin(false); !r) return tl::unexpected(r.error());
   Counts c;
   auto stmt = statement(
-      "SELECT (SELECT COUNT(*) FROM messages WHERE finished_at = 0), "
-      "(SELECT COUNT(*) FROM messages WHERE finished_at > 0), "
+      "SELECT (SELECT COUNT(DISTINCT message_id) FROM recipients WHERE state = 'pending'), "
+      "(SELECT COUNT(*) FROM messages), "
       "(SELECT COUNT(DISTINCT message_id) FROM recipients WHERE state = 'pending' AND held = 1 "
       "AND message_id NOT IN (SELECT message_id FROM recipients WHERE state = 'pending' AND "
       "held = 0))");
@@ -904,7 +935,7 @@ Result<Counts> SqliteSpool::counts() {
   Query q(*stmt);
   if (q.step() != SQLITE_ROW) return db_error("count messages");
   c.unfinished = static_cast<std::size_t>(q.int64(0));
-  c.finished = static_cast<std::size_t>(q.int64(1));
+  c.finished = static_cast<std::size_t>(q.int64(1)) - c.unfinished;
   c.held = static_cast<std::size_t>(q.int64(2));
   if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
   return c;
@@ -918,7 +949,7 @@ Result<std::vector<SqliteSpool::Selected>> SqliteSpool::select_pending(
   {
     auto stmt = statement(
         "SELECT idx, held, next_attempt_at FROM recipients "
-        "WHERE message_id = ?1 AND state = 'pending' ORDER BY idx");
+        "WHERE message_id = ?1 AND +state = 'pending' ORDER BY idx");
     if (!stmt) return tl::unexpected(stmt.error());
     for (const std::string& id : ids) {
       auto found = exists(id);
@@ -1063,22 +1094,15 @@ Result<Removal> SqliteSpool::remove(const Selector& selector) {
         for (const Selected& s : *selected) doomed.insert(s.message_id);
       }
     }
-    auto body = statement("SELECT body_file FROM messages WHERE id = ?1");
     auto erase = statement("DELETE FROM messages WHERE id = ?1");
-    if (!body) return tl::unexpected(body.error());
     if (!erase) return tl::unexpected(erase.error());
     for (const std::string& id : doomed) {
-      {
-        Query q(*body);
-        q.bind(1, id);
-        if (q.step() != SQLITE_ROW) return db_error("remove");
-        if (q.int64(0) != 0) files.push_back(id);
-      }
       Query q(*erase);
       q.bind(1, id);
       if (q.step() != SQLITE_DONE) return db_error("remove");
       removal.removed.push_back(id);
     }
+    files = removal.removed;
     if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
   }
   // Files go only once their rows are gone: a crash in between leaves an
@@ -1093,17 +1117,16 @@ Result<std::size_t> SqliteSpool::purge_finished(Time finished_by, std::size_t li
     const std::size_t batch = std::min(limit - purged, kPurgeBatch);
     if (batch == 0) break;
     bool more = false;
-    std::vector<std::string> files;
-    std::size_t removed = 0;
+    std::vector<std::string> removed;
     {
       std::lock_guard lock(mutex_);
       Transaction tx(*this);
       if (auto r = tx.begin(true); !r) return tl::unexpected(r.error());
-      std::vector<std::pair<std::string, bool>> candidates;
+      std::vector<std::string> candidates;
       {
         auto stmt = statement(
-            "SELECT id, body_file FROM messages WHERE finished_at > 0 AND finished_at <= ?1 "
-            "ORDER BY finished_at LIMIT ?2");
+            "SELECT message_id FROM finished WHERE finished_at <= ?1 ORDER BY finished_at "
+            "LIMIT ?2");
         if (!stmt) return tl::unexpected(stmt.error());
         Query q(*stmt);
         q.bind(1, finished_by).bind(2, static_cast<std::int64_t>(batch));
@@ -1111,41 +1134,41 @@ Result<std::size_t> SqliteSpool::purge_finished(Time finished_by, std::size_t li
           const int rc = q.step();
           if (rc == SQLITE_DONE) break;
           if (rc != SQLITE_ROW) return db_error("purge finished messages");
-          candidates.emplace_back(q.text(0), q.int64(1) != 0);
+          candidates.push_back(q.text(0));
         }
       }
       // The pending check again, so that nothing with a recipient left to
-      // try is ever removed whatever finished_at says (such a message is
+      // try is ever removed whatever `finished` says (such a message is
       // marked unfinished instead).
       auto erase = statement(
           "DELETE FROM messages WHERE id = ?1 AND NOT EXISTS "
-          "(SELECT 1 FROM recipients r WHERE r.message_id = ?1 AND r.state = 'pending')");
-      auto unfinish = statement("UPDATE messages SET finished_at = 0 WHERE id = ?1");
+          "(SELECT 1 FROM recipients r WHERE r.message_id = ?1 AND +r.state = 'pending')");
+      auto unfinish = statement("DELETE FROM finished WHERE message_id = ?1");
       if (!erase) return tl::unexpected(erase.error());
       if (!unfinish) return tl::unexpected(unfinish.error());
-      for (const auto& [id, body_file] : candidates) {
+      for (const std::string& id : candidates) {
         Query q(*erase);
         q.bind(1, id);
         if (q.step() != SQLITE_DONE) return db_error("purge finished messages");
-        if (sqlite3_changes(db_.get()) == 0) {
-          Query u(*unfinish);
-          u.bind(1, id);
-          if (u.step() != SQLITE_DONE) return db_error("purge finished messages");
+        if (sqlite3_changes(db_.get()) > 0) {
+          removed.push_back(id);
           continue;
         }
-        ++removed;
-        if (body_file) files.push_back(id);
+        Query u(*unfinish);
+        u.bind(1, id);
+        if (u.step() != SQLITE_DONE) return db_error("purge finished messages");
       }
       if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
       more = candidates.size() == batch;
     }
     // Files go only once their rows are gone (see remove()).
-    remove_body_files(files);
-    purged += removed;
+    remove_body_files(removed);
+    purged += removed.size();
     if (!more) break;
   }
   return purged;
 }
+
 }  // namespace
 
 Result<std::unique_ptr<Spool>> open_sqlite_spool(const std::string& path, std::size_t inline_max) {

@@ -521,10 +521,9 @@ TEST_F(QueueTest, SchemaTwoSpoolIsMigratedToTheCurrentOne) {
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   char* error = nullptr;
   const int rc = sqlite3_exec(db,
-                              "DROP INDEX messages_finished;"
+                              "DROP TABLE finished;"
                               "DROP INDEX recipients_due;"
                               "CREATE INDEX recipients_due ON recipients(state, next_attempt_at);"
-                              "ALTER TABLE messages DROP COLUMN finished_at;"
                               "ALTER TABLE recipients DROP COLUMN held;"
                               "ALTER TABLE messages DROP COLUMN received_ms;"
                               "ALTER TABLE recipients DROP COLUMN delay_warned;"
