@@ -61,6 +61,8 @@ struct RecipientStatus {
   // that is never picked for delivery until released.
   bool held = false;
   int attempts = 0;
+  // Pending: when the next attempt is due. Delivered or bounced: when it
+  // became so (recorded since spool schema 6; before: its message's arrival).
   Time next_attempt_at = 0;
   std::string last_dsn;         // "4.7.323"
   std::string last_diagnostic;  // reason or server reply of the last attempt
@@ -90,9 +92,9 @@ struct MessageInfo {
   std::int64_t received_ms = 0;  // NewMessage::received_ms (0: unknown)
   std::string received_from;
   std::size_t size = 0;
-  // When the last pending recipient was delivered or bounced; 0 while one is
-  // pending. Finished messages are removed once this is old enough
-  // (purge_finished).
+  // When the last pending recipient was delivered or bounced (the latest of
+  // the recipients' times); 0 while one is pending. Finished messages are
+  // removed once this is old enough (purge_finished).
   Time finished_at = 0;
   std::vector<RecipientStatus> recipients;
   bool finished() const;  // no recipient pending (every one delivered or bounced)
@@ -218,10 +220,11 @@ class Spool {
   virtual Result<std::string> data(const std::string& message_id) = 0;
 
   // Records one attempt's results durably (each update increments that
-  // recipient's attempt count; a recipient's hold is left as it is). All or
-  // nothing: an unknown message or recipient index is a permanent error and
-  // changes nothing. Returns whether the message is now finished (no
-  // recipient pending); the first time it is, its finished_at becomes `now`.
+  // recipient's attempt count). A recipient left pending keeps its hold; one
+  // delivered or bounced is no longer held and keeps `now` as when it
+  // finished (RecipientStatus::next_attempt_at). All or nothing: an unknown
+  // message or recipient index is a permanent error and changes nothing.
+  // Returns whether the message is now finished (no recipient pending).
   virtual Result<bool> record(const std::string& message_id,
                               const std::vector<RecipientUpdate>& updates, Time now) = 0;
 
@@ -246,7 +249,8 @@ class Spool {
   virtual Result<Removal> remove(const Selector& selector) = 0;
 
   // Deletes up to `limit` messages that finished at or before `finished_by`
-  // (oldest first; never one with a pending recipient). Returns how many.
+  // (every recipient delivered or bounced by then; never one with a pending
+  // recipient). Returns how many.
   virtual Result<std::size_t> purge_finished(Time finished_by, std::size_t limit) = 0;
 };
 

@@ -96,25 +96,25 @@ PRAGMA user_version = 5;
 )sql";
 
 // v6: operator holds (a held recipient is never due: due recipients are
-// found by (state, held, next attempt)) and when each finished message
-// finished (its last pending recipient delivered or bounced), in a table of
-// its own so that marking a message finished never rewrites its row and
-// text. A message already finished is taken to have finished when it
-// arrived (its attempts' times were not kept): the relay's retention may
-// remove it at its first pass. messages_age covers id and received_at, so
-// the migration never reads the texts.
+// found by (state, held, next attempt)), and for a delivered or bounced
+// recipient next_attempt_at holds when it became so, which costs no write
+// beyond the result itself: a message is finished when no recipient is
+// pending, at the latest of its recipients' times, and finished messages
+// are found for removal through the same index. Rows written before held 0
+// there; such a recipient is taken to have finished when its message
+// arrived (a temporary table of arrivals from the messages_age index, so
+// the migration never reads the texts).
 constexpr const char* kSchemaV6 = R"sql(
 ALTER TABLE recipients ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
 DROP INDEX recipients_due;
+CREATE TEMP TABLE arrivals (id TEXT PRIMARY KEY NOT NULL, received_at INTEGER NOT NULL)
+  WITHOUT ROWID;
+INSERT INTO temp.arrivals SELECT id, received_at FROM messages;
+UPDATE recipients SET next_attempt_at =
+  MAX(1, COALESCE((SELECT received_at FROM temp.arrivals a WHERE a.id = recipients.message_id), 1))
+  WHERE state != 'pending';
+DROP TABLE temp.arrivals;
 CREATE INDEX recipients_due ON recipients(state, held, next_attempt_at);
-CREATE TABLE finished (
-  message_id  TEXT PRIMARY KEY NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
-  finished_at INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX finished_age ON finished(finished_at);
-INSERT INTO finished (message_id, finished_at)
-  SELECT id, MAX(received_at, 1) FROM messages WHERE NOT EXISTS
-  (SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND +r.state = 'pending');
 PRAGMA user_version = 6;
 )sql";
 
@@ -754,17 +754,20 @@ Result<bool> SqliteSpool::record(const std::string& message_id,
     if (!found) return tl::unexpected(found.error());
     if (!*found) return usage_error("record: no message " + message_id);
   }
+  // A delivered or bounced recipient keeps when it became so in
+  // next_attempt_at (never 0) and is no longer held.
   auto update = statement(
       "UPDATE recipients SET state = ?3, next_attempt_at = ?4, last_dsn = ?5, "
       "last_diagnostic = ?6, last_outcome = ?7, attempts = attempts + 1, "
-      "delay_warned = MAX(delay_warned, ?8) WHERE message_id = ?1 AND idx = ?2");
+      "delay_warned = MAX(delay_warned, ?8), held = CASE WHEN ?3 = 'pending' THEN held ELSE 0 "
+      "END WHERE message_id = ?1 AND idx = ?2");
   if (!update) return tl::unexpected(update.error());
   for (const RecipientUpdate& u : updates) {
     Query q(*update);
     q.bind(1, message_id)
         .bind(2, static_cast<std::int64_t>(u.index))
         .bind(3, state_text(u.state))
-        .bind(4, u.next_attempt_at)
+        .bind(4, u.state == RecipientState::pending ? u.next_attempt_at : std::max<Time>(now, 1))
         .bind(5, u.dsn)
         .bind(6, u.diagnostic)
         .bind(7, u.outcome)
@@ -775,8 +778,6 @@ Result<bool> SqliteSpool::record(const std::string& message_id,
                          std::to_string(u.index));
     }
   }
-  // Finished: a row in `finished` with the first time it was seen so
-  // (never 0, which means unfinished); unfinished: none.
   bool finished = false;
   {
     auto stmt = statement(
@@ -787,20 +788,6 @@ Result<bool> SqliteSpool::record(const std::string& message_id,
     q.bind(1, message_id);
     if (q.step() != SQLITE_ROW) return db_error("record");
     finished = q.int64(0) != 0;
-  }
-  if (finished) {
-    auto stmt = statement(
-        "INSERT OR IGNORE INTO finished (message_id, finished_at) VALUES (?1, MAX(?2, 1))");
-    if (!stmt) return tl::unexpected(stmt.error());
-    Query q(*stmt);
-    q.bind(1, message_id).bind(2, now);
-    if (q.step() != SQLITE_DONE) return db_error("record");
-  } else {
-    auto stmt = statement("DELETE FROM finished WHERE message_id = ?1");
-    if (!stmt) return tl::unexpected(stmt.error());
-    Query q(*stmt);
-    q.bind(1, message_id);
-    if (q.step() != SQLITE_DONE) return db_error("record");
   }
   if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
   return finished;
@@ -828,11 +815,8 @@ Result<RecipientStatus> SqliteSpool::read_recipient(const Query& q, int c) {
   "r.address, r.domain, r.state, r.attempts, r.next_attempt_at, r.last_dsn, " \
   "r.last_diagnostic, r.last_outcome, r.held"
 // The columns read_message() reads, in its order.
-#define DANEMTA_MESSAGE_COLUMNS                                                \
-  "m.id, m.mail_from, m.received_at, m.received_from, m.size, m.received_ms, " \
-  "COALESCE(f.finished_at, 0)"
-// The tables those columns come from.
-#define DANEMTA_MESSAGE_TABLES "messages m LEFT JOIN finished f ON f.message_id = m.id"
+#define DANEMTA_MESSAGE_COLUMNS \
+  "m.id, m.mail_from, m.received_at, m.received_from, m.size, m.received_ms"
 
 MessageInfo read_message(const Query& q) {
   MessageInfo m;
@@ -842,8 +826,15 @@ MessageInfo read_message(const Query& q) {
   m.received_from = q.text(3);
   m.size = static_cast<std::size_t>(q.int64(4));
   m.received_ms = q.int64(5);
-  m.finished_at = q.int64(6);
   return m;
+}
+
+// A finished message finished when its last recipient did (see kSchemaV6).
+void set_finished_at(MessageInfo& m) {
+  m.finished_at = 0;
+  if (!m.finished()) return;
+  for (const RecipientStatus& r : m.recipients)
+    m.finished_at = std::max(m.finished_at, r.next_attempt_at);
 }
 
 Result<std::vector<RecipientStatus>> SqliteSpool::recipients_of(const std::string& message_id) {
@@ -870,7 +861,8 @@ Result<std::optional<MessageInfo>> SqliteSpool::info(const std::string& message_
   if (auto r = tx.begin(false); !r) return tl::unexpected(r.error());
   MessageInfo m;
   {
-    auto stmt = statement("SELECT " DANEMTA_MESSAGE_COLUMNS " FROM " DANEMTA_MESSAGE_TABLES
+    auto stmt = statement("SELECT " DANEMTA_MESSAGE_COLUMNS
+                          " FROM messages m"
                           " WHERE m.id = ?1");
     if (!stmt) return tl::unexpected(stmt.error());
     Query q(*stmt);
@@ -883,6 +875,7 @@ Result<std::optional<MessageInfo>> SqliteSpool::info(const std::string& message_
   auto recipients = recipients_of(message_id);
   if (!recipients) return tl::unexpected(recipients.error());
   m.recipients = std::move(*recipients);
+  set_finished_at(m);
   if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
   return std::optional<MessageInfo>(std::move(m));
 }
@@ -897,11 +890,11 @@ Result<std::vector<MessageInfo>> SqliteSpool::list(bool finished_too) {
   std::vector<MessageInfo> out;
   auto stmt = finished_too
                   ? statement("SELECT " DANEMTA_MESSAGE_COLUMNS ", " DANEMTA_RECIPIENT_COLUMNS
-                              " FROM " DANEMTA_MESSAGE_TABLES
+                              " FROM messages m"
                               " JOIN recipients r ON r.message_id = m.id "
                               "ORDER BY m.received_at, m.id, r.idx")
                   : statement("SELECT " DANEMTA_MESSAGE_COLUMNS ", " DANEMTA_RECIPIENT_COLUMNS
-                              " FROM " DANEMTA_MESSAGE_TABLES
+                              " FROM messages m"
                               " JOIN recipients r ON r.message_id = m.id WHERE m.id IN "
                               "(SELECT message_id FROM recipients WHERE state = 'pending') "
                               "ORDER BY m.received_at, m.id, r.idx");
@@ -912,11 +905,12 @@ Result<std::vector<MessageInfo>> SqliteSpool::list(bool finished_too) {
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_ROW) return db_error("list");
     if (out.empty() || out.back().id != q.text(0)) out.push_back(read_message(q));
-    auto r = read_recipient(q, 7);
+    auto r = read_recipient(q, 6);
     if (!r) return tl::unexpected(r.error());
     out.back().recipients.push_back(std::move(*r));
   }
   if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
+  for (MessageInfo& m : out) set_finished_at(m);
   return out;
 }
 
@@ -1111,22 +1105,25 @@ Result<Removal> SqliteSpool::remove(const Selector& selector) {
   return removal;
 }
 
+// Finished messages are found through recipients_due: recipients
+// delivered or bounced at or before `finished_by` (never held), whose
+// message has no recipient pending and none finished later.
 Result<std::size_t> SqliteSpool::purge_finished(Time finished_by, std::size_t limit) {
   std::size_t purged = 0;
   for (;;) {
     const std::size_t batch = std::min(limit - purged, kPurgeBatch);
     if (batch == 0) break;
-    bool more = false;
     std::vector<std::string> removed;
     {
       std::lock_guard lock(mutex_);
       Transaction tx(*this);
       if (auto r = tx.begin(true); !r) return tl::unexpected(r.error());
-      std::vector<std::string> candidates;
       {
         auto stmt = statement(
-            "SELECT message_id FROM finished WHERE finished_at <= ?1 ORDER BY finished_at "
-            "LIMIT ?2");
+            "SELECT DISTINCT r.message_id FROM recipients r WHERE r.state IN ('delivered', "
+            "'bounced') AND r.held = 0 AND r.next_attempt_at <= ?1 AND NOT EXISTS (SELECT 1 FROM "
+            "recipients o WHERE o.message_id = r.message_id AND (+o.state = 'pending' OR "
+            "+o.next_attempt_at > ?1)) LIMIT ?2");
         if (!stmt) return tl::unexpected(stmt.error());
         Query q(*stmt);
         q.bind(1, finished_by).bind(2, static_cast<std::int64_t>(batch));
@@ -1134,37 +1131,22 @@ Result<std::size_t> SqliteSpool::purge_finished(Time finished_by, std::size_t li
           const int rc = q.step();
           if (rc == SQLITE_DONE) break;
           if (rc != SQLITE_ROW) return db_error("purge finished messages");
-          candidates.push_back(q.text(0));
+          removed.push_back(q.text(0));
         }
       }
-      // The pending check again, so that nothing with a recipient left to
-      // try is ever removed whatever `finished` says (such a message is
-      // marked unfinished instead).
-      auto erase = statement(
-          "DELETE FROM messages WHERE id = ?1 AND NOT EXISTS "
-          "(SELECT 1 FROM recipients r WHERE r.message_id = ?1 AND +r.state = 'pending')");
-      auto unfinish = statement("DELETE FROM finished WHERE message_id = ?1");
+      auto erase = statement("DELETE FROM messages WHERE id = ?1");
       if (!erase) return tl::unexpected(erase.error());
-      if (!unfinish) return tl::unexpected(unfinish.error());
-      for (const std::string& id : candidates) {
+      for (const std::string& id : removed) {
         Query q(*erase);
         q.bind(1, id);
         if (q.step() != SQLITE_DONE) return db_error("purge finished messages");
-        if (sqlite3_changes(db_.get()) > 0) {
-          removed.push_back(id);
-          continue;
-        }
-        Query u(*unfinish);
-        u.bind(1, id);
-        if (u.step() != SQLITE_DONE) return db_error("purge finished messages");
       }
       if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
-      more = candidates.size() == batch;
     }
     // Files go only once their rows are gone (see remove()).
     remove_body_files(removed);
     purged += removed.size();
-    if (!more) break;
+    if (removed.size() < batch) break;
   }
   return purged;
 }

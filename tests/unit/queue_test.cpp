@@ -521,7 +521,6 @@ TEST_F(QueueTest, SchemaTwoSpoolIsMigratedToTheCurrentOne) {
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   char* error = nullptr;
   const int rc = sqlite3_exec(db,
-                              "DROP TABLE finished;"
                               "DROP INDEX recipients_due;"
                               "CREATE INDEX recipients_due ON recipients(state, next_attempt_at);"
                               "ALTER TABLE recipients DROP COLUMN held;"
