@@ -48,10 +48,6 @@ queue::Time wall_clock() {
   return static_cast<queue::Time>(std::time(nullptr));
 }
 
-std::string time_text(queue::Time t) {
-  return t == 0 ? "-" : utc_time(t, "%Y-%m-%d %H:%M:%S");
-}
-
 // The host name in the log's syslog-style prefix: the relay's own name.
 std::string log_hostname(const config::Config& cfg) {
   return cfg.relay.hostname.empty() ? local_hostname() : cfg.relay.hostname;
@@ -345,102 +341,6 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
   io.run();
   notice("danemta relay: stopped");
   return 0;
-}
-
-int run_queue(const config::Config& cfg, const QueueOptions& o) {
-  auto opened = queue::open_sqlite_spool(cfg.relay.spool);
-  if (!opened) {
-    std::cerr << "danemta queue: " << opened.error().message << "\n";
-    return 2;
-  }
-  queue::Spool& spool = **opened;
-
-  auto print = [](const queue::MessageInfo& m) {
-    std::cout << std::left << std::setw(16) << m.id << " " << std::right << std::setw(9) << m.size
-              << "  " << time_text(m.received_at) << "  <" << m.mail_from << ">\n";
-    for (const queue::RecipientStatus& r : m.recipients) {
-      std::cout << "    <" << r.address << ">  " << queue::to_string(r.state)
-                << "  attempts=" << r.attempts;
-      if (r.state == queue::RecipientState::pending)
-        std::cout << "  next=" << time_text(r.next_attempt_at);
-      if (!r.last_dsn.empty()) std::cout << "  " << r.last_dsn;
-      if (!r.last_outcome.empty()) std::cout << " " << r.last_outcome;
-      if (!r.last_diagnostic.empty()) std::cout << ": " << r.last_diagnostic;
-      std::cout << "\n";
-    }
-  };
-
-  if (o.action == "list") {
-    auto all = spool.list();
-    if (!all) {
-      std::cerr << "danemta queue: " << all.error().message << "\n";
-      return 2;
-    }
-    std::size_t pending = 0;
-    for (const queue::MessageInfo& m : *all) {
-      print(m);
-      if (!m.finished()) ++pending;
-    }
-    std::cout << "-- " << all->size() << " message(s), " << pending << " with pending recipients\n";
-    return 0;
-  }
-  if (o.action == "show") {
-    auto m = spool.info(o.id);
-    if (!m) {
-      std::cerr << "danemta queue: " << m.error().message << "\n";
-      return 2;
-    }
-    if (!*m) {
-      std::cerr << "danemta queue: no message " << o.id << "\n";
-      return 1;
-    }
-    print(**m);
-    return 0;
-  }
-  if (o.action == "flush") {
-    auto n = spool.flush(o.id, wall_clock());
-    if (!n) {
-      std::cerr << "danemta queue: " << n.error().message << "\n";
-      return 2;
-    }
-    std::cout << *n << " recipient(s) due now; a running relay picks them up within seconds\n";
-    return 0;
-  }
-  if (o.action == "delete") {
-    auto gone = spool.remove(o.id);
-    if (!gone) {
-      std::cerr << "danemta queue: " << gone.error().message << "\n";
-      return 2;
-    }
-    if (!*gone) {
-      std::cerr << "danemta queue: no message " << o.id << "\n";
-      return 1;
-    }
-    std::cout << o.id << ": deleted\n";
-    // Postfix's postsuper logs deletions; with [relay] log = "syslog" this
-    // line joins the relay's log (on standard output it would reach only the
-    // operator's terminal, which has the line above).
-    if (cfg.relay.log == config::RelayConfig::LogTo::syslog) {
-      logging::Logger log(logging::options_for(cfg.relay, log_hostname(cfg)), std::cout);
-      logging::Event e;
-      e.id = o.id;
-      e.kind = "deleted";
-      e.lines.push_back({logging::Program::postsuper, o.id + ": removed"});
-      log.write(e);
-    }
-    return 0;
-  }
-  if (o.action == "purge") {
-    auto n = spool.purge_finished();
-    if (!n) {
-      std::cerr << "danemta queue: " << n.error().message << "\n";
-      return 2;
-    }
-    std::cout << *n << " finished message(s) removed\n";
-    return 0;
-  }
-  std::cerr << "danemta queue: unknown action " << o.action << "\n";
-  return 2;
 }
 
 int run_send(const config::Config& cfg, const SendOptions& o) {

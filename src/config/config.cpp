@@ -608,6 +608,9 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
       } else if (k == "queue_lifetime_seconds") {
         if (auto r = seconds(k, node, 1, 30L * 86400, rc.queue_lifetime); !r)
           return tl::unexpected(r.error());
+      } else if (k == "finished_retention_seconds") {
+        if (auto r = seconds(k, node, 0, 365L * 86400, rc.finished_retention); !r)
+          return tl::unexpected(r.error());
       } else if (k == "min_backoff_seconds") {
         if (auto r = seconds(k, node, 1, 86400, rc.min_backoff); !r)
           return tl::unexpected(r.error());

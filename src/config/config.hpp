@@ -129,6 +129,12 @@ struct RelayConfig {
   std::string spool = "/var/spool/danemta/queue.db";
   std::string hostname;  // greeting and bounces; empty: this host's name
   std::chrono::seconds queue_lifetime{5 * 24 * 3600};
+  // How long a finished message (every recipient delivered or bounced, its
+  // bounce already queued) stays in the spool for `danemta queue show`
+  // before the relay removes it (0: at its next pass). A day: enough to
+  // look at today's mail, while the spool stays the size of a day's traffic
+  // (the log keeps the record for longer).
+  std::chrono::seconds finished_retention{24 * 3600};
   // A recipient still deferred this long after arrival gets the sender one
   // RFC 3464 "delayed" notice (0: never).
   std::chrono::seconds delay_warning{4 * 3600};

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -115,6 +116,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
         now(std::move(now_)),
         tls_context(asio::ssl::context::tls_client),
         timer(io_),
+        retention_timer(io_),
         rng(std::random_device{}()),
         sessions(io_, cache_limits(cfg)) {
     hostname = cfg.relay.hostname.empty() ? local_hostname() : cfg.relay.hostname;
@@ -147,6 +149,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   std::shared_ptr<asio::ssl::context> server_tls;
   std::shared_ptr<const auth::Credentials> credentials;
   asio::steady_timer timer;
+  asio::steady_timer retention_timer;  // the next pass of retention()
   std::mt19937 rng;
   // Authenticated sessions kept open between attempts ([delivery]
   // connection_cache_seconds); handed on only under an identical plan.
@@ -592,16 +595,13 @@ void storage_warning(Relay::Impl& r, const std::string& problem) {
 // Writes `updates` for message `id` and tells whether the message is now
 // finished (no recipient pending). Runs on the spool's worker thread.
 Result<bool> write_results(queue::Spool& spool, const std::string& id,
-                           const std::vector<queue::RecipientUpdate>& updates) {
-  if (auto stored = spool.record(id, updates); !stored) return tl::unexpected(stored.error());
-  for (const queue::RecipientUpdate& u : updates)
-    if (u.state == queue::RecipientState::pending) return false;
-  auto info = spool.info(id);
-  return info && *info && (*info)->finished();
+                           const std::vector<queue::RecipientUpdate>& updates, queue::Time now) {
+  return spool.record(id, updates, now);
 }
 
 // Postfix's qmgr "removed": the message has no recipient left to try (it
-// stays in the spool for `danemta queue show` until purged).
+// stays in the spool for `danemta queue show` for [relay]
+// finished_retention_seconds, see retention()).
 void log_removed(Relay::Impl& r, const std::string& id) {
   logging::Event e;
   e.id = id;
@@ -616,8 +616,9 @@ void log_removed(Relay::Impl& r, const std::string& id) {
 // (DESIGN.md section 8: a failed state write never means "deliver again").
 awaitable<void> record(ImplPtr r, std::string id, std::vector<queue::RecipientUpdate> updates) {
   if (updates.empty()) co_return;
-  const std::function<Result<bool>()> write = [r, &id, &updates]() {
-    return write_results(r->spool, id, updates);
+  const queue::Time now = r->now();
+  const std::function<Result<bool>()> write = [r, &id, &updates, now]() {
+    return write_results(r->spool, id, updates, now);
   };
   Result<bool> stored = co_await r->blocking(write);
   if (stored) {
@@ -639,10 +640,12 @@ awaitable<void> record(ImplPtr r, std::string id, std::vector<queue::RecipientUp
 // Tries to write every held result; true when none is left.
 awaitable<bool> write_unrecorded(ImplPtr r) {
   const auto held = r->unrecorded;
-  const std::function<std::vector<std::pair<std::string, Result<bool>>>()> write = [r, &held]() {
+  const queue::Time now = r->now();
+  const std::function<std::vector<std::pair<std::string, Result<bool>>>()> write = [r, &held,
+                                                                                    now]() {
     std::vector<std::pair<std::string, Result<bool>>> out;
     for (const auto& [id, updates] : held) {
-      out.emplace_back(id, write_results(r->spool, id, updates));
+      out.emplace_back(id, write_results(r->spool, id, updates, now));
       if (!out.back().second && out.back().second.error().severity == Severity::transient) break;
     }
     return out;
@@ -814,6 +817,48 @@ awaitable<void> run_jobs(ImplPtr r, std::vector<queue::Job> jobs, std::string ro
 constexpr queue::Time kIdle = 5;
 // Messages one attempt may carry to one destination.
 constexpr std::size_t kBatch = 50;
+
+// Finished messages are removed [relay] finished_retention_seconds after
+// they finished, at most kRetentionBatch per spool call so that delivery's
+// spool calls get their turn on the worker thread in between. A pass runs
+// every kRetentionEvery seconds (every `retention` seconds when that is
+// shorter, at least every second) and goes on while full batches come back.
+constexpr std::size_t kRetentionBatch = 500;
+constexpr queue::Time kRetentionEvery = 60;
+
+awaitable<void> retention(ImplPtr r) {
+  while (!r->stopping) {
+    const queue::Time every =
+        std::clamp<queue::Time>(r->cfg.relay.finished_retention.count(), 1, kRetentionEvery);
+    r->retention_timer.expires_after(std::chrono::seconds(every));
+    co_await r->retention_timer.async_wait(asio::as_tuple(use_awaitable));
+    std::size_t removed = 0;
+    const queue::Time keep = r->cfg.relay.finished_retention.count();
+    while (!r->stopping) {
+      const queue::Time finished_by = r->now() - keep;
+      const std::function<Result<std::size_t>()> purge = [r, finished_by]() {
+        return r->spool.purge_finished(finished_by, kRetentionBatch);
+      };
+      Result<std::size_t> n = co_await r->blocking(purge);
+      if (!n) {
+        r->line(Program::qmgr, Level::warning, "",
+                "cannot remove finished messages (retried in " + std::to_string(every) +
+                    " s): " + n.error().message);
+        break;
+      }
+      removed += *n;
+      if (*n < kRetentionBatch) break;
+    }
+    if (removed == 0) continue;
+    logging::Event e;
+    e.kind = "retention";
+    e.fields = {{"removed", removed}, {"retention", keep}};
+    e.lines.push_back({Program::qmgr, "retention: removed " + std::to_string(removed) +
+                                          " finished message(s), finished over " +
+                                          std::to_string(keep) + " s ago"});
+    r->event(e);
+  }
+}
 
 awaitable<void> scheduler(ImplPtr r) {
   while (!r->stopping) {
@@ -1137,6 +1182,7 @@ Result<void> Relay::start() {
     }
   }
   asio::co_spawn(impl_->io, scheduler(impl_), asio::detached);
+  asio::co_spawn(impl_->io, retention(impl_), asio::detached);
   return {};
 }
 
@@ -1218,6 +1264,7 @@ void Relay::stop() {
     a.second->close(ec);
   }
   impl_->timer.cancel();
+  impl_->retention_timer.cancel();
 }
 
 void Relay::set_tlsrpt_store(tlsrpt::Store* store) {

@@ -194,6 +194,7 @@ allow = ["127.0.0.0/8", "::1", "192.0.2.0/24"]
 spool = "/tmp/q.db"
 hostname = "relay.example.net"
 queue_lifetime_seconds = 3600
+finished_retention_seconds = 0
 min_backoff_seconds = 10
 max_backoff_seconds = 60
 max_deliveries = 5
@@ -206,6 +207,15 @@ max_per_destination = 2
   EXPECT_EQ(r.allow[1], (Network{"::1", 128}));
   EXPECT_EQ(r.spool, "/tmp/q.db");
   EXPECT_EQ(r.queue_lifetime, std::chrono::seconds(3600));
+  EXPECT_EQ(r.finished_retention, std::chrono::seconds(0));
+  EXPECT_EQ(RelayConfig{}.finished_retention, std::chrono::seconds(86400)) << "a day by default";
+  for (const char* bad : {"-1", "31536001", "1.5", "\"1d\""}) {
+    auto refused = parse(std::string("[relay]\nfinished_retention_seconds = ") + bad + "\n");
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message.find("relay.finished_retention_seconds: must be"),
+              std::string::npos)
+        << refused.error().message;
+  }
   EXPECT_EQ(r.min_backoff, std::chrono::seconds(10));
   EXPECT_EQ(r.max_per_destination, 2u);
   EXPECT_FALSE(r.log_json);

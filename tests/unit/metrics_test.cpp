@@ -348,8 +348,8 @@ TEST(QueueCounts, ByStateAndTopDestinations) {
     queue::RecipientUpdate delivered{0, queue::RecipientState::delivered, 0, "2.0.0", "", ""};
     queue::RecipientUpdate later{1, queue::RecipientState::pending, 5000, "4.7.323", "", ""};
     queue::RecipientUpdate bounced{0, queue::RecipientState::bounced, 0, "5.1.1", "", ""};
-    ASSERT_TRUE(spool.record(first, {delivered, later}));
-    ASSERT_TRUE(spool.record(second, {bounced}));
+    ASSERT_TRUE(spool.record(first, {delivered, later}, 2500));
+    ASSERT_TRUE(spool.record(second, {bounced}, 2500));
 
     auto c = spool.counts(3000, 2);
     ASSERT_TRUE(c) << c.error().message;
