@@ -109,9 +109,11 @@ struct MessageInfo {
 // after removing one trailing dot: "example.org" never matches
 // "notexample.org" or "mail.example.org"), those with one of `addresses`
 // (the local part compared exactly, the domain as above), or with `all`
-// every one. The union of what is given; empty selects nothing.
+// every one. The union of what is given; empty selects nothing. (Every
+// member has an initialiser, so `Selector{.domains = {"example.org"}}`
+// leaves the others empty.)
 struct Selector {
-  std::vector<std::string> ids{};  // (initialisers: designated initialisation may skip any)
+  std::vector<std::string> ids{};
   std::vector<std::string> domains{};
   std::vector<std::string> addresses{};
   bool all = false;
