@@ -353,7 +353,7 @@ TEST(Metrics, FiguresMatchTheLabsDeliveries) {
   EXPECT_EQ(f.at("danemta_spool_writable"), 1);
 
   // What `danemta queue list` says agrees (the bounce is a message too).
-  lab::CommandResult list = setup.queue("list");
+  lab::CommandResult list = setup.queue("list --all");
   EXPECT_THAT(list.out, HasSubstr("-- 10 message(s), 3 with pending recipients")) << list.out;
   EXPECT_EQ(count(list.out, "  delivered  "), 6u) << list.out;
   EXPECT_EQ(count(list.out, "  bounced  "), 1u) << list.out;
