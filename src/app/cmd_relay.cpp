@@ -30,7 +30,10 @@
 
 #include "dns/unbound_resolver.hpp"
 #include "logging/logger.hpp"
+#include "metrics/registry.hpp"
+#include "metrics/server.hpp"
 #include "queue/spool.hpp"
+#include "relay/instruments.hpp"
 #include "relay/relay.hpp"
 #include "smtp/client.hpp"
 #include "tlsrpt/tlsrpt.hpp"
@@ -43,10 +46,6 @@ namespace {
 
 queue::Time wall_clock() {
   return static_cast<queue::Time>(std::time(nullptr));
-}
-
-std::string time_text(queue::Time t) {
-  return t == 0 ? "-" : utc_time(t, "%Y-%m-%d %H:%M:%S");
 }
 
 // The host name in the log's syslog-style prefix: the relay's own name.
@@ -144,6 +143,16 @@ asio::awaitable<void> report_schedule(std::string config_path, const config::Con
   }
 }
 
+// The monitoring endpoint on `listen` ([metrics] listen), serving the
+// relay's figures and health.
+Result<std::unique_ptr<metrics::Server>> open_monitor(asio::io_context& io, relay::Relay& relay,
+                                                      const std::string& listen) {
+  metrics::Site site;
+  site.metrics = [&relay]() { return relay.scrape(); };
+  site.unhealthy = [&relay]() { return relay.unhealthy(); };
+  return metrics::Server::start(io, listen, std::move(site));
+}
+
 }  // namespace
 
 int run_relay(const config::Config& cfg, const std::string& config_path) {
@@ -175,6 +184,10 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
   }
   for (const std::string& changed : make_state_private(cfg))
     notice("danemta relay: made private: " + changed);
+  // Figures are kept from the start, served or not: an endpoint opened by a
+  // reload shows them since the relay started.
+  metrics::Registry registry;
+  relay::declare_metrics(registry);
   asio::io_context io;
   auto resolver = dns::UnboundResolver::create(io, cfg.dns);
   if (!resolver) {
@@ -212,11 +225,25 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
       return 2;
     }
   }
-  relay::Relay relay(io, cfg, **resolver, **spool, log, wall_clock);
+  relay::MeteredResolver metered(**resolver, registry);
+  relay::Relay relay(io, cfg, metered, **spool, log, wall_clock);
   relay.set_tlsrpt_store(reports.get());
+  relay.set_metrics(&registry);
   if (auto started = relay.start(); !started) {
     std::cerr << "danemta relay: " << started.error().message << "\n";
     return 2;
+  }
+  // Bound before root is given up, like the SMTP listeners.
+  std::unique_ptr<metrics::Server> monitor;
+  std::string monitor_listen;  // the [metrics] listen value it serves
+  if (!cfg.metrics.listen.empty()) {
+    auto opened = open_monitor(io, relay, cfg.metrics.listen);
+    if (!opened) {
+      std::cerr << "danemta relay: metrics: " << opened.error().message << "\n";
+      return 2;
+    }
+    monitor = std::move(*opened);
+    monitor_listen = cfg.metrics.listen;
   }
   if (owner != nullptr) {
     if (auto dropped = drop_to(*owner); !dropped) {
@@ -238,6 +265,8 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
   }
   std::string where;
   for (const std::string& l : relay.listening()) where += (where.empty() ? "" : ", ") + l;
+  if (monitor)
+    notice("danemta relay: metrics on http://" + monitor->address() + "/metrics and /healthz");
   notice("danemta relay: listening on " + where + ", spool " + cfg.relay.spool);
 
   // SIGHUP: reload the configuration file, or keep the running one.
@@ -258,11 +287,30 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
           return;
         }
         const std::vector<std::string> changed = config::changes(running, *next);
-        if (changed.empty()) {
-          notice("danemta relay: SIGHUP: " + config_path + " unchanged");
-          return;
-        }
+        // Even an unchanged file is applied: the certificate and credential
+        // files it names are read again.
+        if (changed.empty()) notice("danemta relay: SIGHUP: " + config_path + " unchanged");
         for (const std::string& c : changed) notice("danemta relay: reload: " + c);
+        // [metrics] listen: the endpoint moves (or opens, or closes) now;
+        // one that could not be opened is tried again at the next reload.
+        if (next->metrics.listen != monitor_listen) {
+          if (monitor) {
+            notice("danemta relay: reload: metrics endpoint on " + monitor->address() + " closed");
+            monitor.reset();
+            monitor_listen.clear();
+          }
+          if (!next->metrics.listen.empty()) {
+            auto opened = open_monitor(io, relay, next->metrics.listen);
+            if (!opened) {
+              notice("danemta relay: reload: metrics: " + opened.error().message);
+            } else {
+              monitor = std::move(*opened);
+              monitor_listen = next->metrics.listen;
+              notice("danemta relay: reload: metrics on http://" + monitor->address() +
+                     "/metrics and /healthz");
+            }
+          }
+        }
         running = *next;
         for (const std::string& n : relay.reload(std::move(*next)))
           notice("danemta relay: reload: " + n);
@@ -293,102 +341,6 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
   io.run();
   notice("danemta relay: stopped");
   return 0;
-}
-
-int run_queue(const config::Config& cfg, const QueueOptions& o) {
-  auto opened = queue::open_sqlite_spool(cfg.relay.spool);
-  if (!opened) {
-    std::cerr << "danemta queue: " << opened.error().message << "\n";
-    return 2;
-  }
-  queue::Spool& spool = **opened;
-
-  auto print = [](const queue::MessageInfo& m) {
-    std::cout << std::left << std::setw(16) << m.id << " " << std::right << std::setw(9) << m.size
-              << "  " << time_text(m.received_at) << "  <" << m.mail_from << ">\n";
-    for (const queue::RecipientStatus& r : m.recipients) {
-      std::cout << "    <" << r.address << ">  " << queue::to_string(r.state)
-                << "  attempts=" << r.attempts;
-      if (r.state == queue::RecipientState::pending)
-        std::cout << "  next=" << time_text(r.next_attempt_at);
-      if (!r.last_dsn.empty()) std::cout << "  " << r.last_dsn;
-      if (!r.last_outcome.empty()) std::cout << " " << r.last_outcome;
-      if (!r.last_diagnostic.empty()) std::cout << ": " << r.last_diagnostic;
-      std::cout << "\n";
-    }
-  };
-
-  if (o.action == "list") {
-    auto all = spool.list();
-    if (!all) {
-      std::cerr << "danemta queue: " << all.error().message << "\n";
-      return 2;
-    }
-    std::size_t pending = 0;
-    for (const queue::MessageInfo& m : *all) {
-      print(m);
-      if (!m.finished()) ++pending;
-    }
-    std::cout << "-- " << all->size() << " message(s), " << pending << " with pending recipients\n";
-    return 0;
-  }
-  if (o.action == "show") {
-    auto m = spool.info(o.id);
-    if (!m) {
-      std::cerr << "danemta queue: " << m.error().message << "\n";
-      return 2;
-    }
-    if (!*m) {
-      std::cerr << "danemta queue: no message " << o.id << "\n";
-      return 1;
-    }
-    print(**m);
-    return 0;
-  }
-  if (o.action == "flush") {
-    auto n = spool.flush(o.id, wall_clock());
-    if (!n) {
-      std::cerr << "danemta queue: " << n.error().message << "\n";
-      return 2;
-    }
-    std::cout << *n << " recipient(s) due now; a running relay picks them up within seconds\n";
-    return 0;
-  }
-  if (o.action == "delete") {
-    auto gone = spool.remove(o.id);
-    if (!gone) {
-      std::cerr << "danemta queue: " << gone.error().message << "\n";
-      return 2;
-    }
-    if (!*gone) {
-      std::cerr << "danemta queue: no message " << o.id << "\n";
-      return 1;
-    }
-    std::cout << o.id << ": deleted\n";
-    // Postfix's postsuper logs deletions; with [relay] log = "syslog" this
-    // line joins the relay's log (on standard output it would reach only the
-    // operator's terminal, which has the line above).
-    if (cfg.relay.log == config::RelayConfig::LogTo::syslog) {
-      logging::Logger log(logging::options_for(cfg.relay, log_hostname(cfg)), std::cout);
-      logging::Event e;
-      e.id = o.id;
-      e.kind = "deleted";
-      e.lines.push_back({logging::Program::postsuper, o.id + ": removed"});
-      log.write(e);
-    }
-    return 0;
-  }
-  if (o.action == "purge") {
-    auto n = spool.purge_finished();
-    if (!n) {
-      std::cerr << "danemta queue: " << n.error().message << "\n";
-      return 2;
-    }
-    std::cout << *n << " finished message(s) removed\n";
-    return 0;
-  }
-  std::cerr << "danemta queue: unknown action " << o.action << "\n";
-  return 2;
 }
 
 int run_send(const config::Config& cfg, const SendOptions& o) {

@@ -1,5 +1,5 @@
-// `danemta relay`, `danemta queue ...` and `danemta send`: the daemon, its
-// queue tools and the local submission client.
+// `danemta relay` and `danemta send`: the daemon and the local submission
+// client (the queue tools are in cmd_queue.hpp).
 #pragma once
 
 #include <string>
@@ -12,12 +12,6 @@ namespace danemta::app {
 // Runs until SIGINT/SIGTERM; logs one line per event on stdout.
 // `config_path`: the file SIGHUP reloads ("" when none was given).
 int run_relay(const config::Config& cfg, const std::string& config_path);
-
-struct QueueOptions {
-  std::string action;  // list, show, flush, delete, purge
-  std::string id;
-};
-int run_queue(const config::Config& cfg, const QueueOptions& options);
 
 struct SendOptions {
   std::string from;

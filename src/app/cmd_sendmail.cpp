@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 
+#include "app/cmd_queue.hpp"
 #include "app/cmd_relay.hpp"
 #include "app/submit.hpp"
 #include "base/system.hpp"
@@ -131,8 +132,11 @@ int run_sendmail(const std::vector<std::string>& args, const std::string& given_
     cfg = std::move(*loaded);
   }
 
-  if (mailq || o.mode == Mode::queue_list) return run_queue(cfg, QueueOptions{"list", ""});
-  if (o.mode == Mode::flush) return run_queue(cfg, QueueOptions{"flush", ""});
+  if (mailq || o.mode == Mode::queue_list || o.mode == Mode::flush) {
+    QueueOptions queue;
+    queue.action = mailq || o.mode == Mode::queue_list ? "list" : "flush";
+    return run_queue(cfg, queue);
+  }
 
   const std::string domain = cfg.sendmail_domain(local_hostname());
   const std::string host = cfg.relay.hostname.empty() ? local_hostname() : cfg.relay.hostname;

@@ -8,6 +8,8 @@
 
 #include "app/cmd_check.hpp"
 #include "app/cmd_deliver.hpp"
+#include "app/cmd_passwd.hpp"
+#include "app/cmd_queue.hpp"
 #include "app/cmd_relay.hpp"
 #include "app/cmd_sendmail.hpp"
 #include "app/cmd_tlsa.hpp"
@@ -151,14 +153,7 @@ int main(int argc, char** argv) {
       "relay", "run the relay: accept local submissions, queue durably, deliver with DANE");
 
   app::QueueOptions queue_opts;
-  CLI::App* cmd_queue =
-      app.add_subcommand("queue",
-                         "inspect and manage the queue: list, show ID, flush [ID], "
-                         "delete ID, purge");
-  cmd_queue->add_option("action", queue_opts.action, "list, show, flush, delete or purge")
-      ->required()
-      ->check(CLI::IsMember({"list", "show", "flush", "delete", "purge"}));
-  cmd_queue->add_option("id", queue_opts.id, "queue id");
+  CLI::App* cmd_queue = app::add_queue_command(app, queue_opts);
 
   app::SendOptions send;
   CLI::App* cmd_send =
@@ -166,6 +161,11 @@ int main(int argc, char** argv) {
   cmd_send->add_option("-f,--from", send.from, "envelope sender");
   cmd_send->add_option("recipients", send.recipients, "recipient addresses")->required();
   cmd_send->add_option("--file", send.message_file, "message file instead of standard input");
+
+  std::string passwd_user;
+  CLI::App* cmd_passwd = app.add_subcommand(
+      "passwd", "print a [relay] credentials_file line for SMTP AUTH (password on standard input)");
+  cmd_passwd->add_option("user", passwd_user, "the user name clients give to AUTH")->required();
 
   // Listed for --help only: main() hands `sendmail` over before CLI11 parses.
   app.add_subcommand("sendmail",
@@ -200,6 +200,9 @@ int main(int argc, char** argv) {
     std::cerr << "danemta: " << e.what() << " (see danemta --help)\n";
     return 2;
   }
+
+  // Needs no configuration.
+  if (cmd_passwd->parsed()) return app::run_passwd(passwd_user);
 
   // Without --config: the installed file. The relay needs one (it would
   // otherwise run on built-in defaults nobody chose); the other commands use
@@ -274,13 +277,7 @@ int main(int argc, char** argv) {
     }
   }
   if (cmd_tlsrpt_send->parsed()) return app::run_tlsrpt(cfg, tlsrpt);
-  if (cmd_queue->parsed()) {
-    if ((queue_opts.action == "show" || queue_opts.action == "delete") && queue_opts.id.empty()) {
-      std::cerr << "danemta queue " << queue_opts.action << ": give a queue id\n";
-      return 2;
-    }
-    return app::run_queue(cfg, queue_opts);
-  }
+  if (cmd_queue->parsed()) return app::run_queue(cfg, queue_opts);
   if (cmd_send->parsed()) return app::run_send(cfg, send);
   if (cmd_tlsa->parsed()) {
     tlsa.port = static_cast<std::uint16_t>(tlsa_port);

@@ -205,7 +205,10 @@ Result<void> check_readable_later(const config::Config& cfg, const std::string& 
   const std::pair<const char*, std::string> files[] = {
       {"[dns] trust_anchor_file", cfg.dns.trust_anchor_file},
       {"[tlsrpt] dkim_key_file", cfg.tlsrpt.dkim_key_file},
-      {"[tlsrpt] https_ca_file", cfg.tlsrpt.https_ca_file}};
+      {"[tlsrpt] https_ca_file", cfg.tlsrpt.https_ca_file},
+      {"[relay] tls_cert_file", cfg.relay.tls_cert_file},
+      {"[relay] tls_key_file", cfg.relay.tls_key_file},
+      {"[relay] credentials_file", cfg.relay.credentials_file}};
   for (const auto& [key, path] : files) {
     if (path.empty()) continue;
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

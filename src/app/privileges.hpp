@@ -84,7 +84,8 @@ Result<void> drop_to(const Account& a);
 
 // The files the relay reads while it runs (the trust anchor file, the DKIM
 // key, the https CA file; libunbound reads the trust anchor only when the
-// first query starts): each must open for reading now, as the account the
+// first query starts; the STARTTLS certificate and key and the AUTH
+// credentials, read again on SIGHUP): each must open for reading now, as the account the
 // relay runs as, or the error names the file and the fix. `who` names that
 // account in the message.
 Result<void> check_readable_later(const config::Config& cfg, const std::string& who);

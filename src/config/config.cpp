@@ -198,10 +198,35 @@ std::string Config::sendmail_domain(std::string_view host_name) const {
   return normalize_domain(host_name);
 }
 
+std::string_view to_string(Requirement r) {
+  switch (r) {
+    case Requirement::none:
+      return "none";
+    case Requirement::may:
+      return "may";
+    case Requirement::required:
+      return "required";
+  }
+  return "none";
+}
+
+std::vector<Listener> RelayConfig::all_listeners() const {
+  std::vector<Listener> all;
+  for (const std::string& l : listen)
+    all.push_back(Listener{l, Requirement::none, Requirement::none});
+  all.insert(all.end(), listeners.begin(), listeners.end());
+  return all;
+}
+
 std::string Config::sendmail_submit() const {
   if (!sendmail.submit.empty()) return sendmail.submit;
-  const std::string& l =
-      relay.listen.empty() ? std::string("127.0.0.1:10025") : relay.listen.front();
+  std::string l = "127.0.0.1:10025";
+  for (const Listener& candidate : relay.all_listeners()) {
+    if (candidate.auth == Requirement::none && candidate.tls != Requirement::required) {
+      l = candidate.address;
+      break;
+    }
+  }
   if (l.rfind("0.0.0.0:", 0) == 0) return "127.0.0.1:" + l.substr(8);
   if (l.rfind("[::]:", 0) == 0) return "[::1]:" + l.substr(5);
   return l;
@@ -368,10 +393,10 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
   for (auto&& [key, node] : root) {
     std::string_view k = key.str();
     if (k != "dns" && k != "policy" && k != "delivery" && k != "relay" && k != "tlsrpt" &&
-        k != "sendmail" && k != "transport" && k != "concurrency")
+        k != "sendmail" && k != "transport" && k != "concurrency" && k != "metrics")
       return bad(k,
-                 "unknown section (expected dns, delivery, relay, tlsrpt, sendmail, policy, "
-                 "transport, concurrency)");
+                 "unknown section (expected dns, delivery, relay, tlsrpt, sendmail, metrics, "
+                 "policy, transport, concurrency)");
   }
 
   if (auto* dns = root["dns"].as_table()) {
@@ -495,10 +520,60 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         {"max_received_headers", &rc.max_received_headers, 1, 1000},
         {"max_recipients", &rc.max_recipients, 1, 100000},
     };
+    auto requirement = [&](const std::string& key, const toml::node& node) -> Result<Requirement> {
+      auto v = node.value<std::string>();
+      if (v && *v == "none") return Requirement::none;
+      if (v && *v == "may") return Requirement::may;
+      if (v && *v == "required") return Requirement::required;
+      return bad(key, "must be \"none\", \"may\" or \"required\"");
+    };
+    bool listen_given = false;
     for (auto&& [key, node] : *relay) {
       std::string_view k = key.str();
       std::string name = "relay." + std::string(k);
-      if (k == "listen" || k == "allow") {
+      if (k == "listener") {
+        const auto* arr = node.as_array();
+        if (!arr || !arr->is_array_of_tables())
+          return bad(name, "must be [[relay.listener]] tables");
+        std::size_t index = 0;
+        for (auto&& item : *arr) {
+          const std::string where = name + "[" + std::to_string(index++) + "]";
+          Listener l;
+          bool has_address = false;
+          for (auto&& [lkey, lnode] : *item.as_table()) {
+            const std::string_view lk = lkey.str();
+            const std::string lname = where + "." + std::string(lk);
+            if (lk == "address") {
+              auto v = lnode.value<std::string>();
+              if (!v || !valid_listen(*v))
+                return bad(lname, "must be \"IP:PORT\" or \"[IPv6]:PORT\"");
+              l.address = *v;
+              has_address = true;
+            } else if (lk == "tls" || lk == "auth") {
+              auto r = requirement(lname, lnode);
+              if (!r) return tl::unexpected(r.error());
+              (lk == "tls" ? l.tls : l.auth) = *r;
+            } else {
+              return bad(lname, "unknown key (expected address, tls, auth)");
+            }
+          }
+          if (!has_address) return bad(where, "needs an address (\"IP:PORT\")");
+          if (l.auth != Requirement::none && l.tls == Requirement::none)
+            return bad(where + ".auth",
+                       "AUTH is offered only over TLS: set tls = \"may\" or \"required\"");
+          rc.listeners.push_back(std::move(l));
+        }
+      } else if (k == "tls_cert_file" || k == "tls_key_file" || k == "credentials_file") {
+        auto v = node.value<std::string>();
+        if (!v || v->empty()) return bad(name, "must be a file path");
+        (k == "tls_cert_file"  ? rc.tls_cert_file
+         : k == "tls_key_file" ? rc.tls_key_file
+                               : rc.credentials_file) = *v;
+      } else if (k == "received_auth_user") {
+        auto v = boolean(name, node);
+        if (!v) return tl::unexpected(v.error());
+        rc.received_auth_user = *v;
+      } else if (k == "listen" || k == "allow") {
         auto* arr = node.as_array();
         if (!arr) return bad(name, "must be an array of strings");
         std::vector<std::string> items;
@@ -512,6 +587,7 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
             if (!valid_listen(l))
               return bad(name, "each entry must be \"IP:PORT\" or \"[IPv6]:PORT\"");
           rc.listen = items;
+          listen_given = true;
         } else {
           rc.allow.clear();
           for (const std::string& a : items) {
@@ -531,6 +607,9 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         rc.hostname = *v;
       } else if (k == "queue_lifetime_seconds") {
         if (auto r = seconds(k, node, 1, 30L * 86400, rc.queue_lifetime); !r)
+          return tl::unexpected(r.error());
+      } else if (k == "finished_retention_seconds") {
+        if (auto r = seconds(k, node, 0, 365L * 86400, rc.finished_retention); !r)
           return tl::unexpected(r.error());
       } else if (k == "min_backoff_seconds") {
         if (auto r = seconds(k, node, 1, 86400, rc.min_backoff); !r)
@@ -584,6 +663,24 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
     }
     if (rc.min_backoff > rc.max_backoff)
       return bad("relay.min_backoff_seconds", "must not exceed max_backoff_seconds");
+    // The default `listen` is for a configuration that names no listener.
+    if (!listen_given && !rc.listeners.empty()) rc.listen.clear();
+    const std::vector<Listener> all = rc.all_listeners();
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j)
+        if (all[j].address == all[i].address)
+          return bad("relay.listener", all[i].address +
+                                           " is given twice (listen and listener "
+                                           "addresses must differ)");
+      if (all[i].tls != Requirement::none && rc.tls_cert_file.empty())
+        return bad("relay.tls_cert_file", "needed: the listener on " + all[i].address +
+                                              " offers STARTTLS (tls = \"" +
+                                              std::string(to_string(all[i].tls)) + "\")");
+      if (all[i].auth != Requirement::none && rc.credentials_file.empty())
+        return bad("relay.credentials_file", "needed: the listener on " + all[i].address +
+                                                 " offers AUTH (auth = \"" +
+                                                 std::string(to_string(all[i].auth)) + "\")");
+    }
     // Keys come in sorted order, so open_relay is known only now.
     for (const Network& n : rc.allow) {
       if (n.prefix == 0 && !rc.open_relay)
@@ -664,6 +761,27 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
     }
   } else if (root.contains("sendmail")) {
     return bad("sendmail", "must be a table");
+  }
+
+  if (auto* t = root["metrics"].as_table()) {
+    for (auto&& [key, node] : *t) {
+      const std::string_view k = key.str();
+      const std::string name = "metrics." + std::string(k);
+      if (k == "listen") {
+        auto v = node.value<std::string>();
+        if (!v || (!v->empty() && !valid_listen(*v)))
+          return bad(name, "must be \"IP:PORT\" or \"[IPv6]:PORT\" (\"\": no endpoint)");
+        cfg.metrics.listen = *v;
+      } else if (k == "top_destinations") {
+        auto v = integer(name, node, 0, 1000);
+        if (!v) return tl::unexpected(v.error());
+        cfg.metrics.top_destinations = static_cast<std::size_t>(*v);
+      } else {
+        return bad(name, "unknown key");
+      }
+    }
+  } else if (root.contains("metrics")) {
+    return bad("metrics", "must be a table");
   }
 
   if (auto* policy = root["policy"].as_table()) {

@@ -70,19 +70,71 @@ Result<Network> read_network(std::string_view s);
 // Whether `address` (text form) lies inside `net`.
 bool contains(const Network& net, std::string_view address);
 
+// What a listener asks of its clients for STARTTLS (RFC 3207) or AUTH
+// (RFC 4954).
+enum class Requirement {
+  none,      // not offered
+  may,       // offered; the client chooses
+  required,  // MAIL is refused (530 5.7.0) until the client has done it
+};
+std::string_view to_string(Requirement r);
+
+// One SMTP listener of the relay ([[relay.listener]]; each [relay] listen
+// entry is one with tls and auth "none").
+//
+// Who may send mail through it:
+// - auth "none": clients in [relay] allow; others are refused when they
+//   connect (554 5.7.1), as on a `listen` address.
+// - auth "may": anyone may connect; MAIL needs AUTH unless the client is in
+//   [relay] allow (Postfix: permit_mynetworks, permit_sasl_authenticated,
+//   reject).
+// - auth "required": MAIL needs AUTH from every client, [relay] allow
+//   included (Postfix's submission service).
+// AUTH is offered only over TLS, so auth other than "none" needs tls other
+// than "none" (and [relay] credentials_file); tls other than "none" needs
+// [relay] tls_cert_file.
+struct Listener {
+  std::string address;  // "IP:PORT" or "[IPv6]:PORT"
+  Requirement tls = Requirement::none;
+  Requirement auth = Requirement::none;
+  friend bool operator==(const Listener&, const Listener&) = default;
+};
+
 // [relay]: the daemon.
 struct RelayConfig {
-  // Where local submitters connect: "IP:PORT" or "[IPv6]:PORT".
+  // Where local submitters connect: "IP:PORT" or "[IPv6]:PORT", without
+  // STARTTLS or AUTH. The default applies when neither `listen` nor a
+  // [[relay.listener]] table is given.
   std::vector<std::string> listen = {"127.0.0.1:10025"};
-  // Client networks allowed to submit; anyone else gets 554 5.7.1. Loopback
-  // only by default: never an open relay.
+  // [[relay.listener]]: listeners with their own requirements.
+  std::vector<Listener> listeners;
+  // Client networks allowed to submit without AUTH; on a listener without
+  // AUTH anyone else gets 554 5.7.1. Loopback only by default: never an
+  // open relay.
   std::vector<Network> allow = {{"127.0.0.0", 8}, {"::1", 128}};
+  // The STARTTLS certificate chain (PEM, leaf first) and its private key
+  // (PEM; empty: in tls_cert_file too). Read at start and on SIGHUP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // The users AUTH accepts: "user:crypt(3) hash" lines (auth/credentials.hpp).
+  // Read at start and on SIGHUP.
+  std::string credentials_file;
+  // Name the authenticated user in the Received: field ("Authenticated
+  // sender: alice"), as Postfix's smtpd_sasl_authenticated_header does. Off
+  // by default: recipients would learn login names.
+  bool received_auth_user = false;
   // A network with prefix 0 in `allow` (every client) is refused unless this
   // is set: it would make the relay an open relay.
   bool open_relay = false;
   std::string spool = "/var/spool/danemta/queue.db";
   std::string hostname;  // greeting and bounces; empty: this host's name
   std::chrono::seconds queue_lifetime{5 * 24 * 3600};
+  // How long a finished message (every recipient delivered or bounced, its
+  // bounce already queued) stays in the spool for `danemta queue show`
+  // before the relay removes it (0: at its next pass). A day: enough to
+  // look at today's mail, while the spool stays the size of a day's traffic
+  // (the log keeps the record for longer).
+  std::chrono::seconds finished_retention{24 * 3600};
   // A recipient still deferred this long after arrival gets the sender one
   // RFC 3464 "delayed" notice (0: never).
   std::chrono::seconds delay_warning{4 * 3600};
@@ -122,6 +174,12 @@ struct RelayConfig {
   // ("2026-11-29T20:37:31.123Z host danemta/smtp[pid]: "); "none" = bare.
   enum class LogPrefix { automatic, syslog, none };
   LogPrefix log_prefix = LogPrefix::automatic;
+
+  // Every listener: the `listen` entries (tls and auth "none"), then the
+  // [[relay.listener]] tables.
+  std::vector<Listener> all_listeners() const;
+  // tls_key_file, or tls_cert_file when it is empty.
+  const std::string& tls_key() const { return tls_key_file.empty() ? tls_cert_file : tls_key_file; }
 };
 
 // [tlsrpt]: SMTP TLS Reporting (RFC 8460).
@@ -184,11 +242,23 @@ struct Route {
 // "[2001:db8::1]" or "direct": what is wrong when malformed.
 Result<Route> parse_nexthop(std::string_view s);
 
+// [metrics]: the monitoring endpoint (/metrics for Prometheus, /healthz).
+// Off unless `listen` is set; it has no authentication: bind it to loopback
+// or a management network only.
+struct MetricsConfig {
+  std::string listen;  // "IP:PORT" or "[IPv6]:PORT"; empty: no endpoint
+  // danemta_queue_destination_recipients shows this many destinations (the
+  // ones with the most pending recipients), so a queue of mail to many
+  // domains does not make thousands of series.
+  std::size_t top_destinations = 20;
+};
+
 struct Config {
   DnsConfig dns;
   RelayConfig relay;
   TlsRptConfig tlsrpt;
   SendmailConfig sendmail;
+  MetricsConfig metrics;
   std::uint16_t smtp_port = 25;  // destination port; the TLSA owner name follows it
   std::string helo_name;         // EHLO name; empty: this host's name
   SmtpTimeouts timeouts;
@@ -229,8 +299,9 @@ struct Config {
   std::string tlsrpt_store() const;
   // [sendmail] domain, or [relay] hostname, or `host_name` (this host's name).
   std::string sendmail_domain(std::string_view host_name) const;
-  // [sendmail] submit, or the first [relay] listen address with 0.0.0.0 and
-  // [::] replaced by 127.0.0.1 and [::1].
+  // [sendmail] submit, or the first [relay] listener without AUTH and
+  // without required TLS, with 0.0.0.0 and [::] replaced by 127.0.0.1 and
+  // [::1] (127.0.0.1:10025 when there is none).
   std::string sendmail_submit() const;
 };
 

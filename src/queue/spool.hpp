@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/result.hpp"
@@ -56,7 +57,12 @@ struct RecipientStatus {
   std::string address;
   std::string domain;  // lower case
   RecipientState state = RecipientState::pending;
+  // On hold (operator action, `danemta queue hold`): a pending recipient
+  // that is never picked for delivery until released.
+  bool held = false;
   int attempts = 0;
+  // Pending: when the next attempt is due. Delivered or bounced: when it
+  // became so (recorded since spool schema 6; before: its message's arrival).
   Time next_attempt_at = 0;
   std::string last_dsn;         // "4.7.323"
   std::string last_diagnostic;  // reason or server reply of the last attempt
@@ -83,10 +89,84 @@ struct MessageInfo {
   std::string id;
   std::string mail_from;
   Time received_at = 0;
+  std::int64_t received_ms = 0;  // NewMessage::received_ms (0: unknown)
   std::string received_from;
   std::size_t size = 0;
+  // When the last pending recipient was delivered or bounced (the latest of
+  // the recipients' times); 0 while one is pending. Finished messages are
+  // removed once this is old enough (purge_finished).
+  Time finished_at = 0;
   std::vector<RecipientStatus> recipients;
   bool finished() const;  // no recipient pending (every one delivered or bounced)
+  // Some pending recipient is on hold / every pending recipient is (and
+  // there is one).
+  bool held_in_part() const;
+  bool held() const;
+};
+
+// The recipients an operator command applies to: those of the messages
+// `ids`, those at one of `domains` (compared exactly, case-insensitively,
+// after removing one trailing dot: "example.org" never matches
+// "notexample.org" or "mail.example.org"), those with one of `addresses`
+// (the local part compared exactly, the domain as above), or with `all`
+// every one. The union of what is given; empty selects nothing. (Every
+// member has an initialiser, so `Selector{.domains = {"example.org"}}`
+// leaves the others empty.)
+struct Selector {
+  std::vector<std::string> ids{};
+  std::vector<std::string> domains{};
+  std::vector<std::string> addresses{};
+  bool all = false;
+
+  // Whether a recipient of message `message_id` with `address` at `domain`
+  // (the stored, lower-case domain) is selected.
+  bool matches(const std::string& message_id, std::string_view address,
+               std::string_view domain) const;
+};
+
+// Whether `wanted` ("Local@Example.ORG") names the recipient `address`:
+// local parts equal exactly, domains equal ignoring case and one trailing dot.
+bool same_recipient(std::string_view wanted, std::string_view address);
+
+// What an operator command does to the pending recipients it selects.
+enum class QueueAction {
+  hold,     // put on hold: never picked for delivery until released
+  release,  // take off hold and make due now
+  requeue,  // make due now (those not on hold; already due ones unchanged)
+};
+std::string_view to_string(QueueAction a);  // "hold", "release", "requeue"
+
+struct Changes {
+  // Per message, in id order: how many of its recipients changed.
+  std::vector<std::pair<std::string, std::size_t>> messages;
+  std::vector<std::string> missing;  // ids in the selector that name no message
+  std::size_t recipients() const;
+};
+
+struct Removal {
+  std::vector<std::string> removed;  // in id order
+  std::vector<std::string> missing;  // ids in the selector that name no message
+  // Selected by domain or address but kept: the message also has pending
+  // recipients that were not selected (deleting it would lose their mail).
+  std::vector<std::string> kept;
+};
+
+struct Counts {
+  std::size_t unfinished = 0;  // messages with a pending recipient
+  std::size_t held = 0;        // of those, messages whose pending recipients are all held
+  std::size_t finished = 0;
+};
+
+// What the queue holds, for monitoring (danemta_queue_* in docs/metrics.md).
+struct QueueCounts {
+  std::size_t due = 0;        // pending recipients whose next attempt is due (or under way)
+  std::size_t deferred = 0;   // pending recipients waiting for a later retry
+  std::size_t delivered = 0;  // finished recipients kept until `danemta queue purge`
+  std::size_t bounced = 0;
+  std::size_t messages = 0;            // messages with a pending recipient
+  std::optional<Time> oldest_pending;  // received_at of the oldest of those
+  std::size_t destinations = 0;        // domains with a pending recipient
+  std::vector<std::pair<std::string, std::size_t>> top_destinations;  // see Spool::counts
 };
 
 // What one attempt did to one recipient of a job.
@@ -138,40 +218,58 @@ class Spool {
   // digits of microseconds since the epoch, then 4 random hex digits).
   virtual Result<std::string> enqueue(const NewMessage& message) = 0;
 
-  // Jobs with pending recipients whose next attempt is due at `now`, oldest
-  // first, at most `limit`, skipping messages in `busy` (being delivered).
+  // Jobs with pending recipients not on hold whose next attempt is due at
+  // `now`, oldest first, at most `limit`, skipping messages in `busy` (being
+  // delivered).
   // A job holds the due recipients of one message for one domain; jobs are
   // ordered by (received_at, message id, domain), recipients by index.
   virtual Result<std::vector<Job>> due(Time now, std::size_t limit,
                                        const std::vector<std::string>& busy) = 0;
 
-  // The earliest next_attempt_at of any pending recipient; nullopt if none.
+  // The earliest next_attempt_at of any pending recipient not on hold;
+  // nullopt if none.
   virtual Result<std::optional<Time>> next_due() = 0;
 
   // The message as received; a permanent error if there is no such message.
   virtual Result<std::string> data(const std::string& message_id) = 0;
 
   // Records one attempt's results durably (each update increments that
-  // recipient's attempt count). All or nothing: an unknown message or
-  // recipient index is a permanent error and changes nothing.
-  virtual Result<void> record(const std::string& message_id,
-                              const std::vector<RecipientUpdate>& updates) = 0;
+  // recipient's attempt count). A recipient left pending keeps its hold; one
+  // delivered or bounced is no longer held and keeps `now` as when it
+  // finished (RecipientStatus::next_attempt_at). All or nothing: an unknown
+  // message or recipient index is a permanent error and changes nothing.
+  // Returns whether the message is now finished (no recipient pending).
+  virtual Result<bool> record(const std::string& message_id,
+                              const std::vector<RecipientUpdate>& updates, Time now) = 0;
 
-  // info: nullopt if there is no such message. list: every message, ordered
-  // like due() (received_at, then id); recipients by index in both.
+  // info: nullopt if there is no such message. list: the unfinished
+  // messages (every message with `finished_too`), ordered like due()
+  // (received_at, then id); recipients by index in both.
   virtual Result<std::optional<MessageInfo>> info(const std::string& message_id) = 0;
-  virtual Result<std::vector<MessageInfo>> list() = 0;
+  virtual Result<std::vector<MessageInfo>> list(bool finished_too) = 0;
+  virtual Result<Counts> counts() = 0;
 
-  // Makes every pending recipient of the message (or of all messages when
-  // `message_id` is empty) due now. Returns how many recipients changed
-  // (those that were not due yet; already due ones are left alone).
-  virtual Result<std::size_t> flush(const std::string& message_id, Time now) = 0;
+  // Applies `action` to the pending recipients `selector` picks, in one
+  // transaction (operator commands; a running relay sees the result at its
+  // next pass). A recipient being delivered meanwhile keeps its attempt:
+  // its result is recorded as usual, and a hold then keeps it from the next.
+  virtual Result<Changes> change(QueueAction action, const Selector& selector, Time now) = 0;
 
   // Deletes a message whatever its state (operator action). False if absent.
   virtual Result<bool> remove(const std::string& message_id) = 0;
+  // Deletes the selected messages in one transaction: by id (or `all`) each
+  // message whatever its state; by domain or address each message that has
+  // a pending recipient and whose pending recipients are all selected.
+  virtual Result<Removal> remove(const Selector& selector) = 0;
 
-  // Deletes messages with no pending recipient. Returns how many.
-  virtual Result<std::size_t> purge_finished() = 0;
+  // Deletes up to `limit` messages that finished at or before `finished_by`
+  // (every recipient delivered or bounced by then; never one with a pending
+  // recipient). Returns how many.
+  virtual Result<std::size_t> purge_finished(Time finished_by, std::size_t limit) = 0;
+  // Recipients by state (pending ones due at `now` or later), and the
+  // `top` domains with the most pending recipients (most first, then by
+  // name) with their counts. One read transaction.
+  virtual Result<QueueCounts> counts(Time now, std::size_t top) = 0;
 };
 
 // Opens (creating if needed) the SQLite spool at `path` (WAL, synchronous=FULL).

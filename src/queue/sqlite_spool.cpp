@@ -20,8 +20,10 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -35,7 +37,7 @@ namespace {
 
 // Schema versions (PRAGMA user_version): 0 = empty file, 1 = this layout. A
 // later version adds a migration step from the previous one in migrate().
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE messages (
@@ -92,6 +94,36 @@ constexpr const char* kSchemaV5 = R"sql(
 ALTER TABLE messages ADD COLUMN received_ms INTEGER NOT NULL DEFAULT 0;
 PRAGMA user_version = 5;
 )sql";
+
+// v6: operator holds (a held recipient is never due: due recipients are
+// found by (state, held, next attempt)), and for a delivered or bounced
+// recipient next_attempt_at holds when it became so, which costs no write
+// beyond the result itself: a message is finished when no recipient is
+// pending, at the latest of its recipients' times, and finished messages
+// are found for removal through the same index. Rows written before held 0
+// there; such a recipient is taken to have finished when its message
+// arrived (a temporary table of arrivals from the messages_age index, so
+// the migration never reads the texts).
+constexpr const char* kSchemaV6 = R"sql(
+ALTER TABLE recipients ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+DROP INDEX recipients_due;
+CREATE TEMP TABLE arrivals (id TEXT PRIMARY KEY NOT NULL, received_at INTEGER NOT NULL)
+  WITHOUT ROWID;
+INSERT INTO temp.arrivals SELECT id, received_at FROM messages;
+UPDATE recipients SET next_attempt_at =
+  MAX(1, COALESCE((SELECT received_at FROM temp.arrivals a WHERE a.id = recipients.message_id), 1))
+  WHERE state != 'pending';
+DROP TABLE temp.arrivals;
+CREATE INDEX recipients_due ON recipients(state, held, next_attempt_at);
+PRAGMA user_version = 6;
+)sql";
+
+// Queries about one message's recipients write `+state` (no index on
+// state): they must use the primary key (message_id, idx), never walk every
+// pending recipient through recipients_due.
+
+// Messages deleted per transaction by purge_finished when asked for more.
+constexpr std::size_t kPurgeBatch = 1000;
 
 // A body file without a row is removed at open once it is this old: a draft
 // being written by a running relay is younger (the end of data comes within
@@ -306,13 +338,16 @@ class SqliteSpool final : public Spool {
                                const std::vector<std::string>& busy) override;
   Result<std::optional<Time>> next_due() override;
   Result<std::string> data(const std::string& message_id) override;
-  Result<void> record(const std::string& message_id,
-                      const std::vector<RecipientUpdate>& updates) override;
+  Result<bool> record(const std::string& message_id, const std::vector<RecipientUpdate>& updates,
+                      Time now) override;
   Result<std::optional<MessageInfo>> info(const std::string& message_id) override;
-  Result<std::vector<MessageInfo>> list() override;
-  Result<std::size_t> flush(const std::string& message_id, Time now) override;
+  Result<std::vector<MessageInfo>> list(bool finished_too) override;
+  Result<Counts> counts() override;
+  Result<Changes> change(QueueAction action, const Selector& selector, Time now) override;
   Result<bool> remove(const std::string& message_id) override;
-  Result<std::size_t> purge_finished() override;
+  Result<QueueCounts> counts(Time now, std::size_t top) override;
+  Result<Removal> remove(const Selector& selector) override;
+  Result<std::size_t> purge_finished(Time finished_by, std::size_t limit) override;
 
  private:
   // A transaction that rolls back unless commit() succeeded.
@@ -380,6 +415,18 @@ class SqliteSpool final : public Spool {
   std::string new_id();
   Result<std::vector<RecipientStatus>> recipients_of(const std::string& message_id);
   Result<RecipientStatus> read_recipient(const Query& q, int first_col);
+  // The pending recipients `selector` picks, with their message ids; ids in
+  // the selector that name no message go to `missing`. In a transaction.
+  struct Selected {
+    std::string message_id;
+    std::int64_t idx = 0;
+    bool held = false;
+    Time next_attempt_at = 0;
+  };
+  Result<std::vector<Selected>> select_pending(const Selector& selector,
+                                               std::vector<std::string>& missing,
+                                               std::vector<std::string>* kept);
+  Result<bool> exists(const std::string& message_id);
 
   std::string path_;
   std::string bodies_;  // directory of body files
@@ -456,6 +503,10 @@ Result<void> SqliteSpool::migrate() {
   }
   if (version == 4) {
     if (auto r = exec(kSchemaV5, "migrate schema to version 5"); !r) return r;
+    version = 5;
+  }
+  if (version == 5) {
+    if (auto r = exec(kSchemaV6, "migrate schema to version 6"); !r) return r;
   }
   return tx.commit();
 }
@@ -479,6 +530,8 @@ void SqliteSpool::remove_orphans() {
   }
 }
 
+// Unlinks the body file of each message, if it has one (a missing file is
+// no error: most texts are inline, and asking the row would read the text).
 void SqliteSpool::remove_body_files(const std::vector<std::string>& ids) {
   for (const std::string& id : ids) ::unlink((bodies_ + "/" + id).c_str());
 }
@@ -624,7 +677,7 @@ Result<std::vector<Job>> SqliteSpool::due(Time now, std::size_t limit,
       "SELECT r.message_id, r.domain, r.idx, r.address, r.attempts, m.mail_from, m.received_at, "
       "m.tls_report, m.body_8bitmime, m.smtputf8, r.delay_warned, m.received_ms FROM recipients r "
       "JOIN messages m ON m.id = r.message_id "
-      "WHERE r.state = 'pending' AND r.next_attempt_at <= ?1 "
+      "WHERE r.state = 'pending' AND r.held = 0 AND r.next_attempt_at <= ?1 "
       "ORDER BY m.received_at, m.id, r.domain, r.idx");
   if (!stmt) return tl::unexpected(stmt.error());
   Query q(*stmt);
@@ -660,7 +713,8 @@ Result<std::vector<Job>> SqliteSpool::due(Time now, std::size_t limit,
 
 Result<std::optional<Time>> SqliteSpool::next_due() {
   std::lock_guard lock(mutex_);
-  auto stmt = statement("SELECT MIN(next_attempt_at) FROM recipients WHERE state = 'pending'");
+  auto stmt =
+      statement("SELECT MIN(next_attempt_at) FROM recipients WHERE state = 'pending' AND held = 0");
   if (!stmt) return tl::unexpected(stmt.error());
   Query q(*stmt);
   if (q.step() != SQLITE_ROW) return db_error("next_due");
@@ -680,31 +734,41 @@ Result<std::string> SqliteSpool::data(const std::string& message_id) {
   }
 }
 
-Result<void> SqliteSpool::record(const std::string& message_id,
-                                 const std::vector<RecipientUpdate>& updates) {
+Result<bool> SqliteSpool::exists(const std::string& message_id) {
+  auto stmt = statement("SELECT 1 FROM messages WHERE id = ?1");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  q.bind(1, message_id);
+  const int rc = q.step();
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return db_error("look up message");
+}
+
+Result<bool> SqliteSpool::record(const std::string& message_id,
+                                 const std::vector<RecipientUpdate>& updates, Time now) {
   std::lock_guard lock(mutex_);
   Transaction tx(*this);
-  if (auto r = tx.begin(true); !r) return r;
+  if (auto r = tx.begin(true); !r) return tl::unexpected(r.error());
   {
-    auto exists = statement("SELECT 1 FROM messages WHERE id = ?1");
-    if (!exists) return tl::unexpected(exists.error());
-    Query q(*exists);
-    q.bind(1, message_id);
-    const int rc = q.step();
-    if (rc == SQLITE_DONE) return usage_error("record: no message " + message_id);
-    if (rc != SQLITE_ROW) return db_error("record");
+    auto found = exists(message_id);
+    if (!found) return tl::unexpected(found.error());
+    if (!*found) return usage_error("record: no message " + message_id);
   }
+  // A delivered or bounced recipient keeps when it became so in
+  // next_attempt_at (never 0) and is no longer held.
   auto update = statement(
       "UPDATE recipients SET state = ?3, next_attempt_at = ?4, last_dsn = ?5, "
       "last_diagnostic = ?6, last_outcome = ?7, attempts = attempts + 1, "
-      "delay_warned = MAX(delay_warned, ?8) WHERE message_id = ?1 AND idx = ?2");
+      "delay_warned = MAX(delay_warned, ?8), held = CASE WHEN ?3 = 'pending' THEN held ELSE 0 "
+      "END WHERE message_id = ?1 AND idx = ?2");
   if (!update) return tl::unexpected(update.error());
   for (const RecipientUpdate& u : updates) {
     Query q(*update);
     q.bind(1, message_id)
         .bind(2, static_cast<std::int64_t>(u.index))
         .bind(3, state_text(u.state))
-        .bind(4, u.next_attempt_at)
+        .bind(4, u.state == RecipientState::pending ? u.next_attempt_at : std::max<Time>(now, 1))
         .bind(5, u.dsn)
         .bind(6, u.diagnostic)
         .bind(7, u.outcome)
@@ -715,7 +779,19 @@ Result<void> SqliteSpool::record(const std::string& message_id,
                          std::to_string(u.index));
     }
   }
-  return tx.commit();
+  bool finished = false;
+  {
+    auto stmt = statement(
+        "SELECT NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND +state = "
+        "'pending')");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    q.bind(1, message_id);
+    if (q.step() != SQLITE_ROW) return db_error("record");
+    finished = q.int64(0) != 0;
+  }
+  if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
+  return finished;
 }
 
 Result<RecipientStatus> SqliteSpool::read_recipient(const Query& q, int c) {
@@ -731,13 +807,40 @@ Result<RecipientStatus> SqliteSpool::read_recipient(const Query& q, int c) {
   r.last_dsn = q.text(c + 5);
   r.last_diagnostic = q.text(c + 6);
   r.last_outcome = q.text(c + 7);
+  r.held = q.int64(c + 8) != 0;
   return r;
 }
 
+// The columns read_recipient() reads, in its order.
+#define DANEMTA_RECIPIENT_COLUMNS                                             \
+  "r.address, r.domain, r.state, r.attempts, r.next_attempt_at, r.last_dsn, " \
+  "r.last_diagnostic, r.last_outcome, r.held"
+// The columns read_message() reads, in its order.
+#define DANEMTA_MESSAGE_COLUMNS \
+  "m.id, m.mail_from, m.received_at, m.received_from, m.size, m.received_ms"
+
+MessageInfo read_message(const Query& q) {
+  MessageInfo m;
+  m.id = q.text(0);
+  m.mail_from = q.text(1);
+  m.received_at = q.int64(2);
+  m.received_from = q.text(3);
+  m.size = static_cast<std::size_t>(q.int64(4));
+  m.received_ms = q.int64(5);
+  return m;
+}
+
+// A finished message finished when its last recipient did (see kSchemaV6).
+void set_finished_at(MessageInfo& m) {
+  m.finished_at = 0;
+  if (!m.finished()) return;
+  for (const RecipientStatus& r : m.recipients)
+    m.finished_at = std::max(m.finished_at, r.next_attempt_at);
+}
+
 Result<std::vector<RecipientStatus>> SqliteSpool::recipients_of(const std::string& message_id) {
-  auto stmt = statement(
-      "SELECT address, domain, state, attempts, next_attempt_at, last_dsn, last_diagnostic, "
-      "last_outcome FROM recipients WHERE message_id = ?1 ORDER BY idx");
+  auto stmt = statement("SELECT " DANEMTA_RECIPIENT_COLUMNS
+                        " FROM recipients r WHERE r.message_id = ?1 ORDER BY r.idx");
   if (!stmt) return tl::unexpected(stmt.error());
   Query q(*stmt);
   q.bind(1, message_id);
@@ -759,133 +862,293 @@ Result<std::optional<MessageInfo>> SqliteSpool::info(const std::string& message_
   if (auto r = tx.begin(false); !r) return tl::unexpected(r.error());
   MessageInfo m;
   {
-    auto stmt = statement(
-        "SELECT id, mail_from, received_at, received_from, size FROM messages WHERE id = ?1");
+    auto stmt = statement("SELECT " DANEMTA_MESSAGE_COLUMNS
+                          " FROM messages m"
+                          " WHERE m.id = ?1");
     if (!stmt) return tl::unexpected(stmt.error());
     Query q(*stmt);
     q.bind(1, message_id);
     const int rc = q.step();
     if (rc == SQLITE_DONE) return std::optional<MessageInfo>();
     if (rc != SQLITE_ROW) return db_error("info");
-    m.id = q.text(0);
-    m.mail_from = q.text(1);
-    m.received_at = q.int64(2);
-    m.received_from = q.text(3);
-    m.size = static_cast<std::size_t>(q.int64(4));
+    m = read_message(q);
   }
   auto recipients = recipients_of(message_id);
   if (!recipients) return tl::unexpected(recipients.error());
   m.recipients = std::move(*recipients);
+  set_finished_at(m);
   if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
   return std::optional<MessageInfo>(std::move(m));
 }
 
-Result<std::vector<MessageInfo>> SqliteSpool::list() {
+// One pass over messages and their recipients, in order. Unfinished ones
+// are found from their pending recipients (the recipients_due index), so
+// finished messages cost nothing however many there are.
+Result<std::vector<MessageInfo>> SqliteSpool::list(bool finished_too) {
   std::lock_guard lock(mutex_);
   Transaction tx(*this);
   if (auto r = tx.begin(false); !r) return tl::unexpected(r.error());
   std::vector<MessageInfo> out;
-  std::map<std::string, std::size_t> position;
-  {
-    auto stmt = statement(
-        "SELECT id, mail_from, received_at, received_from, size FROM messages "
-        "ORDER BY received_at, id");
-    if (!stmt) return tl::unexpected(stmt.error());
-    Query q(*stmt);
-    for (;;) {
-      const int rc = q.step();
-      if (rc == SQLITE_DONE) break;
-      if (rc != SQLITE_ROW) return db_error("list");
-      MessageInfo m;
-      m.id = q.text(0);
-      m.mail_from = q.text(1);
-      m.received_at = q.int64(2);
-      m.received_from = q.text(3);
-      m.size = static_cast<std::size_t>(q.int64(4));
-      position.emplace(m.id, out.size());
-      out.push_back(std::move(m));
-    }
-  }
-  {
-    auto stmt = statement(
-        "SELECT message_id, address, domain, state, attempts, next_attempt_at, last_dsn, "
-        "last_diagnostic, last_outcome FROM recipients ORDER BY message_id, idx");
-    if (!stmt) return tl::unexpected(stmt.error());
-    Query q(*stmt);
-    for (;;) {
-      const int rc = q.step();
-      if (rc == SQLITE_DONE) break;
-      if (rc != SQLITE_ROW) return db_error("list");
-      auto it = position.find(q.text(0));
-      if (it == position.end()) continue;
-      auto r = read_recipient(q, 1);
-      if (!r) return tl::unexpected(r.error());
-      out[it->second].recipients.push_back(std::move(*r));
-    }
+  auto stmt = finished_too
+                  ? statement("SELECT " DANEMTA_MESSAGE_COLUMNS ", " DANEMTA_RECIPIENT_COLUMNS
+                              " FROM messages m"
+                              " JOIN recipients r ON r.message_id = m.id "
+                              "ORDER BY m.received_at, m.id, r.idx")
+                  : statement("SELECT " DANEMTA_MESSAGE_COLUMNS ", " DANEMTA_RECIPIENT_COLUMNS
+                              " FROM messages m"
+                              " JOIN recipients r ON r.message_id = m.id WHERE m.id IN "
+                              "(SELECT message_id FROM recipients WHERE state = 'pending') "
+                              "ORDER BY m.received_at, m.id, r.idx");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  for (;;) {
+    const int rc = q.step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db_error("list");
+    if (out.empty() || out.back().id != q.text(0)) out.push_back(read_message(q));
+    auto r = read_recipient(q, 6);
+    if (!r) return tl::unexpected(r.error());
+    out.back().recipients.push_back(std::move(*r));
   }
   if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
+  for (MessageInfo& m : out) set_finished_at(m);
   return out;
 }
 
-Result<std::size_t> SqliteSpool::flush(const std::string& message_id, Time now) {
+Result<Counts> SqliteSpool::counts() {
   std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (auto r = tx.begin(false); !r) return tl::unexpected(r.error());
+  Counts c;
   auto stmt = statement(
-      "UPDATE recipients SET next_attempt_at = ?1 "
-      "WHERE state = 'pending' AND next_attempt_at > ?1 AND (?2 = '' OR message_id = ?2)");
+      "SELECT (SELECT COUNT(DISTINCT message_id) FROM recipients WHERE state = 'pending'), "
+      "(SELECT COUNT(*) FROM messages), "
+      "(SELECT COUNT(DISTINCT message_id) FROM recipients WHERE state = 'pending' AND held = 1 "
+      "AND message_id NOT IN (SELECT message_id FROM recipients WHERE state = 'pending' AND "
+      "held = 0))");
   if (!stmt) return tl::unexpected(stmt.error());
   Query q(*stmt);
-  q.bind(1, now).bind(2, message_id);
-  if (q.step() != SQLITE_DONE) return db_error("flush");
-  return static_cast<std::size_t>(sqlite3_changes(db_.get()));
+  if (q.step() != SQLITE_ROW) return db_error("count messages");
+  c.unfinished = static_cast<std::size_t>(q.int64(0));
+  c.finished = static_cast<std::size_t>(q.int64(1)) - c.unfinished;
+  c.held = static_cast<std::size_t>(q.int64(2));
+  if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
+  return c;
+}
+
+Result<std::vector<SqliteSpool::Selected>> SqliteSpool::select_pending(
+    const Selector& selector, std::vector<std::string>& missing, std::vector<std::string>* kept) {
+  std::vector<Selected> out;
+  // By id: every pending recipient of the message.
+  const std::set<std::string> ids(selector.ids.begin(), selector.ids.end());
+  {
+    auto stmt = statement(
+        "SELECT idx, held, next_attempt_at FROM recipients "
+        "WHERE message_id = ?1 AND +state = 'pending' ORDER BY idx");
+    if (!stmt) return tl::unexpected(stmt.error());
+    for (const std::string& id : ids) {
+      auto found = exists(id);
+      if (!found) return tl::unexpected(found.error());
+      if (!*found) {
+        missing.push_back(id);
+        continue;
+      }
+      Query q(*stmt);
+      q.bind(1, id);
+      for (;;) {
+        const int rc = q.step();
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) return db_error("select recipients");
+        out.push_back({id, q.int64(0), q.int64(1) != 0, q.int64(2)});
+      }
+    }
+  }
+  if (!selector.all && selector.domains.empty() && selector.addresses.empty()) return out;
+  // By domain or address: every pending recipient (the queue's live part) is
+  // matched here, so that the comparison is exactly Selector::matches. A
+  // message with pending recipients both selected and not is `kept` when
+  // the caller asks for that.
+  Selector rest = selector;
+  rest.ids.clear();
+  auto stmt = statement(
+      "SELECT message_id, idx, held, next_attempt_at, address, domain FROM recipients "
+      "WHERE state = 'pending' ORDER BY message_id, idx");
+  if (!stmt) return tl::unexpected(stmt.error());
+  Query q(*stmt);
+  std::vector<Selected> matched;
+  std::set<std::string> has_other;  // messages with a pending recipient not selected
+  for (;;) {
+    const int rc = q.step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db_error("select recipients");
+    std::string id = q.text(0);
+    if (ids.contains(id)) continue;  // taken whole above
+    if (rest.matches(id, q.text(4), q.text(5)))
+      matched.push_back({std::move(id), q.int64(1), q.int64(2) != 0, q.int64(3)});
+    else
+      has_other.insert(std::move(id));
+  }
+  for (Selected& s : matched) {
+    if (kept != nullptr && has_other.contains(s.message_id)) {
+      if (kept->empty() || kept->back() != s.message_id) kept->push_back(s.message_id);
+      continue;
+    }
+    out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end(), [](const Selected& a, const Selected& b) {
+    return std::tie(a.message_id, a.idx) < std::tie(b.message_id, b.idx);
+  });
+  return out;
+}
+
+Result<Changes> SqliteSpool::change(QueueAction action, const Selector& selector, Time now) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (auto r = tx.begin(true); !r) return tl::unexpected(r.error());
+  Changes changes;
+  auto selected = select_pending(selector, changes.missing, nullptr);
+  if (!selected) return tl::unexpected(selected.error());
+  auto update = statement(
+      "UPDATE recipients SET held = ?3, next_attempt_at = ?4 WHERE message_id = ?1 AND idx = ?2");
+  if (!update) return tl::unexpected(update.error());
+  for (const Selected& s : *selected) {
+    bool held = s.held;
+    Time next = s.next_attempt_at;
+    switch (action) {
+      case QueueAction::hold:
+        held = true;
+        break;
+      case QueueAction::release:
+        if (s.held) next = now;
+        held = false;
+        break;
+      case QueueAction::requeue:
+        if (!s.held && next > now) next = now;
+        break;
+    }
+    if (held == s.held && next == s.next_attempt_at) continue;
+    Query q(*update);
+    q.bind(1, s.message_id)
+        .bind(2, s.idx)
+        .bind(3, static_cast<std::int64_t>(held ? 1 : 0))
+        .bind(4, next);
+    if (q.step() != SQLITE_DONE) return db_error(to_string(action));
+    if (changes.messages.empty() || changes.messages.back().first != s.message_id)
+      changes.messages.emplace_back(s.message_id, 0);
+    ++changes.messages.back().second;
+  }
+  if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
+  return changes;
 }
 
 Result<bool> SqliteSpool::remove(const std::string& message_id) {
-  std::size_t removed = 0;
-  {
-    std::lock_guard lock(mutex_);
-    auto stmt = statement("DELETE FROM messages WHERE id = ?1");
-    if (!stmt) return tl::unexpected(stmt.error());
-    Query q(*stmt);
-    q.bind(1, message_id);
-    if (q.step() != SQLITE_DONE) return db_error("remove");
-    removed = static_cast<std::size_t>(sqlite3_changes(db_.get()));
-  }
-  if (removed > 0) remove_body_files({message_id});
-  return removed > 0;
+  Selector one;
+  one.ids = {message_id};
+  auto removal = remove(one);
+  if (!removal) return tl::unexpected(removal.error());
+  return !removal->removed.empty();
 }
 
-Result<std::size_t> SqliteSpool::purge_finished() {
+Result<Removal> SqliteSpool::remove(const Selector& selector) {
+  Removal removal;
   std::vector<std::string> files;
-  std::size_t purged = 0;
   {
     std::lock_guard lock(mutex_);
     Transaction tx(*this);
     if (auto r = tx.begin(true); !r) return tl::unexpected(r.error());
-    {
-      auto stmt = statement(
-          "SELECT id FROM messages WHERE body_file = 1 AND NOT EXISTS "
-          "(SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND r.state = 'pending')");
+    std::set<std::string> doomed;
+    if (selector.all) {
+      auto stmt = statement("SELECT id FROM messages");
       if (!stmt) return tl::unexpected(stmt.error());
       Query q(*stmt);
       for (;;) {
         const int rc = q.step();
         if (rc == SQLITE_DONE) break;
-        if (rc != SQLITE_ROW) return db_error("purge_finished");
-        files.push_back(q.text(0));
+        if (rc != SQLITE_ROW) return db_error("remove");
+        doomed.insert(q.text(0));
+      }
+      for (const std::string& id : selector.ids)
+        if (!doomed.contains(id)) removal.missing.push_back(id);
+    } else {
+      // Selected by id: the whole message, whatever its state.
+      for (const std::string& id :
+           std::set<std::string>(selector.ids.begin(), selector.ids.end())) {
+        auto found = exists(id);
+        if (!found) return tl::unexpected(found.error());
+        if (*found)
+          doomed.insert(id);
+        else
+          removal.missing.push_back(id);
+      }
+      if (!selector.domains.empty() || !selector.addresses.empty()) {
+        Selector rest = selector;
+        rest.ids.clear();
+        std::vector<std::string> ignored;
+        auto selected = select_pending(rest, ignored, &removal.kept);
+        if (!selected) return tl::unexpected(selected.error());
+        for (const Selected& s : *selected) doomed.insert(s.message_id);
       }
     }
-    auto stmt = statement(
-        "DELETE FROM messages WHERE NOT EXISTS "
-        "(SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND r.state = 'pending')");
-    if (!stmt) return tl::unexpected(stmt.error());
-    Query q(*stmt);
-    if (q.step() != SQLITE_DONE) return db_error("purge_finished");
-    purged = static_cast<std::size_t>(sqlite3_changes(db_.get()));
+    auto erase = statement("DELETE FROM messages WHERE id = ?1");
+    if (!erase) return tl::unexpected(erase.error());
+    for (const std::string& id : doomed) {
+      Query q(*erase);
+      q.bind(1, id);
+      if (q.step() != SQLITE_DONE) return db_error("remove");
+      removal.removed.push_back(id);
+    }
+    files = removal.removed;
     if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
   }
   // Files go only once their rows are gone: a crash in between leaves an
   // orphan that the next open removes, never a row without its text.
   remove_body_files(files);
+  return removal;
+}
+
+// Finished messages are found through recipients_due: recipients
+// delivered or bounced at or before `finished_by` (never held), whose
+// message has no recipient pending and none finished later.
+Result<std::size_t> SqliteSpool::purge_finished(Time finished_by, std::size_t limit) {
+  std::size_t purged = 0;
+  for (;;) {
+    const std::size_t batch = std::min(limit - purged, kPurgeBatch);
+    if (batch == 0) break;
+    std::vector<std::string> removed;
+    {
+      std::lock_guard lock(mutex_);
+      Transaction tx(*this);
+      if (auto r = tx.begin(true); !r) return tl::unexpected(r.error());
+      {
+        auto stmt = statement(
+            "SELECT DISTINCT r.message_id FROM recipients r WHERE r.state IN ('delivered', "
+            "'bounced') AND r.held = 0 AND r.next_attempt_at <= ?1 AND NOT EXISTS (SELECT 1 FROM "
+            "recipients o WHERE o.message_id = r.message_id AND (+o.state = 'pending' OR "
+            "+o.next_attempt_at > ?1)) LIMIT ?2");
+        if (!stmt) return tl::unexpected(stmt.error());
+        Query q(*stmt);
+        q.bind(1, finished_by).bind(2, static_cast<std::int64_t>(batch));
+        for (;;) {
+          const int rc = q.step();
+          if (rc == SQLITE_DONE) break;
+          if (rc != SQLITE_ROW) return db_error("purge finished messages");
+          removed.push_back(q.text(0));
+        }
+      }
+      auto erase = statement("DELETE FROM messages WHERE id = ?1");
+      if (!erase) return tl::unexpected(erase.error());
+      for (const std::string& id : removed) {
+        Query q(*erase);
+        q.bind(1, id);
+        if (q.step() != SQLITE_DONE) return db_error("purge finished messages");
+      }
+      if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
+    }
+    // Files go only once their rows are gone (see remove()).
+    remove_body_files(removed);
+    purged += removed.size();
+    if (removed.size() < batch) break;
+  }
   return purged;
 }
 
@@ -895,6 +1158,62 @@ Result<std::unique_ptr<Spool>> open_sqlite_spool(const std::string& path, std::s
   auto spool = std::make_unique<SqliteSpool>(path, inline_max);
   if (auto r = spool->open(); !r) return tl::unexpected(r.error());
   return std::unique_ptr<Spool>(std::move(spool));
+}
+
+Result<QueueCounts> SqliteSpool::counts(Time now, std::size_t top) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (auto r = tx.begin(false); !r) return tl::unexpected(r.error());
+  QueueCounts out;
+  {
+    auto stmt = statement(
+        "SELECT state, state = 'pending' AND next_attempt_at > ?1, COUNT(*) FROM recipients "
+        "GROUP BY 1, 2");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    q.bind(1, now);
+    for (;;) {
+      const int rc = q.step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return db_error("counts");
+      const std::string state = q.text(0);
+      const bool later = q.int64(1) != 0;
+      const auto n = static_cast<std::size_t>(q.int64(2));
+      if (state == "delivered")
+        out.delivered += n;
+      else if (state == "bounced")
+        out.bounced += n;
+      else
+        (later ? out.deferred : out.due) += n;
+    }
+  }
+  {
+    auto stmt = statement(
+        "SELECT COUNT(*), MIN(received_at) FROM messages WHERE EXISTS "
+        "(SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND r.state = 'pending')");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    if (q.step() != SQLITE_ROW) return db_error("counts");
+    out.messages = static_cast<std::size_t>(q.int64(0));
+    if (!q.is_null(1)) out.oldest_pending = q.int64(1);
+  }
+  {
+    auto stmt = statement(
+        "SELECT domain, COUNT(*) FROM recipients WHERE state = 'pending' GROUP BY domain "
+        "ORDER BY 2 DESC, 1");
+    if (!stmt) return tl::unexpected(stmt.error());
+    Query q(*stmt);
+    for (;;) {
+      const int rc = q.step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return db_error("counts");
+      ++out.destinations;
+      if (out.top_destinations.size() < top)
+        out.top_destinations.emplace_back(q.text(0), static_cast<std::size_t>(q.int64(1)));
+    }
+  }
+  if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
+  return out;
 }
 
 }  // namespace danemta::queue

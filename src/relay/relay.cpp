@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -19,6 +20,7 @@
 #include <random>
 #include <set>
 
+#include "auth/credentials.hpp"
 #include "base/text.hpp"
 #include "dane/plan.hpp"
 #include "delivery/deliver.hpp"
@@ -26,9 +28,12 @@
 #include "delivery/session_cache.hpp"
 #include "dsn/dsn.hpp"
 #include "logging/logger.hpp"
+#include "metrics/registry.hpp"
 #include "mime/header.hpp"
 #include "relay/failed_recipient.hpp"
+#include "relay/instruments.hpp"
 #include "relay/reporting.hpp"
+#include "smtp/sasl.hpp"
 #include "smtp/server.hpp"
 #include "tls/context.hpp"
 
@@ -111,6 +116,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
         now(std::move(now_)),
         tls_context(asio::ssl::context::tls_client),
         timer(io_),
+        retention_timer(io_),
         rng(std::random_device{}()),
         sessions(io_, cache_limits(cfg)) {
     hostname = cfg.relay.hostname.empty() ? local_hostname() : cfg.relay.hostname;
@@ -134,7 +140,16 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   asio::ssl::context tls_context;
   // One worker thread: SQLite calls (and their fsync) never block the loop.
   asio::thread_pool pool{1};
+  // One more for AUTH's password hashing (tens of milliseconds each), so
+  // that it holds up neither the loop nor the spool.
+  asio::thread_pool auth_pool{1};
+  // STARTTLS's certificate and AUTH's users, as last loaded ([relay]
+  // tls_cert_file, credentials_file); a reload that cannot read a new one
+  // keeps these.
+  std::shared_ptr<asio::ssl::context> server_tls;
+  std::shared_ptr<const auth::Credentials> credentials;
   asio::steady_timer timer;
+  asio::steady_timer retention_timer;  // the next pass of retention()
   std::mt19937 rng;
   // Authenticated sessions kept open between attempts ([delivery]
   // connection_cache_seconds); handed on only under an identical plan.
@@ -143,8 +158,9 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   // in `retired`: its listen() coroutine may still look at it.
   std::vector<std::pair<std::string, std::unique_ptr<asio::ip::tcp::acceptor>>> acceptors;
   std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> retired;
-  // What sessions accepted from now on use (reload() replaces it).
-  std::shared_ptr<const smtp::ServerConfig> server_settings;
+  // What sessions accepted from now on use, by listener address (reload()
+  // replaces them).
+  std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> server_settings;
   smtp::Accept accept;
   // Attempts in flight: message id -> destination and start, for the log
   // lines of attempts a shutdown cuts off.
@@ -162,6 +178,13 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   std::map<std::string, std::vector<queue::RecipientUpdate>> unrecorded;
   std::chrono::steady_clock::time_point next_storage_retry;
   std::chrono::steady_clock::time_point storage_quiet_until;  // no storage warning before
+  // Why the last message could not be stored (a full disk), until one is.
+  std::string store_problem;
+  metrics::Registry* metrics = nullptr;  // where figures go; null: not counted
+  // When the queue gauges were last read from the spool, and whether a read
+  // is under way: scrapes, however many, cost the spool one read a second.
+  std::chrono::steady_clock::time_point queue_counted;
+  bool queue_counting = false;
   std::chrono::seconds storage_retry() const { return cfg.relay.storage_retry; }
   std::size_t max_received() const { return cfg.relay.max_received_headers; }
 
@@ -186,6 +209,11 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     timer.cancel();
   }
 
+  // Counts `amount` into counter `name` when figures are kept.
+  void count(std::string_view name, const metrics::Labels& labels, double amount = 1) {
+    if (metrics != nullptr) metrics->add(name, labels, amount);
+  }
+
   queue::Time backoff(int attempts) {
     std::uniform_real_distribution<double> dist(0.0, 1.0);
     return queue::retry_delay(attempts, dist(rng), cfg.relay.min_backoff.count(),
@@ -197,10 +225,19 @@ namespace {
 
 using ImplPtr = std::shared_ptr<Relay::Impl>;
 
-// RFC 5321 section 4.4: a relay prepends a Received: trace field.
+// RFC 5321 section 4.4: a relay prepends a Received: trace field. The
+// protocol is ESMTPS, ESMTPA or ESMTPSA after STARTTLS or AUTH (RFC 3848);
+// the comments say how, as Postfix's do.
 std::string received_header(const Relay::Impl& r, const smtp::ReceivedMessage& m, queue::Time now) {
-  return "Received: from " + (m.helo.empty() ? std::string("unknown") : m.helo) + " ([" + m.client +
-         "])\r\n\tby " + r.hostname + " (danemta) with ESMTP; " + rfc5322_date(now) + "\r\n";
+  std::string h = "Received: from " + (m.helo.empty() ? std::string("unknown") : m.helo) + " ([" +
+                  m.client + "])\r\n";
+  if (!m.tls_protocol.empty())
+    h += "\t(using " + m.tls_protocol + " with cipher " + m.tls_cipher + ")\r\n";
+  if (!m.sasl_method.empty() && r.cfg.relay.received_auth_user)
+    h += "\t(Authenticated sender: " + smtp::printable_user(m.sasl_username) + ")\r\n";
+  const std::string with = std::string("ESMTP") + (m.tls_protocol.empty() ? "" : "S") +
+                           (m.sasl_method.empty() ? "" : "A");
+  return h + "\tby " + r.hostname + " (danemta) with " + with + "; " + rfc5322_date(now) + "\r\n";
 }
 
 // The fields a submission gets when it lacks them, as Postfix's cleanup
@@ -253,8 +290,17 @@ logging::Event queued_event(const std::string& id, const smtp::ReceivedMessage& 
               {"from", m.mail_from},
               {"size", size},
               {"nrcpt", m.recipients.size()}};
+  // Postfix's words for an authenticated submitter.
+  std::string sasl;
+  if (!m.sasl_method.empty()) {
+    const std::string user = smtp::printable_user(m.sasl_username);
+    sasl = ", sasl_method=" + m.sasl_method + ", sasl_username=" + user;
+    e.fields["sasl_method"] = m.sasl_method;
+    e.fields["sasl_username"] = user;
+  }
+  if (!m.tls_protocol.empty()) e.fields["tls"] = m.tls_protocol + " " + m.tls_cipher;
   e.lines = {
-      {Program::smtpd, id + ": client=" + client_text(m.client)},
+      {Program::smtpd, id + ": client=" + client_text(m.client) + sasl},
       {Program::qmgr, id + ": from=<" + m.mail_from + ">, size=" + std::to_string(size) +
                           ", nrcpt=" + std::to_string(m.recipients.size()) + " (queue active)"}};
   return e;
@@ -330,6 +376,7 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
     const std::string refusal = "5.4.6 Too many hops (" + std::to_string(hops) +
                                 " Received: header fields): mail forwarding loop";
     r->event(refused_data(m, "554 " + refusal, Level::info));
+    r->count("danemta_messages_refused_total", {{"reason", "mail-loop"}});
     co_return fail(refusal, Severity::permanent);
   }
   queue::NewMessage nm;
@@ -365,6 +412,9 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
                                             : "554 5.3.0 " + e.message;
     r->event(
         refused_data(m, reply + " (cannot store the message: " + e.message + ")", Level::warning));
+    r->count("danemta_messages_refused_total",
+             {{"reason", e.cause == Cause::storage_full ? "storage-full" : "storage-error"}});
+    if (e.severity == Severity::transient) r->store_problem = e.message;
     if (e.cause == Cause::storage_full)
       co_return fail("Insufficient system storage", Severity::transient, Cause::storage_full);
     if (e.severity == Severity::transient)
@@ -372,6 +422,9 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
     co_return id;
   }
   r->event(queued_event(*id, m, size));
+  r->store_problem.clear();
+  r->count("danemta_messages_received_total", {});
+  r->count("danemta_recipients_received_total", {}, static_cast<double>(m.recipients.size()));
   r->wake();
   co_return id;
 }
@@ -427,6 +480,7 @@ awaitable<bool> send_bounce(ImplPtr r, queue::Job job, std::string original,
              {Program::qmgr, *id + ": from=<>, size=" + std::to_string(nm.data.size()) +
                                  ", nrcpt=1 (queue active)"}};
   r->event(e);
+  r->count("danemta_notifications_total", {{"kind", delay_only ? "delay" : "non-delivery"}});
   r->wake();
   co_return true;
 }
@@ -505,6 +559,7 @@ void account(Relay::Impl& r, const queue::Job& job, delivery::AttemptResult& res
         break;
     }
     r.event(delivery::delivery_event(id, rr, delays, lifetime_over));
+    if (r.metrics != nullptr) count_recipient(*r.metrics, rr, lifetime_over, delays.total());
     updates.push_back(std::move(u));
   }
 }
@@ -540,16 +595,13 @@ void storage_warning(Relay::Impl& r, const std::string& problem) {
 // Writes `updates` for message `id` and tells whether the message is now
 // finished (no recipient pending). Runs on the spool's worker thread.
 Result<bool> write_results(queue::Spool& spool, const std::string& id,
-                           const std::vector<queue::RecipientUpdate>& updates) {
-  if (auto stored = spool.record(id, updates); !stored) return tl::unexpected(stored.error());
-  for (const queue::RecipientUpdate& u : updates)
-    if (u.state == queue::RecipientState::pending) return false;
-  auto info = spool.info(id);
-  return info && *info && (*info)->finished();
+                           const std::vector<queue::RecipientUpdate>& updates, queue::Time now) {
+  return spool.record(id, updates, now);
 }
 
 // Postfix's qmgr "removed": the message has no recipient left to try (it
-// stays in the spool for `danemta queue show` until purged).
+// stays in the spool for `danemta queue show` for [relay]
+// finished_retention_seconds, see retention()).
 void log_removed(Relay::Impl& r, const std::string& id) {
   logging::Event e;
   e.id = id;
@@ -564,11 +616,13 @@ void log_removed(Relay::Impl& r, const std::string& id) {
 // (DESIGN.md section 8: a failed state write never means "deliver again").
 awaitable<void> record(ImplPtr r, std::string id, std::vector<queue::RecipientUpdate> updates) {
   if (updates.empty()) co_return;
-  const std::function<Result<bool>()> write = [r, &id, &updates]() {
-    return write_results(r->spool, id, updates);
+  const queue::Time now = r->now();
+  const std::function<Result<bool>()> write = [r, &id, &updates, now]() {
+    return write_results(r->spool, id, updates, now);
   };
   Result<bool> stored = co_await r->blocking(write);
   if (stored) {
+    r->store_problem.clear();
     if (*stored) log_removed(*r, id);
     co_return;
   }
@@ -586,10 +640,12 @@ awaitable<void> record(ImplPtr r, std::string id, std::vector<queue::RecipientUp
 // Tries to write every held result; true when none is left.
 awaitable<bool> write_unrecorded(ImplPtr r) {
   const auto held = r->unrecorded;
-  const std::function<std::vector<std::pair<std::string, Result<bool>>>()> write = [r, &held]() {
+  const queue::Time now = r->now();
+  const std::function<std::vector<std::pair<std::string, Result<bool>>>()> write = [r, &held,
+                                                                                    now]() {
     std::vector<std::pair<std::string, Result<bool>>> out;
     for (const auto& [id, updates] : held) {
-      out.emplace_back(id, write_results(r->spool, id, updates));
+      out.emplace_back(id, write_results(r->spool, id, updates, now));
       if (!out.back().second && out.back().second.error().severity == Severity::transient) break;
     }
     return out;
@@ -615,6 +671,7 @@ awaitable<bool> write_unrecorded(ImplPtr r) {
     co_return false;
   }
   r->storage_quiet_until = {};
+  r->store_problem.clear();
   r->line(Program::qmgr, Level::info, "",
           "spool writable again: results of " + std::to_string(recorded) +
               " message(s) recorded; deliveries resume");
@@ -714,8 +771,12 @@ awaitable<void> deliver_jobs(ImplPtr r, std::vector<queue::Job> jobs) {
   clock->plan = std::chrono::steady_clock::now() - clock->start;
   delivery::BatchResult batch = co_await delivery::deliver_batch(
       r->tls_context, plan, std::move(messages), delivery_options(*r), std::move(hooks));
+  // Metrics count every session; TLS reporting only those that speak for
+  // the receiving domain's policy (not reports, not routed mail).
+  std::vector<tlsrpt::SessionResult> seen;
+  if ((r->tlsrpt_store || r->metrics) && !report) seen = session_results(plan, batch, r->now());
+  if (r->metrics) count_sessions(*r->metrics, batch, seen);
   if (r->tlsrpt_store && !report && !routed) {
-    std::vector<tlsrpt::SessionResult> seen = session_results(plan, batch, r->now());
     if (!seen.empty()) {
       const std::function<std::string()> keep = [r, seen]() {
         for (const tlsrpt::SessionResult& s : seen)
@@ -756,6 +817,48 @@ awaitable<void> run_jobs(ImplPtr r, std::vector<queue::Job> jobs, std::string ro
 constexpr queue::Time kIdle = 5;
 // Messages one attempt may carry to one destination.
 constexpr std::size_t kBatch = 50;
+
+// Finished messages are removed [relay] finished_retention_seconds after
+// they finished, at most kRetentionBatch per spool call so that delivery's
+// spool calls get their turn on the worker thread in between. A pass runs
+// every kRetentionEvery seconds (every `retention` seconds when that is
+// shorter, at least every second) and goes on while full batches come back.
+constexpr std::size_t kRetentionBatch = 500;
+constexpr queue::Time kRetentionEvery = 60;
+
+awaitable<void> retention(ImplPtr r) {
+  while (!r->stopping) {
+    const queue::Time every =
+        std::clamp<queue::Time>(r->cfg.relay.finished_retention.count(), 1, kRetentionEvery);
+    r->retention_timer.expires_after(std::chrono::seconds(every));
+    co_await r->retention_timer.async_wait(asio::as_tuple(use_awaitable));
+    std::size_t removed = 0;
+    const queue::Time keep = r->cfg.relay.finished_retention.count();
+    while (!r->stopping) {
+      const queue::Time finished_by = r->now() - keep;
+      const std::function<Result<std::size_t>()> purge = [r, finished_by]() {
+        return r->spool.purge_finished(finished_by, kRetentionBatch);
+      };
+      Result<std::size_t> n = co_await r->blocking(purge);
+      if (!n) {
+        r->line(Program::qmgr, Level::warning, "",
+                "cannot remove finished messages (retried in " + std::to_string(every) +
+                    " s): " + n.error().message);
+        break;
+      }
+      removed += *n;
+      if (*n < kRetentionBatch) break;
+    }
+    if (removed == 0) continue;
+    logging::Event e;
+    e.kind = "retention";
+    e.fields = {{"removed", removed}, {"retention", keep}};
+    e.lines.push_back({Program::qmgr, "retention: removed " + std::to_string(removed) +
+                                          " finished message(s), finished over " +
+                                          std::to_string(keep) + " s ago"});
+    r->event(e);
+  }
+}
 
 awaitable<void> scheduler(ImplPtr r) {
   while (!r->stopping) {
@@ -856,38 +959,166 @@ Relay::Relay(asio::io_context& io, config::Config config, dns::Resolver& resolve
 Relay::~Relay() {
   stop();
   impl_->pool.join();
+  impl_->auth_pool.join();
 }
 
 namespace {
 
-// The listener settings from the relay's current configuration.
-std::shared_ptr<const smtp::ServerConfig> server_settings(const ImplPtr& r) {
-  auto server = std::make_shared<smtp::ServerConfig>();
-  server->hostname = r->hostname;
-  server->max_message_bytes = r->cfg.relay.max_message_bytes;
-  server->max_recipients = r->cfg.relay.max_recipients;
-  server->max_junk_commands = r->cfg.relay.max_junk_commands;
-  server->max_connections = r->cfg.relay.max_connections;
-  server->max_connections_per_client = r->cfg.relay.max_connections_per_client;
+// One line of the SMTP server's log (smtp::ServerConfig::log) as an event:
+// its kind and level from its leading words.
+logging::Event smtpd_event(std::string_view text) {
+  logging::Event e;
+  const std::string line = logging::one_line(std::string(text));
+  if (text.starts_with("disconnect")) {
+    e.kind = "disconnect";
+  } else if (text.starts_with("NOQUEUE")) {
+    e.kind = "reject";
+  } else if (text.find("SASL") != std::string_view::npos) {
+    e.kind = "auth";
+    e.level = Level::warning;
+  } else if (text.starts_with("Anonymous TLS") || text.starts_with("SSL_accept")) {
+    e.kind = "tls";
+    e.level = text.starts_with("SSL_accept") ? Level::warning : Level::info;
+  } else {
+    e.kind = "smtpd";
+    e.level = text.starts_with("warning:") ? Level::warning : Level::info;
+  }
+  e.fields["text"] = line;
+  e.lines.push_back({Program::smtpd, line});
+  return e;
+}
+
+// AUTH's check of a user name and password, on the relay's AUTH thread.
+awaitable<Result<bool>> check_password(std::weak_ptr<Relay::Impl> weak, std::string user,
+                                       std::string password) {
+  const ImplPtr r = weak.lock();
+  if (!r) co_return fail("the relay is stopping");
+  std::shared_ptr<const auth::Credentials> credentials = r->credentials;
+  if (!credentials) co_return fail("no credentials file loaded");
+  const std::function<bool()> check = [credentials, user, password]() {
+    return credentials->verify(user, password);
+  };
+  co_return co_await asio::co_spawn(r->auth_pool, call<bool>(check), use_awaitable);
+}
+
+smtp::Requirement requirement(config::Requirement r) {
+  switch (r) {
+    case config::Requirement::none:
+      return smtp::Requirement::none;
+    case config::Requirement::may:
+      return smtp::Requirement::may;
+    case config::Requirement::required:
+      return smtp::Requirement::required;
+  }
+  return smtp::Requirement::none;
+}
+
+// The listener settings from the relay's current configuration, by address.
+std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> server_settings(const ImplPtr& r) {
+  smtp::ServerConfig base;
+  base.hostname = r->hostname;
+  base.max_message_bytes = r->cfg.relay.max_message_bytes;
+  base.max_recipients = r->cfg.relay.max_recipients;
+  base.max_junk_commands = r->cfg.relay.max_junk_commands;
+  base.max_connections = r->cfg.relay.max_connections;
+  base.max_connections_per_client = r->cfg.relay.max_connections_per_client;
   std::weak_ptr<Relay::Impl> weak = r;
   // The relay runs on one thread: the sessions' log lines need no lock.
-  server->log = [weak](std::string_view text) {
-    const ImplPtr p = weak.lock();
-    if (!p) return;
-    logging::Event e;
-    e.kind = text.starts_with("disconnect") ? "disconnect" : "reject";
-    e.fields["text"] = logging::one_line(std::string(text));
-    e.lines.push_back({Program::smtpd, logging::one_line(std::string(text))});
-    p->event(e);
+  base.log = [weak](std::string_view text) {
+    if (const ImplPtr p = weak.lock()) p->event(smtpd_event(text));
   };
-  server->sink = [weak](const smtp::ReceivedMessage& envelope) -> std::shared_ptr<smtp::TextSink> {
+  base.sink = [weak](const smtp::ReceivedMessage& envelope) -> std::shared_ptr<smtp::TextSink> {
     const ImplPtr p = weak.lock();
     if (!p) return nullptr;
     const queue::Time now = p->now();
     return std::make_shared<SpoolSink>(p->spool.draft(), received_header(*p, envelope, now),
                                        missing_fields(*p, now));
   };
-  return server;
+  std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> out;
+  for (const config::Listener& l : r->cfg.relay.all_listeners()) {
+    auto server = std::make_shared<smtp::ServerConfig>(base);
+    server->tls = requirement(l.tls);
+    if (l.tls != config::Requirement::none) server->tls_context = r->server_tls;
+    server->auth = requirement(l.auth);
+    if (l.auth != config::Requirement::none) {
+      server->authenticate = [weak](std::string user, std::string password) {
+        return check_password(weak, std::move(user), std::move(password));
+      };
+    }
+    out[l.address] = std::move(server);
+  }
+  return out;
+}
+
+// The STARTTLS context from [relay] tls_cert_file and tls_key_file, and a
+// line that names the certificate for the log.
+Result<std::pair<std::shared_ptr<asio::ssl::context>, std::string>> load_server_tls(
+    const config::RelayConfig& relay) {
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  auto cert =
+      tls::configure_server_context(context->native_handle(), relay.tls_cert_file, relay.tls_key());
+  if (!cert) return tl::unexpected(cert.error());
+  std::string names;
+  for (const std::string& n : cert->leaf.dns_names) names += (names.empty() ? "" : ",") + n;
+  if (names.empty()) names = cert->leaf.subject;
+  return std::make_pair(context, "STARTTLS certificate " + names + " from " + relay.tls_cert_file +
+                                     " (sha256 " + cert->sha256 + ", not after " +
+                                     cert->leaf.not_after + ", " +
+                                     std::to_string(cert->chain_size) + " chain certificate(s))");
+}
+
+// Reads the STARTTLS certificate and the AUTH credentials the configuration
+// names (at start: an error stops the relay). Returns a line for each.
+Result<std::vector<std::string>> load_files(Relay::Impl& r) {
+  std::vector<std::string> notes;
+  const config::RelayConfig& relay = r.cfg.relay;
+  r.server_tls.reset();
+  r.credentials.reset();
+  if (!relay.tls_cert_file.empty()) {
+    auto loaded = load_server_tls(relay);
+    if (!loaded) return tl::unexpected(loaded.error());
+    r.server_tls = loaded->first;
+    notes.push_back(loaded->second);
+  }
+  if (!relay.credentials_file.empty()) {
+    auto loaded = auth::Credentials::load(relay.credentials_file);
+    if (!loaded) return tl::unexpected(loaded.error());
+    notes.push_back("AUTH credentials for " + std::to_string(loaded->size()) + " user(s) from " +
+                    relay.credentials_file);
+    r.credentials = std::make_shared<const auth::Credentials>(std::move(*loaded));
+  }
+  return notes;
+}
+
+// The same on SIGHUP: a file that cannot be read now is refused and the one
+// loaded before stays in use.
+std::vector<std::string> reload_files(Relay::Impl& r) {
+  std::vector<std::string> notes;
+  const config::RelayConfig& relay = r.cfg.relay;
+  if (relay.tls_cert_file.empty()) {
+    if (r.server_tls) notes.push_back("STARTTLS certificate dropped (no tls_cert_file)");
+    r.server_tls.reset();
+  } else if (auto loaded = load_server_tls(relay); !loaded) {
+    notes.push_back("STARTTLS certificate refused, " +
+                    std::string(r.server_tls ? "the running one stays" : "STARTTLS unavailable") +
+                    ": " + loaded.error().message);
+  } else {
+    r.server_tls = loaded->first;
+    notes.push_back(loaded->second);
+  }
+  if (relay.credentials_file.empty()) {
+    if (r.credentials) notes.push_back("AUTH credentials dropped (no credentials_file)");
+    r.credentials.reset();
+  } else if (auto loaded = auth::Credentials::load(relay.credentials_file); !loaded) {
+    notes.push_back("AUTH credentials refused, " +
+                    std::string(r.credentials ? "the running ones stay" : "AUTH unavailable") +
+                    ": " + loaded.error().message);
+  } else {
+    notes.push_back("AUTH credentials for " + std::to_string(loaded->size()) + " user(s) from " +
+                    relay.credentials_file);
+    r.credentials = std::make_shared<const auth::Credentials>(std::move(*loaded));
+  }
+  return notes;
 }
 
 // Binds `where` and serves it. Errors name the address.
@@ -904,9 +1135,12 @@ Result<void> add_listener(const ImplPtr& r, const std::string& where) {
   if (ec) return fail("cannot listen on " + where + ": " + ec.message(), Severity::permanent);
   std::weak_ptr<Relay::Impl> weak = r;
   // Both read the relay's configuration as it is when a client connects.
-  smtp::Settings settings = [weak]() {
+  smtp::Settings settings = [weak, where]() -> std::shared_ptr<const smtp::ServerConfig> {
     const ImplPtr p = weak.lock();
-    return p ? p->server_settings : std::make_shared<const smtp::ServerConfig>();
+    if (!p) return std::make_shared<const smtp::ServerConfig>();
+    const auto it = p->server_settings.find(where);
+    return it != p->server_settings.end() ? it->second
+                                          : std::make_shared<const smtp::ServerConfig>();
   };
   auto allowed = [weak](const asio::ip::address& peer) {
     const ImplPtr p = weak.lock();
@@ -926,23 +1160,29 @@ Result<void> add_listener(const ImplPtr& r, const std::string& where) {
 
 Result<void> Relay::start() {
   if (auto ok = tls::configure_client_context(impl_->tls_context.native_handle()); !ok) return ok;
+  auto files = load_files(*impl_);
+  if (!files) return tl::unexpected(files.error());
+  for (const std::string& note : *files) impl_->line(Program::master, Level::info, "", note);
   impl_->server_settings = server_settings(impl_);
   // Weak: the relay holds this function, which must not keep it alive.
   std::weak_ptr<Impl> weak = impl_;
   impl_->accept = [weak](smtp::ReceivedMessage m) {
     return accept_message(weak.lock(), std::move(m));
   };
+  const std::vector<config::Listener> listeners = impl_->cfg.relay.all_listeners();
   // Every address is checked before any is served.
-  for (const std::string& l : impl_->cfg.relay.listen) {
-    if (auto endpoint = parse_endpoint(l); !endpoint) return tl::unexpected(endpoint.error());
+  for (const config::Listener& l : listeners) {
+    if (auto endpoint = parse_endpoint(l.address); !endpoint)
+      return tl::unexpected(endpoint.error());
   }
-  for (const std::string& l : impl_->cfg.relay.listen) {
-    if (auto added = add_listener(impl_, l); !added) {
+  for (const config::Listener& l : listeners) {
+    if (auto added = add_listener(impl_, l.address); !added) {
       stop();
       return added;
     }
   }
   asio::co_spawn(impl_->io, scheduler(impl_), asio::detached);
+  asio::co_spawn(impl_->io, retention(impl_), asio::detached);
   return {};
 }
 
@@ -966,10 +1206,14 @@ std::vector<std::string> Relay::reload(config::Config next) {
     at_restart("tlsrpt.enabled or tlsrpt.store");
   next.tlsrpt.enabled = r.cfg.tlsrpt.enabled;
   next.tlsrpt.store = r.cfg.tlsrpt.store;
-  const std::vector<std::string> listen = next.relay.listen;
+  std::vector<std::string> listen;
+  for (const config::Listener& l : next.relay.all_listeners()) listen.push_back(l.address);
   r.cfg = std::move(next);
   r.sessions.set_limits(Impl::cache_limits(r.cfg));
   r.hostname = r.cfg.relay.hostname.empty() ? local_hostname() : r.cfg.relay.hostname;
+  // The files are read again even when the configuration is unchanged: a
+  // renewed certificate or a new user is what a SIGHUP is often for.
+  for (std::string& n : reload_files(r)) notes.push_back(std::move(n));
   r.server_settings = server_settings(impl_);
 
   if (!r.stopping) {
@@ -1020,10 +1264,63 @@ void Relay::stop() {
     a.second->close(ec);
   }
   impl_->timer.cancel();
+  impl_->retention_timer.cancel();
 }
 
 void Relay::set_tlsrpt_store(tlsrpt::Store* store) {
   impl_->tlsrpt_store = store;
+}
+
+void Relay::set_metrics(metrics::Registry* registry) {
+  impl_->metrics = registry;
+}
+
+namespace {
+
+// The spool's queue figures at most this old in a scrape.
+constexpr std::chrono::seconds kQueueCountsMaxAge{1};
+
+awaitable<std::string> scrape_metrics(ImplPtr r) {
+  if (r->metrics == nullptr) co_return std::string();
+  if (!r->queue_counting &&
+      std::chrono::steady_clock::now() - r->queue_counted >= kQueueCountsMaxAge) {
+    r->queue_counting = true;
+    const queue::Time now = r->now();
+    const std::size_t top = r->cfg.metrics.top_destinations;
+    const std::function<Result<queue::QueueCounts>()> ask = [r, now, top]() {
+      return r->spool.counts(now, top);
+    };
+    Result<queue::QueueCounts> counts = co_await r->blocking(ask);
+    r->queue_counting = false;
+    r->queue_counted = std::chrono::steady_clock::now();
+    if (counts) {
+      count_queue(*r->metrics, *counts, now);
+    } else {
+      forget_queue(*r->metrics);
+      r->line(Program::qmgr, Level::error, "",
+              "metrics: cannot read the spool: " + counts.error().message);
+    }
+  }
+  r->metrics->set("danemta_deliveries_in_flight", {}, static_cast<double>(r->active));
+  const bool writable = r->unrecorded.empty() && r->store_problem.empty();
+  r->metrics->set("danemta_spool_writable", {}, writable ? 1 : 0);
+  co_return r->metrics->render();
+}
+
+}  // namespace
+
+awaitable<std::string> Relay::scrape() {
+  return scrape_metrics(impl_);
+}
+
+std::string Relay::unhealthy() const {
+  const Impl& r = *impl_;
+  if (r.stopping) return "stopping";
+  if (!r.unrecorded.empty())
+    return "spool not writable: results of " + std::to_string(r.unrecorded.size()) +
+           " message(s) held in memory, deliveries paused";
+  if (!r.store_problem.empty()) return "spool not writable: " + r.store_problem;
+  return "";
 }
 
 void Relay::wake() {

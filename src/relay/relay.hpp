@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
+
 #include "base/result.hpp"
 #include "config/config.hpp"
 #include "dns/resolver.hpp"
@@ -26,6 +28,10 @@
 
 namespace boost::asio {
 class io_context;
+}
+
+namespace danemta::metrics {
+class Registry;
 }
 
 namespace danemta::relay {
@@ -44,7 +50,20 @@ class Relay {
   // null (the default): not recorded. Must outlive the relay.
   void set_tlsrpt_store(tlsrpt::Store* store);
 
-  // Binds the listeners and starts the scheduler. Errors name the address.
+  // Where the relay counts what it does (relay/instruments.hpp declares the
+  // families); null (the default): nothing is counted. Must outlive the
+  // relay.
+  void set_metrics(metrics::Registry* registry);
+  // The body of /metrics: the queue gauges brought up to date from the
+  // spool (on its worker thread), then every family rendered.
+  boost::asio::awaitable<std::string> scrape();
+  // Why the relay is not healthy, for /healthz: it is stopping, or the spool
+  // cannot be written (results held in memory, or the last message could
+  // not be stored). Empty when it is healthy.
+  std::string unhealthy() const;
+
+  // Reads the STARTTLS certificate and the AUTH credentials, binds the
+  // listeners and starts the scheduler. Errors name the file or address.
   Result<void> start();
   // Stops accepting and scheduling; attempts in flight run to their end.
   void stop();
@@ -52,12 +71,16 @@ class Relay {
   void wake();
 
   // Applies a new configuration (SIGHUP): TLS policies, allow lists,
-  // limits, backoff, timeouts, host names and TLS-RPT settings at once, for
-  // new connections and attempts; listeners are opened and closed to match
-  // [relay] listen. The spool, the resolver ([dns]) and the TLS-RPT store
-  // stay as they were until a restart. Returns one line per thing worth
-  // logging (a listener opened or closed, a change that needs a restart, a
-  // listener that could not be opened).
+  // limits, backoff, timeouts, host names, listener requirements and TLS-RPT
+  // settings at once, for new connections and attempts; listeners are
+  // opened and closed to match [relay] listen and [[relay.listener]]. The
+  // STARTTLS certificate and the AUTH credentials are read again (also when
+  // the configuration is the same); one that cannot be read is refused and
+  // the one in use stays. The spool, the resolver ([dns]) and the TLS-RPT
+  // store stay as they were until a restart. Returns one line per thing
+  // worth logging (a listener opened or closed, a change that needs a
+  // restart, a listener that could not be opened, the certificate and
+  // credentials loaded or refused).
   std::vector<std::string> reload(config::Config next);
 
   // "ID: delivery to DOMAIN (running N s)" for each message being delivered.

@@ -4,6 +4,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -18,8 +20,12 @@
 #include <tuple>
 #include <utility>
 
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+
 #include "smtp/data.hpp"
 #include "smtp/path.hpp"
+#include "smtp/sasl.hpp"
 
 namespace danemta::smtp {
 
@@ -121,10 +127,18 @@ enum class Io { ok, timeout, closed };
 
 // What the session does after a command.
 enum class Next {
-  read,   // read the next command
-  data,   // DATA was accepted (354 queued): receive the text
-  close,  // send what is pending and hang up (QUIT, 421)
+  read,      // read the next command
+  data,      // DATA was accepted (354 queued): receive the text
+  starttls,  // STARTTLS was accepted (220 queued): the TLS handshake
+  auth,      // AUTH was accepted: the SASL exchange
+  close,     // send what is pending and hang up (QUIT, 421)
 };
+
+// Wipes a string that held a password or its encoding.
+void wipe(std::string& s) {
+  OPENSSL_cleanse(s.data(), s.size());
+  s.clear();
+}
 
 struct Line {
   enum class Kind { line, too_long, timeout, closed };
@@ -137,13 +151,15 @@ struct Line {
 // io_context). Owned by a shared_ptr in serve()'s frame; the watchdog holds
 // a weak_ptr.
 struct Session : std::enable_shared_from_this<Session> {
-  Session(tcp::socket s, ServerConfig c, Accept a)
+  Session(tcp::socket s, ServerConfig c, Accept a, bool allowed)
       : socket(std::move(s)),
         timer(socket.get_executor()),
         config(std::move(c)),
-        accept(std::move(a)) {}
+        accept(std::move(a)),
+        trusted(allowed) {}
 
-  tcp::socket socket;
+  tcp::socket socket;  // the connection until STARTTLS moves it into `tls`
+  std::optional<asio::ssl::stream<tcp::socket>> tls;
   asio::steady_timer timer;
   ServerConfig config;
   Accept accept;
@@ -162,7 +178,17 @@ struct Session : std::enable_shared_from_this<Session> {
   bool body_8bitmime = false;  // this transaction's MAIL parameters
   bool smtputf8 = false;
   std::size_t errors = 0;
-  std::size_t junk = 0;  // junk commands since the last accepted message
+  std::size_t junk = 0;      // junk commands since the last accepted message
+  bool trusted = true;       // in the listener's allowed networks
+  std::string tls_protocol;  // non-empty once TLS is up
+  std::string tls_cipher;
+  AuthCommand pending_auth;  // the AUTH command being carried out
+  std::string sasl_method;   // non-empty once authenticated
+  std::string sasl_username;
+
+  bool in_tls() const { return !tls_protocol.empty(); }
+  bool authenticated() const { return !sasl_method.empty(); }
+  tcp::socket& lowest() { return tls ? tls->next_layer() : socket; }
 
   // The watchdog bounds one whole operation: at `deadline` it cancels the
   // socket's pending I/O. The generation check makes a late expiry harmless.
@@ -176,7 +202,7 @@ struct Session : std::enable_shared_from_this<Session> {
       if (!self || self->watchdog_generation != generation) return;
       self->watchdog_fired = true;
       error_code ignored;
-      self->socket.cancel(ignored);
+      self->lowest().cancel(ignored);
     });
   }
 
@@ -188,8 +214,8 @@ struct Session : std::enable_shared_from_this<Session> {
   void close() {
     disarm();
     error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
-    socket.close(ignored);
+    lowest().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close(ignored);
   }
 
   void reply(std::string_view line) {
@@ -223,7 +249,12 @@ struct Session : std::enable_shared_from_this<Session> {
   asio::awaitable<Io> flush(Clock::duration timeout) {
     if (out.empty()) co_return Io::ok;
     arm(Clock::now() + timeout);
-    const auto result = co_await asio::async_write(socket, asio::buffer(out), use_tuple);
+    std::tuple<error_code, std::size_t> result;
+    if (tls) {
+      result = co_await asio::async_write(*tls, asio::buffer(out), use_tuple);
+    } else {
+      result = co_await asio::async_write(socket, asio::buffer(out), use_tuple);
+    }
     const bool timed_out = watchdog_fired;
     disarm();
     out.clear();
@@ -241,8 +272,13 @@ struct Session : std::enable_shared_from_this<Session> {
     const std::size_t old = in.size();
     in.resize(old + kReadChunk);
     arm(deadline);
-    const auto result =
-        co_await socket.async_read_some(asio::buffer(in.data() + old, kReadChunk), use_tuple);
+    const asio::mutable_buffer space = asio::buffer(in.data() + old, kReadChunk);
+    std::tuple<error_code, std::size_t> result;
+    if (tls) {
+      result = co_await tls->async_read_some(space, use_tuple);
+    } else {
+      result = co_await socket.async_read_some(space, use_tuple);
+    }
     const bool timed_out = watchdog_fired;
     disarm();
     in.resize(old + std::get<1>(result));
@@ -300,6 +336,10 @@ struct Session : std::enable_shared_from_this<Session> {
     reply("250-SIZE " + std::to_string(config.max_message_bytes));
     reply("250-8BITMIME");
     reply("250-ENHANCEDSTATUSCODES");
+    // RFC 3207, RFC 4954 section 4: AUTH only where the password travels
+    // encrypted.
+    if (config.tls != Requirement::none && config.tls_context && !in_tls()) reply("250-STARTTLS");
+    if (config.auth != Requirement::none && in_tls()) reply("250-AUTH PLAIN LOGIN");
     reply("250 SMTPUTF8");
     return Next::read;
   }
@@ -345,6 +385,11 @@ struct Session : std::enable_shared_from_this<Session> {
     const auto refuse = [&](std::string line, bool counts) {
       return reject("MAIL", from, {}, std::move(line), counts);
     };
+    if (config.tls == Requirement::required && !in_tls())
+      return refuse("530 5.7.0 Must issue a STARTTLS command first", true);  // RFC 3207 4
+    if (!authenticated() &&
+        (config.auth == Requirement::required || (config.auth == Requirement::may && !trusted)))
+      return refuse("530 5.7.0 Authentication required", true);  // RFC 4954 6
     if (!path) return refuse(path_refusal(path.error(), true), true);
     if (path->address_literal) {
       // Bounces to it could not be routed by DNS either.
@@ -364,6 +409,10 @@ struct Session : std::enable_shared_from_this<Session> {
           return refuse("501 5.5.4 Bad BODY parameter", true);
         }
         eight_bit_body = iequals(*p.value, "8BITMIME");
+      } else if (iequals(p.key, "AUTH") && config.auth != Requirement::none) {
+        // RFC 4954 section 5: the submitter's identity for the next hop;
+        // danemta does not pass it on.
+        if (!p.value || p.value->empty()) return refuse("501 5.5.4 Bad AUTH parameter", true);
       } else if (iequals(p.key, "SMTPUTF8")) {
         // RFC 6531 section 3.4. Non-ASCII addresses without it are accepted
         // too: the relay's client adds SMTPUTF8 where the addresses need it.
@@ -422,6 +471,46 @@ struct Session : std::enable_shared_from_this<Session> {
     return Next::data;
   }
 
+  // RFC 3207 section 4.
+  Next starttls(std::string_view arg) {
+    if (config.tls == Requirement::none) return bad("502 5.5.1 Error: command not implemented");
+    if (!arg.empty()) return bad("501 5.5.4 Syntax: STARTTLS");
+    if (in_tls()) return bad("554 5.5.1 Error: TLS already active");
+    if (helo.empty()) return bad("503 5.5.1 Error: send HELO/EHLO first");
+    if (in_transaction) return bad("503 5.5.1 Error: MAIL transaction in progress");
+    if (!config.tls_context) {
+      reply("454 4.7.0 TLS not available due to local problem");
+      return Next::read;
+    }
+    reply("220 2.0.0 Ready to start TLS");
+    return Next::starttls;
+  }
+
+  // RFC 4954 section 4.
+  Next auth(std::string_view arg) {
+    if (config.auth == Requirement::none) return bad("502 5.5.1 Error: command not implemented");
+    if (helo.empty()) return bad("503 5.5.1 Error: send HELO/EHLO first");
+    if (!in_tls())
+      return bad("538 5.7.11 Encryption required for requested authentication mechanism");
+    if (authenticated()) return bad("503 5.5.1 Error: already authenticated");
+    if (in_transaction) return bad("503 5.5.1 Error: MAIL transaction in progress");
+    AuthCommand c = parse_auth_command(arg);
+    switch (c.problem) {
+      case AuthCommand::Problem::none:
+        break;
+      case AuthCommand::Problem::syntax:
+        return bad("501 5.5.4 Syntax: AUTH mechanism");
+      case AuthCommand::Problem::unsupported:
+        return bad("504 5.5.4 Unrecognized authentication type");
+    }
+    if (!config.authenticate) {
+      reply("454 4.7.0 Temporary authentication failure");
+      return Next::read;
+    }
+    pending_auth = std::move(c);
+    return Next::auth;
+  }
+
   // RFC 5321 4.1.1 commands and 4.2 reply codes, RFC 3463 status codes.
   Next command(std::string_view line) {
     const auto space = std::min(line.find(' '), line.size());
@@ -436,6 +525,8 @@ struct Session : std::enable_shared_from_this<Session> {
       reply("221 2.0.0 " + config.hostname + " closing connection");
       return Next::close;
     }
+    if (iequals(verb, "STARTTLS")) return starttls(arg);
+    if (iequals(verb, "AUTH")) return auth(arg);
     // Everything below is a junk command.
     if (++junk > config.max_junk_commands) {
       const std::string goodbye = "421 4.7.0 " + config.hostname + " Error: too many junk commands";
@@ -462,7 +553,7 @@ struct Session : std::enable_shared_from_this<Session> {
       reply("214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
       return Next::read;
     }
-    for (const std::string_view known : {"EXPN", "STARTTLS", "AUTH", "BDAT", "ETRN", "TURN"}) {
+    for (const std::string_view known : {"EXPN", "BDAT", "ETRN", "TURN"}) {
       if (iequals(verb, known)) return bad("502 5.5.1 Error: command not implemented");
     }
     return bad("500 5.5.2 Error: command not recognized");
@@ -473,8 +564,17 @@ struct Session : std::enable_shared_from_this<Session> {
     const auto deadline = Clock::now() + config.data_timeout;
     if (const Io w = co_await flush(config.command_timeout); w != Io::ok) co_return Next::close;
     DataDecoder decoder(config.max_message_bytes);
-    ReceivedMessage message{client,   helo, mail_from, recipients, body_8bitmime,
-                            smtputf8, {},   nullptr,   0};
+    ReceivedMessage message;
+    message.client = client;
+    message.helo = helo;
+    message.mail_from = mail_from;
+    message.recipients = recipients;
+    message.body_8bitmime = body_8bitmime;
+    message.smtputf8 = smtputf8;
+    message.tls_protocol = tls_protocol;
+    message.tls_cipher = tls_cipher;
+    message.sasl_method = sasl_method;
+    message.sasl_username = sasl_username;
     if (config.sink) message.text = config.sink(message);
     for (;;) {
       pos += decoder.feed(std::string_view(in).substr(pos));
@@ -545,6 +645,147 @@ struct Session : std::enable_shared_from_this<Session> {
     co_return Next::read;
   }
 
+  // The TLS handshake after "220 Ready to start TLS" (RFC 3207 section 4).
+  asio::awaitable<Next> start_tls() {
+    // Whatever followed the STARTTLS line in clear is dropped: executed
+    // after the handshake it would pass for the TLS client's (CVE-2011-0411).
+    if (pos < in.size()) {
+      log("warning: unknown[" + client + "]: " + std::to_string(in.size() - pos) +
+          " octet(s) sent after STARTTLS before the TLS handshake: discarded");
+    }
+    in.clear();
+    pos = 0;
+    if (co_await flush(config.command_timeout) != Io::ok) co_return Next::close;
+    tls.emplace(std::move(socket), *config.tls_context);
+    arm(Clock::now() + config.command_timeout);
+    const auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, use_tuple);
+    const bool timed_out = watchdog_fired;
+    disarm();
+    if (ec) {
+      // Nothing more can be said to the client: not in clear, not in TLS.
+      log("SSL_accept error from unknown[" + client +
+          "]: " + (timed_out ? std::string("timed out") : ec.message()));
+      close();
+      co_return Next::close;
+    }
+    SSL* ssl = tls->native_handle();
+    tls_protocol = SSL_get_version(ssl);
+    const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
+    tls_cipher = cipher != nullptr ? SSL_CIPHER_get_name(cipher) : "unknown";
+    int algorithm_bits = 0;
+    const int bits = cipher != nullptr ? SSL_CIPHER_get_bits(cipher, &algorithm_bits) : 0;
+    log("Anonymous TLS connection established from unknown[" + client + "]: " + tls_protocol +
+        " with cipher " + tls_cipher + " (" + std::to_string(bits) + "/" +
+        std::to_string(algorithm_bits) + " bits)");
+    // RFC 3207 section 4.2: what was said in clear is forgotten.
+    helo.clear();
+    reset_transaction();
+    co_return Next::read;
+  }
+
+  // One client response in a SASL exchange: the line, or what the session
+  // does instead (a too long line counts as an error; a timeout or a lost
+  // connection ends the session).
+  struct Response {
+    std::optional<std::string> line;
+    Next next = Next::read;
+  };
+
+  asio::awaitable<Response> read_response() {
+    Line line = co_await read_command(Clock::now() + config.command_timeout);
+    switch (line.kind) {
+      case Line::Kind::line:
+        co_return Response{std::move(line.text), Next::read};
+      case Line::Kind::too_long:
+        co_return Response{std::nullopt, bad("500 5.5.6 Authentication Exchange line is too long")};
+      case Line::Kind::timeout:
+        reply("421 4.4.2 " + config.hostname + " timeout");
+        co_return Response{std::nullopt, Next::close};
+      case Line::Kind::closed:
+        break;
+    }
+    co_return Response{std::nullopt, Next::close};
+  }
+
+  // A failed AUTH: logged in Postfix's words (log watchers know them),
+  // with the user name the client gave but never the password.
+  Next auth_failed(std::string_view mechanism, std::string_view user, std::string_view reason) {
+    log("warning: unknown[" + client + "]: SASL " + std::string(mechanism) +
+        " authentication failed: " + std::string(reason) +
+        ", sasl_username=" + printable_user(user));
+    return bad("535 5.7.8 Error: authentication failed");
+  }
+
+  // A client response decoded, or the reply when it is a cancellation or
+  // no base64 (RFC 4954 section 4).
+  std::optional<std::string> decoded(std::string& line, Next& next) {
+    if (response_kind(line) == ResponseKind::cancel) {
+      next = bad("501 5.7.0 Authentication aborted");
+      return std::nullopt;
+    }
+    std::optional<std::string> octets = decode_response(line);
+    wipe(line);
+    if (!octets) next = bad("501 5.5.2 Cannot decode response");
+    return octets;
+  }
+
+  // The SASL exchange of the AUTH command in `pending_auth`.
+  asio::awaitable<Next> sasl_exchange() {
+    const Mechanism mechanism = pending_auth.mechanism;
+    std::optional<std::string> first = std::move(pending_auth.initial_response);
+    pending_auth = AuthCommand{};
+    const std::string name = mechanism == Mechanism::plain ? "PLAIN" : "LOGIN";
+    Next next = Next::read;
+    ParsedCredentials parsed;
+    if (!first) {
+      // PLAIN: an empty challenge; LOGIN: "Username:".
+      reply(mechanism == Mechanism::plain ? "334 " : "334 VXNlcm5hbWU6");
+      Response r = co_await read_response();
+      if (!r.line) co_return r.next;
+      first = std::move(r.line);
+    }
+    std::optional<std::string> message = decoded(*first, next);
+    if (!message) co_return next;
+    if (mechanism == Mechanism::plain) {
+      parsed = parse_plain(*message);
+      wipe(*message);
+    } else {
+      reply("334 UGFzc3dvcmQ6");  // "Password:"
+      Response r = co_await read_response();
+      if (!r.line) co_return r.next;
+      std::optional<std::string> password = decoded(*r.line, next);
+      if (!password) co_return next;
+      parsed = check_login(std::move(*message), std::move(*password));
+      wipe(*password);
+    }
+    Credentials& c = parsed.credentials;
+    if (parsed.problem != CredentialProblem::none) {
+      wipe(c.password);
+      co_return auth_failed(name, c.user, to_string(parsed.problem));
+    }
+    Result<bool> ok = false;
+    try {
+      auto check = config.authenticate(c.user, c.password);
+      ok = co_await std::move(check);
+    } catch (const std::exception& e) {
+      const std::string what = e.what();
+      ok = fail(what);
+    }
+    wipe(c.password);
+    if (!ok) {
+      log("warning: unknown[" + client + "]: SASL " + name +
+          " authentication not checked: " + reply_text(ok.error().message, "unknown error") +
+          ", sasl_username=" + printable_user(c.user));
+      reply("454 4.7.0 Temporary authentication failure");
+      co_return Next::read;
+    }
+    if (!*ok) co_return auth_failed(name, c.user, "authentication failure");
+    sasl_method = name;
+    sasl_username = std::move(c.user);
+    reply("235 2.7.0 Authentication successful");
+    co_return Next::read;
+  }
+
   asio::awaitable<void> run() {
     error_code ec;
     const auto peer = socket.remote_endpoint(ec);
@@ -576,6 +817,8 @@ struct Session : std::enable_shared_from_this<Session> {
           co_return;
       }
       if (next == Next::data) next = co_await receive_data();
+      if (next == Next::starttls) next = co_await start_tls();
+      if (next == Next::auth) next = co_await sasl_exchange();
       if (next == Next::close) {
         co_await flush(kGoodbyeTimeout);
         close();
@@ -593,7 +836,8 @@ struct Session : std::enable_shared_from_this<Session> {
 };
 
 asio::awaitable<void> deny(tcp::socket socket, ServerConfig config, std::string line) {
-  const auto session = std::make_shared<Session>(std::move(socket), std::move(config), Accept{});
+  const auto session =
+      std::make_shared<Session>(std::move(socket), std::move(config), Accept{}, false);
   co_await session->refuse(std::move(line));
 }
 
@@ -646,9 +890,9 @@ std::optional<ConnectionSlot> take_slot(const std::shared_ptr<Connections>& tabl
 }
 
 asio::awaitable<void> serve_counted(tcp::socket socket, ServerConfig config, Accept accept,
-                                    ConnectionSlot slot) {
+                                    bool allowed, ConnectionSlot slot) {
   const auto session =
-      std::make_shared<Session>(std::move(socket), std::move(config), std::move(accept));
+      std::make_shared<Session>(std::move(socket), std::move(config), std::move(accept), allowed);
   co_await session->run();
   (void)slot;
 }
@@ -657,7 +901,7 @@ asio::awaitable<void> serve_counted(tcp::socket socket, ServerConfig config, Acc
 
 asio::awaitable<void> serve(tcp::socket socket, ServerConfig config, Accept accept) {
   const auto session =
-      std::make_shared<Session>(std::move(socket), std::move(config), std::move(accept));
+      std::make_shared<Session>(std::move(socket), std::move(config), std::move(accept), true);
   co_await session->run();
 }
 
@@ -696,7 +940,9 @@ asio::awaitable<void> listen(tcp::acceptor& acceptor, Settings settings, Accept 
         config.log("NOQUEUE: reject: CONNECT from unknown[" + address.to_string() + "]: " + line);
       asio::co_spawn(strand, deny(std::move(s), config, std::move(line)), asio::detached);
     };
-    if (!allowed || !allowed(address)) {
+    // Where AUTH is offered anyone may connect, to authenticate.
+    const bool in_allowed = allowed && allowed(address);
+    if (!in_allowed && config.auth == Requirement::none) {
       refuse(socket, "554 5.7.1 " + config.hostname + " relay access denied");
       continue;
     }
@@ -706,7 +952,8 @@ asio::awaitable<void> listen(tcp::acceptor& acceptor, Settings settings, Accept 
                          address.to_string());
       continue;
     }
-    asio::co_spawn(strand, serve_counted(std::move(socket), config, accept, std::move(*slot)),
+    asio::co_spawn(strand,
+                   serve_counted(std::move(socket), config, accept, in_allowed, std::move(*slot)),
                    asio::detached);
   }
 }

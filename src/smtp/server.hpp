@@ -21,6 +21,10 @@
 
 #include "base/result.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace danemta::smtp {
 
 // Takes a message's text while it arrives, so that a large message is never
@@ -39,6 +43,20 @@ struct ReceivedMessage;
 // is empty. Null (or a null result): the text is collected in
 // ReceivedMessage::data instead.
 using MakeSink = std::function<std::shared_ptr<TextSink>(const ReceivedMessage& envelope)>;
+
+// What a listener asks of its clients for STARTTLS (RFC 3207) or AUTH
+// (RFC 4954).
+enum class Requirement {
+  none,      // not offered ("502 5.5.1 Error: command not implemented")
+  may,       // offered
+  required,  // MAIL is refused with 530 5.7.0 until the client has done it
+};
+
+// Checks AUTH's user name and password: true when they match. An error
+// (the credentials cannot be checked now) is answered "454 4.7.0 Temporary
+// authentication failure".
+using Authenticate =
+    std::function<boost::asio::awaitable<Result<bool>>(std::string user, std::string password)>;
 
 struct ServerConfig {
   using duration = std::chrono::steady_clock::duration;
@@ -71,6 +89,16 @@ struct ServerConfig {
   // Where message text goes as it arrives (see TextSink); null: into
   // ReceivedMessage::data.
   MakeSink sink;
+  // STARTTLS with `tls_context` (a server context, tls::configure_server_context).
+  // With `tls` other than none but no context, STARTTLS is not advertised
+  // and gets "454 4.7.0 TLS not available due to local problem".
+  Requirement tls = Requirement::none;
+  std::shared_ptr<boost::asio::ssl::context> tls_context;
+  // AUTH PLAIN and LOGIN, advertised and accepted only over TLS; `auth` may
+  // or required wants `authenticate` (without it AUTH gets 454 4.7.0).
+  // Who may send mail: see serve() and listen().
+  Requirement auth = Requirement::none;
+  Authenticate authenticate;
 };
 
 struct ReceivedMessage {
@@ -88,6 +116,12 @@ struct ReceivedMessage {
   // The sink that took the text instead of `data` (ServerConfig::sink).
   std::shared_ptr<TextSink> text;
   std::size_t size = 0;  // octets of text, in `data` or written to `text`
+  // The session's TLS ("TLSv1.3", "TLS_AES_256_GCM_SHA384"; empty: none)
+  // and AUTH ("PLAIN", the user name; empty: none).
+  std::string tls_protocol;
+  std::string tls_cipher;
+  std::string sasl_method;
+  std::string sasl_username;
 };
 
 // Returns the queue id (reply "250 2.0.0 Ok: queued as ID"), or an error:
@@ -118,15 +152,40 @@ using Accept = std::function<boost::asio::awaitable<Result<std::string>>(Receive
 //   DNSSEC and DANE apply. "<postmaster>" gets 550 (no local mailboxes).
 // - The junk command limit: see ServerConfig::max_junk_commands.
 // - An exception thrown by `accept` is answered like a transient error (451).
+// - STARTTLS (RFC 3207): "220 2.0.0 Ready to start TLS", then the TLS
+//   handshake (command_timeout bounds it; a failed one closes the
+//   connection). Octets the client sent after the STARTTLS line, before the
+//   handshake, are discarded and logged, never executed inside TLS (the
+//   CVE-2011-0411 class of command injection). Afterwards the session
+//   starts over (section 4.2): EHLO again, no transaction. A second
+//   STARTTLS gets "554 5.5.1"; STARTTLS in a transaction "503 5.5.1".
+// - AUTH (RFC 4954), PLAIN (RFC 4616, with or without an initial
+//   response) and LOGIN; base64 and messages as smtp/sasl.hpp reads them.
+//   Before TLS: "538 5.7.11 Encryption required for requested
+//   authentication mechanism" (and AUTH is not advertised). Success: "235
+//   2.7.0 Authentication successful". Wrong credentials or a malformed
+//   message: "535 5.7.8 Error: authentication failed" and a log line
+//   "warning: unknown[192.0.2.1]: SASL PLAIN authentication failed: REASON,
+//   sasl_username=USER" (never the password); a response that is not base64:
+//   "501 5.5.2"; "*": "501 5.7.0 Authentication aborted". Each of these
+//   counts towards max_errors. Once per session; not in a transaction.
+// - MAIL before TLS on a listener with tls required: "530 5.7.0 Must issue
+//   a STARTTLS command first"; without AUTH where auth is required, or
+//   where auth is may and the client is not `allowed` (listen()): "530 5.7.0
+//   Authentication required". Both are logged and count as errors. The
+//   MAIL parameter AUTH= (RFC 4954 section 5) is accepted (and ignored)
+//   where AUTH is offered.
 // - The socket's executor must serialise the session with its timer: a
 //   strand, or an io_context run by one thread.
+// A client of serve() counts as allowed.
 boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket, ServerConfig config,
                                    Accept accept);
 
 // Accepts connections on `acceptor` forever (until it is closed), spawning
 // serve() for each on a new strand of the acceptor's executor. `allowed(peer
-// address)` false, or `allowed` empty: the client gets "554 5.7.1 ..." and is
-// disconnected (no open relay). A client over max_connections or
+// address)` false, or `allowed` empty: on a listener without AUTH the client
+// gets "554 5.7.1 ..." and is disconnected (no open relay); on one with AUTH
+// it is served, and must authenticate before MAIL. A client over max_connections or
 // max_connections_per_client gets "421 4.7.0 <hostname> Error: too many
 // connections from <address>" and is disconnected; a session's place is
 // freed when it ends, however it ends. Returns when the acceptor is closed;

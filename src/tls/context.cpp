@@ -1,11 +1,59 @@
 #include "tls/context.hpp"
 
+#include <cstdint>
+
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 namespace danemta::tls {
+
+namespace {
+
+// OpenSSL's first queued error as text (the queue is emptied).
+std::string openssl_reason() {
+  const unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return "unknown OpenSSL error";
+  const char* reason = ERR_reason_error_string(e);
+  return reason != nullptr ? reason : "OpenSSL error " + std::to_string(e);
+}
+
+}  // namespace
+
+Result<ServerCertificate> configure_server_context(ssl_ctx_st* ctx, const std::string& cert_file,
+                                                   const std::string& key_file) {
+  ERR_clear_error();
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+    return fail("cannot set the minimum TLS version: " + openssl_reason(), Severity::permanent);
+  SSL_CTX_set_options(
+      ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1)
+    return fail("certificate file " + cert_file + ": " + openssl_reason(), Severity::permanent);
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+    return fail("key file " + key_file + ": " + openssl_reason(), Severity::permanent);
+  if (SSL_CTX_check_private_key(ctx) != 1)
+    return fail("key file " + key_file + " does not belong to the certificate in " + cert_file +
+                    ": " + openssl_reason(),
+                Severity::permanent);
+  X509* leaf = SSL_CTX_get0_certificate(ctx);
+  if (leaf == nullptr)
+    return fail("certificate file " + cert_file + ": no certificate", Severity::permanent);
+  ServerCertificate out;
+  out.leaf = summarize(leaf);
+  auto digest = association_data(leaf, 0, 1);
+  if (!digest) return tl::unexpected(digest.error());
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (const std::uint8_t b : *digest) {
+    out.sha256 += kHex[b >> 4];
+    out.sha256 += kHex[b & 15];
+  }
+  STACK_OF(X509)* chain = nullptr;
+  if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1 && chain != nullptr)
+    out.chain_size = static_cast<std::size_t>(sk_X509_num(chain));
+  return out;
+}
 
 Result<void> configure_client_context(ssl_ctx_st* ctx) {
   if (SSL_CTX_dane_enable(ctx) <= 0) return fail("SSL_CTX_dane_enable failed");

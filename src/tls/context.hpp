@@ -1,7 +1,9 @@
-// SSL_CTX settings shared by every client connection, and the facts of a
-// finished handshake. OpenSSL types are forward-declared.
+// SSL_CTX settings shared by every client connection, the server context of
+// the relay's STARTTLS listeners, and the facts of a finished handshake.
+// OpenSSL types are forward-declared.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,22 @@ namespace danemta::tls {
 // verification is left to the caller's post-handshake check (peer chains
 // are recorded even when they do not match).
 Result<void> configure_client_context(ssl_ctx_st* ctx);
+
+// The certificate a server context presents, as an operator checks it after
+// a reload.
+struct ServerCertificate {
+  CertSummary leaf;
+  std::string sha256;          // hex SHA2-256 of the DER leaf (its fingerprint)
+  std::size_t chain_size = 0;  // certificates sent after the leaf
+};
+
+// Sets up a server SSL_CTX for STARTTLS (RFC 3207): TLS 1.2 at least, no
+// compression, no renegotiation; the chain from `cert_file` (PEM, the leaf
+// first, then its issuers) and the private key from `key_file` (PEM), which
+// must belong to the leaf. Errors name the file and OpenSSL's reason, and
+// are permanent; the context is then unusable (make a fresh one).
+Result<ServerCertificate> configure_server_context(ssl_ctx_st* ctx, const std::string& cert_file,
+                                                   const std::string& key_file);
 
 struct SessionFacts {
   std::string protocol;            // "TLSv1.3"

@@ -191,7 +191,7 @@ TEST(Install, RelayStartedAsRootBindsPort25ThenRunsAsTheConfiguredUser) {
   // `danemta queue` run as root switches to the account as well: what it
   // creates is the relay's, never root's.
   lab::CommandResult list =
-      lab::run_command(std::string(DANEMTA_BINARY) + " --config " + config + " queue list");
+      lab::run_command(std::string(DANEMTA_BINARY) + " --config " + config + " queue list --all");
   EXPECT_EQ(list.exit_code, 0) << list.out;
   EXPECT_NE(list.out.find("2 message(s)"), std::string::npos) << list.out;
   for (const auto& f : fs::recursive_directory_iterator(spool)) {

@@ -134,7 +134,7 @@ TEST(QueueDurability, AcknowledgedMessagesSurviveSigkill) {
   }
 
   // Unacknowledged messages may be there too, but only whole (one transaction).
-  auto all = (*spool)->list();
+  auto all = (*spool)->list(true);
   ASSERT_TRUE(all) << all.error().message;
   EXPECT_GE(all->size(), acked.size());
   for (const MessageInfo& m : *all) {

@@ -63,7 +63,7 @@ TEST(Relay, DeliversWithDaneAndLogsIt) {
   EXPECT_NE(m.data.find("Received: from "), std::string::npos) << "trace header (RFC 5321 4.4)";
   EXPECT_NE(m.data.find("hello through danemta"), std::string::npos);
 
-  lab::CommandResult q = setup.queue("list");
+  lab::CommandResult q = setup.queue("list --all");
   EXPECT_EQ(q.exit_code, 0) << q.out;
   EXPECT_NE(q.out.find("delivered"), std::string::npos) << q.out;
   EXPECT_EQ(relay->stop(SIGTERM), 0) << relay->log();

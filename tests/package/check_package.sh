@@ -82,6 +82,7 @@ expect -rw-r--r-- /lib/systemd/system/danemta.service
 expect -rw-r--r-- /usr/share/man/man8/danemta.8.gz
 expect -rw-r--r-- /usr/share/man/man5/danemta.toml.5.gz
 expect -rw-r--r-- /usr/share/doc/danemta/operations.md
+expect -rw-r--r-- /usr/share/doc/danemta/metrics.md
 if grep -q "sbin/sendmail" "$work/contents"; then fail "ships a sendmail (ADR 0005)"; else ok "no /usr/sbin/sendmail"; fi
 if awk '$1 !~ /^l/ && $1 ~ /w.$|w....$/' "$work/contents" | grep -q .; then fail "group- or world-writable files"; else ok "nothing group- or world-writable"; fi
 

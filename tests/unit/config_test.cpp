@@ -194,6 +194,7 @@ allow = ["127.0.0.0/8", "::1", "192.0.2.0/24"]
 spool = "/tmp/q.db"
 hostname = "relay.example.net"
 queue_lifetime_seconds = 3600
+finished_retention_seconds = 0
 min_backoff_seconds = 10
 max_backoff_seconds = 60
 max_deliveries = 5
@@ -206,6 +207,15 @@ max_per_destination = 2
   EXPECT_EQ(r.allow[1], (Network{"::1", 128}));
   EXPECT_EQ(r.spool, "/tmp/q.db");
   EXPECT_EQ(r.queue_lifetime, std::chrono::seconds(3600));
+  EXPECT_EQ(r.finished_retention, std::chrono::seconds(0));
+  EXPECT_EQ(RelayConfig{}.finished_retention, std::chrono::seconds(86400)) << "a day by default";
+  for (const char* bad : {"-1", "31536001", "1.5", "\"1d\""}) {
+    auto refused = parse(std::string("[relay]\nfinished_retention_seconds = ") + bad + "\n");
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message.find("relay.finished_retention_seconds: must be"),
+              std::string::npos)
+        << refused.error().message;
+  }
   EXPECT_EQ(r.min_backoff, std::chrono::seconds(10));
   EXPECT_EQ(r.max_per_destination, 2u);
   EXPECT_FALSE(r.log_json);
@@ -411,7 +421,7 @@ TEST(Config, EveryIntegerKeyChecksTypeAndRange) {
 
 TEST(Config, BooleanKeysTakeOnlyBooleans) {
   for (const char* text : {"[relay]\nopen_relay = 1\n", "[relay]\nopen_relay = \"yes\"\n",
-                           "[tlsrpt]\nenabled = 0\n"}) {
+                           "[tlsrpt]\nenabled = 0\n", "[relay]\nreceived_auth_user = \"no\"\n"}) {
     auto cfg = parse(text);
     ASSERT_FALSE(cfg) << text;
     EXPECT_NE(cfg.error().message.find("must be true or false"), std::string::npos)
@@ -544,6 +554,87 @@ TEST(Config, SendmailRejectsBadValues) {
   cfg = parse("sendmail = 1\n");
   ASSERT_FALSE(cfg);
   EXPECT_NE(cfg.error().message.find("sendmail: must be a table"), std::string::npos);
+}
+
+TEST(Config, ListenersWithTlsAndAuth) {
+  auto cfg = parse(R"(
+[relay]
+listen = ["127.0.0.1:10025"]
+tls_cert_file = "/etc/danemta/tls/fullchain.pem"
+credentials_file = "/etc/danemta/credentials"
+received_auth_user = true
+
+[[relay.listener]]
+address = "0.0.0.0:587"
+tls = "required"
+auth = "required"
+
+[[relay.listener]]
+address = "[::]:2525"
+tls = "may"
+auth = "may"
+)");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  const RelayConfig& r = cfg->relay;
+  EXPECT_EQ(r.tls_key(), "/etc/danemta/tls/fullchain.pem") << "the key in the certificate file";
+  EXPECT_EQ(r.credentials_file, "/etc/danemta/credentials");
+  EXPECT_TRUE(r.received_auth_user);
+  const std::vector<Listener> all = r.all_listeners();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0], (Listener{"127.0.0.1:10025", Requirement::none, Requirement::none}));
+  EXPECT_EQ(all[1], (Listener{"0.0.0.0:587", Requirement::required, Requirement::required}));
+  EXPECT_EQ(all[2], (Listener{"[::]:2525", Requirement::may, Requirement::may}));
+  EXPECT_EQ(cfg->sendmail_submit(), "127.0.0.1:10025") << "the listener without AUTH";
+  // The whole array is one setting, so a reload logs a changed listener.
+  EXPECT_EQ(cfg->settings.count("relay.listener"), 1u);
+
+  // Only listener tables: no default listen address besides them; sendmail
+  // takes the first listener that needs neither TLS nor AUTH.
+  cfg = parse(R"(
+[relay]
+tls_cert_file = "/c.pem"
+tls_key_file = "/k.pem"
+[[relay.listener]]
+address = "127.0.0.1:587"
+tls = "may"
+[[relay.listener]]
+address = "127.0.0.1:26"
+)");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_TRUE(cfg->relay.listen.empty());
+  EXPECT_EQ(cfg->relay.tls_key(), "/k.pem");
+  ASSERT_EQ(cfg->relay.all_listeners().size(), 2u);
+  EXPECT_EQ(cfg->relay.all_listeners()[1].tls, Requirement::none) << "the default";
+  EXPECT_EQ(cfg->sendmail_submit(), "127.0.0.1:587");
+}
+
+TEST(Config, ListenerMistakesAreNamed) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"[relay]\nlistener = \"0.0.0.0:587\"\n", "relay.listener: must be [[relay.listener]]"},
+      {"[[relay.listener]]\ntls = \"none\"\n", "relay.listener[0]: needs an address"},
+      {"[[relay.listener]]\naddress = \"host:587\"\n", "relay.listener[0].address: must be"},
+      {"[[relay.listener]]\naddress = \"127.0.0.1:587\"\ntls = \"yes\"\n",
+       "relay.listener[0].tls: must be \"none\", \"may\" or \"required\""},
+      {"[[relay.listener]]\naddress = \"127.0.0.1:587\"\nport = 587\n",
+       "relay.listener[0].port: unknown key"},
+      {"[relay]\ncredentials_file = \"/c\"\n[[relay.listener]]\naddress = "
+       "\"127.0.0.1:587\"\nauth = \"required\"\n",
+       "relay.listener[0].auth: AUTH is offered only over TLS"},
+      {"[[relay.listener]]\naddress = \"127.0.0.1:587\"\ntls = \"may\"\n",
+       "relay.tls_cert_file: needed: the listener on 127.0.0.1:587 offers STARTTLS"},
+      {"[relay]\ntls_cert_file = \"/c\"\n[[relay.listener]]\naddress = \"127.0.0.1:587\"\ntls = "
+       "\"may\"\nauth = \"may\"\n",
+       "relay.credentials_file: needed: the listener on 127.0.0.1:587 offers AUTH"},
+      {"[relay]\nlisten = [\"127.0.0.1:587\"]\n[[relay.listener]]\naddress = \"127.0.0.1:587\"\n",
+       "127.0.0.1:587 is given twice"},
+      {"[relay]\ntls_cert_file = \"\"\n", "relay.tls_cert_file: must be a file path"},
+  };
+  for (const auto& [text, expected] : cases) {
+    auto cfg = parse(text);
+    ASSERT_FALSE(cfg) << text;
+    EXPECT_NE(cfg.error().message.find(expected), std::string::npos) << text << "\n"
+                                                                     << cfg.error().message;
+  }
 }
 
 }  // namespace

@@ -7,11 +7,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
 
+#include "queue/shape.hpp"
 #include "queue/spool.hpp"
 
 namespace danemta::queue {
@@ -67,9 +69,30 @@ class QueueTest : public ::testing::Test {
     return jobs ? *jobs : std::vector<Job>{};
   }
 
-  void record(const std::string& id, std::vector<RecipientUpdate> updates) {
-    auto r = spool_->record(id, updates);
+  // Records at `now` (when the message finishes, that is its finished_at);
+  // returns whether the message is finished.
+  bool record(const std::string& id, std::vector<RecipientUpdate> updates, Time now = 5000) {
+    auto r = spool_->record(id, updates, now);
     EXPECT_TRUE(r) << r.error().message;
+    return r && *r;
+  }
+
+  std::vector<MessageInfo> list(bool finished_too = true) {
+    auto all = spool_->list(finished_too);
+    EXPECT_TRUE(all) << all.error().message;
+    return all ? *all : std::vector<MessageInfo>{};
+  }
+
+  Changes change(QueueAction action, Selector selector, Time now = 500) {
+    auto c = spool_->change(action, selector, now);
+    EXPECT_TRUE(c) << c.error().message;
+    return c ? *c : Changes{};
+  }
+
+  std::size_t purge(Time finished_by = 1'000'000'000, std::size_t limit = SIZE_MAX) {
+    auto n = spool_->purge_finished(finished_by, limit);
+    EXPECT_TRUE(n) << n.error().message;
+    return n ? *n : 0;
   }
 
   std::filesystem::path dir_;
@@ -124,7 +147,7 @@ TEST_F(QueueTest, EnqueueStoresMessageAndRecipients) {
   ASSERT_TRUE(body) << body.error().message;
   EXPECT_EQ(*body, data);
 
-  auto all = spool_->list();
+  auto all = spool_->list(true);
   ASSERT_TRUE(all);
   ASSERT_EQ(all->size(), 1u);
   EXPECT_EQ((*all)[0].id, id);
@@ -167,7 +190,7 @@ TEST_F(QueueTest, EnqueueRejectsBadRecipientsPermanently) {
   m.recipients = {"empty-domain@"};
   EXPECT_FALSE(spool_->enqueue(m));
 
-  auto all = spool_->list();
+  auto all = spool_->list(true);
   ASSERT_TRUE(all);
   EXPECT_TRUE(all->empty());
 }
@@ -262,11 +285,11 @@ TEST_F(QueueTest, RecordDeliveredDeferredBouncedAndCountsAttempts) {
 TEST_F(QueueTest, RecordRejectsUnknownMessageOrIndexAndChangesNothing) {
   const std::string id = enqueue({"a@example.org", "b@example.org"});
 
-  auto unknown = spool_->record("NOSUCHID", {delivered(0)});
+  auto unknown = spool_->record("NOSUCHID", {delivered(0)}, 5000);
   ASSERT_FALSE(unknown);
   EXPECT_EQ(unknown.error().severity, Severity::permanent);
 
-  auto bad_index = spool_->record(id, {delivered(0), delivered(7)});
+  auto bad_index = spool_->record(id, {delivered(0), delivered(7)}, 5000);
   ASSERT_FALSE(bad_index);
   EXPECT_EQ(bad_index.error().severity, Severity::permanent);
   EXPECT_THAT(bad_index.error().message, HasSubstr("7"));
@@ -300,37 +323,34 @@ TEST_F(QueueTest, TwoDomainsOneDeliveredOneDeferred) {
   EXPECT_THAT(jobs[0].recipients, ElementsAre("b@two.example"));
   EXPECT_EQ(jobs[0].attempts, 1);
   EXPECT_FALSE(info(id).finished());
+  EXPECT_EQ(info(id).finished_at, 0);
 
-  auto purged = spool_->purge_finished();
-  ASSERT_TRUE(purged);
-  EXPECT_EQ(*purged, 0u);
+  EXPECT_EQ(purge(), 0u);
 }
 
-TEST_F(QueueTest, FlushMakesPendingRecipientsDueNow) {
+TEST_F(QueueTest, RequeueMakesPendingRecipientsDueNow) {
   const std::string a = enqueue({"a@one.example", "a@two.example", "a@three.example"}, 100);
   const std::string b = enqueue({"b@one.example"}, 100);
   record(a, {deferred(0, 9000), deferred(1, 9000), delivered(2)});
   record(b, {deferred(0, 9000)});
   EXPECT_TRUE(due(500).empty());
 
-  auto one = spool_->flush(a, 500);
-  ASSERT_TRUE(one) << one.error().message;
-  EXPECT_EQ(*one, 2u);
+  Changes one = change(QueueAction::requeue, {.ids = {a}}, 500);
+  ASSERT_EQ(one.messages.size(), 1u);
+  EXPECT_EQ(one.messages[0], std::make_pair(a, std::size_t{2}));
+  EXPECT_EQ(one.recipients(), 2u);
   EXPECT_THAT(message_ids(due(500)), ElementsAre(a, a));
   EXPECT_EQ(info(a).recipients[2].state, RecipientState::delivered);
 
-  auto again = spool_->flush(a, 500);
-  ASSERT_TRUE(again);
-  EXPECT_EQ(*again, 0u);
+  EXPECT_EQ(change(QueueAction::requeue, {.ids = {a}}, 500).recipients(), 0u)
+      << "already due: unchanged";
 
-  auto all = spool_->flush("", 600);
-  ASSERT_TRUE(all);
-  EXPECT_EQ(*all, 1u);
+  EXPECT_EQ(change(QueueAction::requeue, {.all = true}, 600).recipients(), 1u);
   EXPECT_THAT(message_ids(due(600)), ElementsAre(a, a, b));
 
-  auto none = spool_->flush("NOSUCHID", 600);
-  ASSERT_TRUE(none);
-  EXPECT_EQ(*none, 0u);
+  Changes none = change(QueueAction::requeue, {.ids = {"NOSUCHID"}}, 600);
+  EXPECT_TRUE(none.messages.empty());
+  EXPECT_THAT(none.missing, ElementsAre("NOSUCHID"));
 }
 
 TEST_F(QueueTest, RemoveDeletesMessageAndRecipients) {
@@ -343,7 +363,7 @@ TEST_F(QueueTest, RemoveDeletesMessageAndRecipients) {
   ASSERT_TRUE(gone);
   EXPECT_FALSE(gone->has_value());
   EXPECT_THAT(message_ids(due(10'000)), ElementsAre(b));
-  EXPECT_FALSE(spool_->record(a, {delivered(0)}));
+  EXPECT_FALSE(spool_->record(a, {delivered(0)}, 5000));
 
   auto again = spool_->remove(a);
   ASSERT_TRUE(again);
@@ -358,11 +378,9 @@ TEST_F(QueueTest, PurgeFinishedKeepsMessagesWithPendingRecipients) {
   record(half, {delivered(0)});
 
   EXPECT_TRUE(info(done).finished());
-  auto purged = spool_->purge_finished();
-  ASSERT_TRUE(purged) << purged.error().message;
-  EXPECT_EQ(*purged, 1u);
+  EXPECT_EQ(purge(), 1u);
 
-  auto all = spool_->list();
+  auto all = spool_->list(true);
   ASSERT_TRUE(all);
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[0].id, half);
@@ -377,7 +395,7 @@ TEST_F(QueueTest, EverythingSurvivesReopening) {
   record(a, {delivered(0), deferred(1, 700)});
   reopen();
 
-  auto all = spool_->list();
+  auto all = spool_->list(true);
   ASSERT_TRUE(all);
   ASSERT_EQ(all->size(), 2u);
   MessageInfo m = info(a);
@@ -395,7 +413,7 @@ TEST_F(QueueTest, EverythingSurvivesReopening) {
   // A second open of the same file sees the same queue (schema not recreated).
   auto second = open_sqlite_spool(path_);
   ASSERT_TRUE(second) << second.error().message;
-  auto listed = (*second)->list();
+  auto listed = (*second)->list(true);
   ASSERT_TRUE(listed);
   EXPECT_EQ(listed->size(), 2u);
 }
@@ -425,7 +443,7 @@ TEST_F(QueueTest, ConcurrentWritersFromThreadsAndASecondConnection) {
     unique.insert(v.begin(), v.end());
   }
   EXPECT_EQ(unique.size(), 80u);
-  auto all = spool_->list();
+  auto all = spool_->list(true);
   ASSERT_TRUE(all);
   EXPECT_EQ(all->size(), 80u);
 }
@@ -495,7 +513,7 @@ TEST_F(QueueTest, MailParametersAreKept) {
   EXPECT_FALSE(jobs[1].smtputf8);
 }
 
-TEST_F(QueueTest, SchemaTwoSpoolIsMigratedToFive) {
+TEST_F(QueueTest, SchemaTwoSpoolIsMigratedToTheCurrentOne) {
   const std::string id = enqueue({"a@example.org"});
   spool_.reset();
   // Back to the version 2 layout, as an older danemta left it.
@@ -503,6 +521,9 @@ TEST_F(QueueTest, SchemaTwoSpoolIsMigratedToFive) {
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   char* error = nullptr;
   const int rc = sqlite3_exec(db,
+                              "DROP INDEX recipients_due;"
+                              "CREATE INDEX recipients_due ON recipients(state, next_attempt_at);"
+                              "ALTER TABLE recipients DROP COLUMN held;"
                               "ALTER TABLE messages DROP COLUMN received_ms;"
                               "ALTER TABLE recipients DROP COLUMN delay_warned;"
                               "ALTER TABLE messages DROP COLUMN smtputf8;"
@@ -593,6 +614,296 @@ PRAGMA user_version = 2;
   jobs = due(1001);
   ASSERT_EQ(jobs.size(), 2u);
   EXPECT_EQ(jobs[1].received_ms, 1001250);
+}
+
+// A hold keeps recipients from delivery (due() and next_due() skip them)
+// until released; requeue leaves them alone; an attempt already under way
+// is recorded as usual and the hold stays.
+TEST_F(QueueTest, HeldRecipientsAreNeverDueUntilReleased) {
+  const std::string a = enqueue({"a@one.example", "a@two.example"}, 100);
+  const std::string b = enqueue({"b@one.example"}, 200);
+  Changes held = change(QueueAction::hold, {.ids = {a}}, 300);
+  EXPECT_EQ(held.recipients(), 2u);
+  EXPECT_THAT(message_ids(due(10'000)), ElementsAre(b));
+  auto next = spool_->next_due();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(*next, std::optional<Time>(200));
+  MessageInfo m = info(a);
+  EXPECT_TRUE(m.held());
+  EXPECT_TRUE(m.held_in_part());
+  EXPECT_TRUE(m.recipients[0].held);
+  EXPECT_FALSE(info(b).held());
+  EXPECT_EQ(change(QueueAction::hold, {.ids = {a}}, 300).recipients(), 0u) << "already held";
+
+  // Requeue (flush) does not release.
+  EXPECT_EQ(change(QueueAction::requeue, {.all = true}, 300).recipients(), 0u);
+  EXPECT_THAT(message_ids(due(10'000)), ElementsAre(b));
+
+  // The attempt that was under way when the hold came is recorded; the
+  // deferred recipient stays held, the delivered one is done.
+  EXPECT_FALSE(record(a, {delivered(0), deferred(1, 400)}));
+  m = info(a);
+  EXPECT_EQ(m.recipients[0].state, RecipientState::delivered);
+  EXPECT_TRUE(m.recipients[1].held);
+  EXPECT_TRUE(m.held());
+  EXPECT_THAT(message_ids(due(10'000)), ElementsAre(b));
+
+  // Release: off hold and due at once, whatever the backoff said.
+  Changes released = change(QueueAction::release, {.ids = {a}}, 350);
+  ASSERT_EQ(released.messages.size(), 1u);
+  EXPECT_EQ(released.recipients(), 1u);
+  EXPECT_THAT(message_ids(due(350)), ElementsAre(a, b));
+  EXPECT_FALSE(info(a).held_in_part());
+  EXPECT_EQ(change(QueueAction::release, {.all = true}, 350).recipients(), 0u);
+}
+
+// Selection by domain or address is exact: no suffix match, no substring;
+// domains in any case, with or without a trailing dot; local parts as they are.
+TEST_F(QueueTest, SelectorsMatchExactly) {
+  const std::string a = enqueue({"user@example.org", "User@Example.ORG", "x@notexample.org",
+                                 "y@mail.example.org", "z@example.org.uk"},
+                                100);
+  Changes by_domain = change(QueueAction::hold, {.domains = {"EXAMPLE.org."}}, 200);
+  EXPECT_EQ(by_domain.recipients(), 2u);
+  MessageInfo m = info(a);
+  EXPECT_TRUE(m.recipients[0].held);
+  EXPECT_TRUE(m.recipients[1].held);
+  EXPECT_FALSE(m.recipients[2].held) << "notexample.org is another domain";
+  EXPECT_FALSE(m.recipients[3].held) << "a subdomain is another domain";
+  EXPECT_FALSE(m.recipients[4].held);
+  EXPECT_FALSE(m.held());
+  EXPECT_TRUE(m.held_in_part());
+
+  Changes by_address = change(QueueAction::release, {.addresses = {"User@EXAMPLE.org"}}, 200);
+  EXPECT_EQ(by_address.recipients(), 1u);
+  m = info(a);
+  EXPECT_TRUE(m.recipients[0].held) << "local parts compare exactly";
+  EXPECT_FALSE(m.recipients[1].held);
+
+  EXPECT_EQ(change(QueueAction::hold, {.domains = {"org"}}, 200).recipients(), 0u);
+  EXPECT_EQ(change(QueueAction::hold, {.addresses = {"user@"}}, 200).recipients(), 0u);
+  EXPECT_EQ(change(QueueAction::hold, {}, 200).recipients(), 0u) << "empty selects nothing";
+}
+
+TEST(Selector, SameRecipient) {
+  EXPECT_TRUE(same_recipient("a@Example.ORG", "a@example.org"));
+  EXPECT_TRUE(same_recipient("a@example.org.", "a@example.org"));
+  EXPECT_FALSE(same_recipient("A@example.org", "a@example.org"));
+  EXPECT_FALSE(same_recipient("a@example.org", "a@notexample.org"));
+  EXPECT_FALSE(same_recipient("a@example.org", "ba@example.org"));
+  EXPECT_TRUE(same_recipient("\"a@b\"@example.org", "\"a@b\"@example.org"));
+  EXPECT_FALSE(same_recipient("a", "a"));
+  Selector s{.domains = {"example.org"}};
+  EXPECT_TRUE(s.matches("ID", "x@example.org", "example.org"));
+  EXPECT_FALSE(s.matches("ID", "x@notexample.org", "notexample.org"));
+  EXPECT_TRUE(Selector{.ids = {"ID"}}.matches("ID", "x@a.example", "a.example"));
+  EXPECT_FALSE(Selector{}.matches("ID", "x@a.example", "a.example"));
+}
+
+// Delete by domain or address never loses mail for anyone else: a message
+// goes only when all its pending recipients are selected; by id it goes
+// whatever its state.
+TEST_F(QueueTest, RemoveBySelectorKeepsMessagesWithOtherPendingRecipients) {
+  const std::string only = enqueue({"a@bad.example", "b@BAD.example"}, 100);
+  const std::string mixed = enqueue({"c@bad.example", "d@good.example"}, 110);
+  const std::string rest_done = enqueue({"e@bad.example", "f@good.example"}, 120);
+  const std::string finished = enqueue({"g@bad.example"}, 130);
+  const std::string other = enqueue({"h@good.example"}, 140);
+  record(rest_done, {delivered(1)});
+  record(finished, {delivered(0)});
+
+  auto removal = spool_->remove(Selector{.domains = {"bad.example"}});
+  ASSERT_TRUE(removal) << removal.error().message;
+  EXPECT_THAT(removal->removed, ElementsAre(only, rest_done));
+  EXPECT_THAT(removal->kept, ElementsAre(mixed));
+  EXPECT_TRUE(removal->missing.empty());
+  EXPECT_FALSE(spool_->info(only)->has_value());
+  EXPECT_TRUE(spool_->info(mixed)->has_value());
+  EXPECT_TRUE(spool_->info(finished)->has_value()) << "nothing pending: not selected";
+
+  removal = spool_->remove(Selector{.ids = {mixed, "NOSUCHID"}, .addresses = {"h@GOOD.example"}});
+  ASSERT_TRUE(removal);
+  EXPECT_THAT(removal->removed, ElementsAre(mixed, other));
+  EXPECT_THAT(removal->missing, ElementsAre("NOSUCHID"));
+
+  removal = spool_->remove(Selector{.all = true});
+  ASSERT_TRUE(removal);
+  EXPECT_THAT(removal->removed, ElementsAre(finished));
+  EXPECT_TRUE(list().empty());
+}
+
+// finished_at is set by the record that finishes a message, and only then;
+// the default listing leaves finished messages out.
+TEST_F(QueueTest, FinishedMessagesCarryTheirTimeAndAreListedOnlyOnRequest) {
+  const std::string a = enqueue({"a@one.example", "b@two.example"}, 100);
+  const std::string b = enqueue({"c@one.example"}, 200);
+  const std::string c = enqueue({"d@one.example"}, 300);
+  EXPECT_FALSE(record(a, {delivered(0)}, 1000));
+  EXPECT_EQ(info(a).finished_at, 0);
+  EXPECT_TRUE(record(a, {bounced(1)}, 2000));
+  EXPECT_EQ(info(a).finished_at, 2000);
+  EXPECT_TRUE(record(b, {delivered(0)}, 3000));
+  EXPECT_FALSE(record(c, {deferred(0, 9000)}, 3000));
+  change(QueueAction::hold, {.ids = {c}});
+
+  std::vector<MessageInfo> pending = list(false);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].id, c);
+  EXPECT_EQ(pending[0].recipients.size(), 1u);
+  std::vector<MessageInfo> all = list(true);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].id, a);
+  EXPECT_EQ(all[0].recipients.size(), 2u);
+  EXPECT_EQ(all[1].finished_at, 3000);
+  auto counts = spool_->counts();
+  ASSERT_TRUE(counts) << counts.error().message;
+  EXPECT_EQ(counts->unfinished, 1u);
+  EXPECT_EQ(counts->held, 1u);
+  EXPECT_EQ(counts->finished, 2u);
+}
+
+// Retention: only messages finished at or before the cut-off go, oldest
+// first, at most `limit` per call; pending ones never.
+TEST_F(QueueTest, PurgeFinishedHonoursTheCutOffAndTheLimit) {
+  std::vector<std::string> done;
+  for (int i = 0; i < 5; ++i) {
+    done.push_back(enqueue({"a@one.example"}, 100 + i));
+    record(done.back(), {delivered(0)}, 1000 + 10 * (4 - i));  // the last finished first
+  }
+  const std::string pending = enqueue({"b@one.example", "c@two.example"}, 50);
+  record(pending, {delivered(0)}, 900);
+
+  EXPECT_EQ(purge(999), 0u);
+  EXPECT_EQ(purge(1020, 2), 2u);
+  EXPECT_FALSE(spool_->info(done[4])->has_value()) << "finished at 1000";
+  EXPECT_FALSE(spool_->info(done[3])->has_value()) << "finished at 1010";
+  EXPECT_TRUE(spool_->info(done[2])->has_value()) << "finished at 1020: over the limit";
+  EXPECT_EQ(purge(1020), 1u);
+  EXPECT_TRUE(spool_->info(done[1])->has_value()) << "finished at 1030: after the cut-off";
+  EXPECT_EQ(purge(), 2u);
+  ASSERT_EQ(list().size(), 1u);
+  EXPECT_EQ(list()[0].id, pending);
+}
+
+TEST(Shape, BucketsByAgeAndDomainLikeQshape) {
+  auto message = [](Time received_at, std::vector<std::pair<std::string, bool>> recipients) {
+    MessageInfo m;
+    m.received_at = received_at;
+    for (auto& [domain, held] : recipients) {
+      RecipientStatus r;
+      r.address = "x@" + domain;
+      r.domain = domain;
+      r.held = held;
+      m.recipients.push_back(r);
+    }
+    return m;
+  };
+  const Time now = 1'000'000;
+  std::vector<MessageInfo> q = {
+      message(now - 60, {{"a.example", false}, {"b.example", false}}),  // 1 min
+      message(now - 299, {{"a.example", false}}),                       // under 5
+      message(now - 300, {{"a.example", false}}),                       // 5: second bucket
+      message(now - 1279 * 60, {{"b.example", false}}),                 // 1279 min
+      message(now - 1280 * 60, {{"b.example", false}}),                 // 1280+
+      message(now + 30, {{"c.example", false}}),                        // the future: new
+      message(now - 60, {{"a.example", true}}),                         // held
+  };
+  RecipientStatus done;
+  done.domain = "a.example";
+  done.state = RecipientState::delivered;
+  q[0].recipients.push_back(done);
+
+  Shape s = shape(q, now);
+  EXPECT_EQ(s.total.total, 7u);
+  EXPECT_EQ(s.total.domain, "TOTAL");
+  ASSERT_EQ(s.domains.size(), 3u);
+  EXPECT_EQ(s.domains[0].domain, "a.example");
+  EXPECT_EQ(s.domains[0].total, 3u);
+  EXPECT_EQ(s.domains[0].counts[0], 2u);
+  EXPECT_EQ(s.domains[0].counts[1], 1u);
+  EXPECT_EQ(s.domains[1].domain, "b.example");
+  EXPECT_EQ(s.domains[1].counts[0], 1u);
+  EXPECT_EQ(s.domains[1].counts[8], 1u) << "1279 minutes: under 1280";
+  EXPECT_EQ(s.domains[1].counts[9], 1u) << "1280 minutes: 1280+";
+  EXPECT_EQ(s.domains[2].domain, "c.example");
+  EXPECT_EQ(s.domains[2].counts[0], 1u);
+
+  Shape held = shape(q, now, true);
+  EXPECT_EQ(held.total.total, 1u);
+  ASSERT_EQ(held.domains.size(), 1u);
+  EXPECT_EQ(held.domains[0].domain, "a.example");
+}
+
+// A spool written by schema version 5 (before holds and finished times)
+// opens: finished messages count as finished when they arrived (so the
+// first retention pass may remove them), the others are unfinished and not
+// held, and everything works on it.
+TEST_F(QueueTest, VersionFiveSpoolIsMigratedToSix) {
+  spool_.reset();
+  std::filesystem::remove(path_);
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+    std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(raw, sqlite3_close);
+    const char* v5 = R"sql(
+CREATE TABLE messages (id TEXT PRIMARY KEY NOT NULL, mail_from TEXT NOT NULL, data BLOB NOT NULL,
+  size INTEGER NOT NULL, received_at INTEGER NOT NULL, received_from TEXT NOT NULL,
+  body_file INTEGER NOT NULL DEFAULT 0, tls_report INTEGER NOT NULL DEFAULT 0,
+  body_8bitmime INTEGER NOT NULL DEFAULT 0, smtputf8 INTEGER NOT NULL DEFAULT 0,
+  received_ms INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE recipients (message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL, address TEXT NOT NULL, domain TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'bounced')),
+  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
+  last_dsn TEXT NOT NULL DEFAULT '', last_diagnostic TEXT NOT NULL DEFAULT '',
+  last_outcome TEXT NOT NULL DEFAULT '', delay_warned INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (message_id, idx)) WITHOUT ROWID;
+CREATE INDEX recipients_due ON recipients(state, next_attempt_at);
+CREATE INDEX messages_age ON messages(received_at, id);
+INSERT INTO messages (id, mail_from, data, size, received_at, received_from, received_ms)
+  VALUES ('DONE', 's@example.net', 'Subject: done', 13, 1000, '[127.0.0.1]', 1000250),
+         ('HALF', 's@example.net', 'Subject: half', 13, 1100, '[127.0.0.1]', 0),
+         ('NEW', 's@example.net', 'Subject: new', 12, 1200, '[127.0.0.1]', 0);
+INSERT INTO recipients (message_id, idx, address, domain, state, next_attempt_at, attempts)
+  VALUES ('DONE', 0, 'a@example.org', 'example.org', 'delivered', 0, 1),
+         ('DONE', 1, 'b@example.com', 'example.com', 'bounced', 0, 3),
+         ('HALF', 0, 'c@example.org', 'example.org', 'delivered', 0, 1),
+         ('HALF', 1, 'd@example.com', 'example.com', 'pending', 1500, 1),
+         ('NEW', 0, 'e@example.org', 'example.org', 'pending', 1200, 0);
+PRAGMA user_version = 5;
+)sql";
+    char* error = nullptr;
+    ASSERT_EQ(sqlite3_exec(db.get(), v5, nullptr, nullptr, &error), SQLITE_OK) << error;
+  }
+  reopen();
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+    std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(raw, sqlite3_close);
+    sqlite3_stmt* stmt = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db.get(), "PRAGMA user_version", -1, &stmt, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    EXPECT_EQ(sqlite3_column_int(stmt, 0), 6);
+    sqlite3_finalize(stmt);
+  }
+  EXPECT_EQ(info("DONE").finished_at, 1000);
+  EXPECT_EQ(info("DONE").received_ms, 1000250);
+  EXPECT_EQ(info("HALF").finished_at, 0);
+  EXPECT_FALSE(info("HALF").recipients[1].held);
+  std::vector<MessageInfo> pending = list(false);
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_EQ(pending[0].id, "HALF");
+  EXPECT_EQ(pending[1].id, "NEW");
+  EXPECT_THAT(message_ids(due(1500)), ElementsAre("HALF", "NEW"));
+
+  change(QueueAction::hold, {.domains = {"example.com"}});
+  EXPECT_THAT(message_ids(due(1500)), ElementsAre("NEW"));
+  EXPECT_TRUE(record("NEW", {delivered(0)}, 1300));
+  EXPECT_EQ(purge(1000), 1u) << "DONE, taken as finished when it arrived";
+  EXPECT_EQ(purge(1299), 0u);
+  EXPECT_EQ(purge(1300), 1u);
+  ASSERT_EQ(list().size(), 1u);
+  EXPECT_EQ(list()[0].id, "HALF");
 }
 
 TEST(RetryDelay, DoublesFromFiveMinutesToAnHour) {
@@ -709,9 +1020,7 @@ TEST_F(QueueTest, DraftNotEnqueuedLeavesNoFileAndPurgeRemovesBodyFiles) {
   const std::string id = enqueue({"b@example.org"}, 1000, "Subject: long enough\r\n\r\nbody\r\n");
   EXPECT_TRUE(std::filesystem::exists(bodies / id));
   record(id, {{0, RecipientState::delivered, 0, "2.0.0", "250 ok", ""}});
-  auto purged = spool_->purge_finished();
-  ASSERT_TRUE(purged);
-  EXPECT_EQ(*purged, 1u);
+  EXPECT_EQ(purge(), 1u);
   EXPECT_TRUE(std::filesystem::is_empty(bodies));
 }
 
