@@ -30,6 +30,7 @@ constexpr int kMx = 15;
 constexpr int kTxt = 16;
 constexpr int kAaaa = 28;
 constexpr int kDs = 43;
+constexpr int kDnskey = 48;
 constexpr int kNsec3 = 50;
 constexpr int kNsec3param = 51;
 constexpr int kTlsa = 52;
@@ -145,7 +146,12 @@ const char* const kSpec = R"json({
         "_25._tcp.mx TLSA 3 1 1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"],
      "tamper": ["mx A", "_25._tcp.mx TLSA"]},
     {"name": "org"},
-    {"name": "deep.sub.org", "records": ["www A 127.0.0.30"]}
+    {"name": "deep.sub.org", "records": ["www A 127.0.0.30"]},
+    {"name": "shared1.example", "shared_key": true, "records": ["@ MX 10 mx", "mx A 127.0.0.41"]},
+    {"name": "shared2.example", "shared_key": true, "records": ["@ MX 10 mx", "mx A 127.0.0.42",
+        "_25._tcp.mx TLSA 3 1 1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"]},
+    {"name": "sharedbad.example", "shared_key": true, "faults": ["ds-mismatch"],
+     "records": ["mx A 127.0.0.43"]}
   ]
 })json";
 
@@ -284,6 +290,34 @@ TEST_F(LabWorld, NxdomainIsSecureWithNsec3) {
   EXPECT_TRUE(param->secure && param->havedata) << describe(*param);
   auto nodata = v.resolve("mx1.good.example", kCname);
   EXPECT_TRUE(!nodata->havedata && !nodata->nxdomain && nodata->secure) << describe(*nodata);
+}
+
+// "shared_key": one key pair for several zones (fast worlds with many zones); each
+// zone still has its own DNSKEY RRset, signatures and DS in the parent.
+TEST_F(LabWorld, SharedKeyZonesAreSecure) {
+  Validator v(*world_);
+  for (const char* zone : {"shared1.example", "shared2.example"}) {
+    auto mx = v.resolve(zone, kMx);
+    EXPECT_TRUE(mx->secure && mx->havedata) << describe(*mx);
+    auto a = v.resolve(std::string("mx.") + zone, kA);
+    EXPECT_TRUE(a->secure && a->havedata) << describe(*a);
+    auto nodata = v.resolve(std::string("mx.") + zone, kAaaa);
+    EXPECT_TRUE(!nodata->havedata && !nodata->nxdomain && nodata->secure) << describe(*nodata);
+  }
+  EXPECT_EQ(ipv4(*v.resolve("mx.shared2.example", kA), 0), "127.0.0.42");
+  auto tlsa = v.resolve("_25._tcp.mx.shared2.example", kTlsa);
+  ASSERT_TRUE(tlsa->secure && tlsa->havedata) << describe(*tlsa);
+  EXPECT_EQ(rdata(*tlsa, 0).size(), 35u);
+  auto nx = v.resolve("nope.shared1.example", kA);
+  EXPECT_TRUE(nx->nxdomain && nx->secure && nx->rcode == 3) << describe(*nx);
+  auto ent = v.resolve("_tcp.mx.shared2.example", kA);  // an empty non-terminal
+  EXPECT_TRUE(!ent->havedata && !ent->nxdomain && ent->secure) << describe(*ent);
+  auto k1 = v.resolve("shared1.example", kDnskey);
+  auto k2 = v.resolve("shared2.example", kDnskey);
+  ASSERT_TRUE(k1->secure && k1->havedata && k2->secure && k2->havedata) << describe(*k1);
+  EXPECT_EQ(rdata(*k1, 0), rdata(*k2, 0));
+  auto bad = v.resolve("mx.sharedbad.example", kA);
+  EXPECT_TRUE(bad->bogus && !bad->secure) << describe(*bad);
 }
 
 TEST_F(LabWorld, TrustAnchorIsTheRootKsk) {

@@ -363,6 +363,28 @@ TEST(LabReceiver, SwaksPlainIsRecordedAsCleartext) {
   EXPECT_NE(s.messages[0].data.find("\r\n\r\nhello\r\n"), std::string::npos);
 }
 
+// keep_data = false (benchmarks): the message is counted and answered, its body
+// not kept.
+TEST(LabReceiver, KeepDataOffCountsWithoutTheBody) {
+  lab::Behaviour b;
+  b.address = "127.0.0.10";
+  b.keep_data = false;
+  std::size_t seen = 0;
+  b.on_message = [&seen](const lab::Session&, std::size_t) { ++seen; };
+  lab::Receiver rx(std::move(b));
+
+  auto r = run("swaks --to a@b.example --from s@good.example --server 127.0.0.10 --port " +
+               port_of(rx) + " --body hello");
+  EXPECT_EQ(r.status, 0) << r.output;
+  ASSERT_TRUE(rx.wait_closed(1));
+  const auto s = rx.sessions().at(0);
+  ASSERT_EQ(s.messages.size(), 1u);
+  EXPECT_EQ(s.messages[0].reply_code, 250);
+  EXPECT_EQ(s.messages[0].rcpt_to, std::vector<std::string>{"a@b.example"});
+  EXPECT_TRUE(s.messages[0].data.empty());
+  EXPECT_EQ(seen, 1u);
+}
+
 TEST(LabReceiver, RcptRejectedPerRecipient) {
   lab::Behaviour b;
   b.rcpt_replies["Nobody@b.example"] = {550, "5.1.1 no such user\nreally"};

@@ -641,6 +641,7 @@ void Receiver::serve(int fd, std::size_t index) {
         if (r.code != 354) continue;
         bool long_line = false;
         bool too_big = false;
+        std::size_t data_size = 0;
         for (;;) {
           auto data_line = reader.next();
           if (!data_line) return;
@@ -653,8 +654,9 @@ void Receiver::serve(int fd, std::size_t index) {
           if (data_line->raw == ".\r\n") break;
           std::string_view raw = data_line->raw;
           if (raw.front() == '.') raw.remove_prefix(1);  // RFC 5321 4.5.2
-          if (txn->data.size() + raw.size() > kMaxMessage) too_big = true;
-          if (!too_big) txn->data.append(raw);
+          if (data_size + raw.size() > kMaxMessage) too_big = true;
+          data_size += raw.size();
+          if (!too_big && b.keep_data) txn->data.append(raw);
         }
         Message m = std::move(*txn);
         txn.reset();

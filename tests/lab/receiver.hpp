@@ -76,6 +76,10 @@ struct Behaviour {
   // A connection with no input for this long is closed.
   std::chrono::milliseconds idle_timeout{15000};
 
+  // false: Message::data stays empty (the size limit still applies). For
+  // benchmarks, which count messages and need not keep thousands of bodies.
+  bool keep_data = true;
+
   // Called on the connection's thread after each end-of-data (with the index of the
   // message in session.messages), before the reply is sent. Must not call back into
   // the Receiver.
