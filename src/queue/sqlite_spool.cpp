@@ -2,6 +2,13 @@
 // every committed transaction is fsync'd to the write-ahead log before the
 // call returns (DESIGN.md section 8: acknowledged = durable). One connection,
 // serialised by a mutex; callers are worker threads, never the event loop.
+//
+// Group commit: enqueue() and record() calls that arrive on several threads
+// while a commit is under way share the next transaction and its one fsync
+// (each in its own savepoint, so one call's failure undoes only its own
+// changes). Each call still returns only after the transaction holding its
+// changes committed; the fsync latency is paid once per group instead of
+// once per call.
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -12,9 +19,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -436,7 +445,65 @@ class SqliteSpool final : public Spool {
   std::mutex mutex_;     // the connection
   std::mutex id_mutex_;  // rng_ (draft() runs on the event loop: never waits for an fsync)
   std::mt19937_64 rng_;
+
+  // Group commit (see the top of this file).
+  struct GroupWrite {
+    std::function<Result<void>()> work;  // in the group's transaction, its own savepoint
+    std::function<void()> committed;     // after the transaction committed, if work succeeded
+    Result<void> result;
+    bool done = false;
+  };
+  // Runs `write` in the next group transaction; returns its outcome once that
+  // transaction committed (or failed).
+  Result<void> in_group(GroupWrite& write);
+  void commit_group(const std::vector<GroupWrite*>& group);
+  std::mutex group_mutex_;  // the three below
+  std::condition_variable group_done_;
+  std::vector<GroupWrite*> group_waiting_;
+  bool group_committing_ = false;
 };
+
+Result<void> SqliteSpool::in_group(GroupWrite& write) {
+  std::unique_lock lock(group_mutex_);
+  group_waiting_.push_back(&write);
+  while (!write.done) {
+    if (group_committing_) {
+      group_done_.wait(lock);
+      continue;
+    }
+    // This thread commits everything waiting, its own write included.
+    group_committing_ = true;
+    std::vector<GroupWrite*> group;
+    group.swap(group_waiting_);
+    lock.unlock();
+    commit_group(group);
+    lock.lock();
+    for (GroupWrite* w : group) w->done = true;
+    group_committing_ = false;
+    group_done_.notify_all();
+  }
+  return write.result;
+}
+
+void SqliteSpool::commit_group(const std::vector<GroupWrite*>& group) {
+  std::lock_guard lock(mutex_);
+  auto fail_all = [&group](const Error& e) {
+    for (GroupWrite* w : group) w->result = tl::unexpected(e);
+  };
+  Transaction tx(*this);
+  if (auto r = tx.begin(true); !r) return fail_all(r.error());
+  for (GroupWrite* w : group) {
+    if (auto r = exec("SAVEPOINT w", "begin savepoint"); !r) return fail_all(r.error());
+    w->result = w->work();
+    if (!w->result) {
+      if (auto r = exec("ROLLBACK TO w", "roll back savepoint"); !r) return fail_all(r.error());
+    }
+    if (auto r = exec("RELEASE w", "release savepoint"); !r) return fail_all(r.error());
+  }
+  if (auto r = tx.commit(); !r) return fail_all(r.error());
+  for (GroupWrite* w : group)
+    if (w->result && w->committed) w->committed();
+}
 
 Result<void> SqliteSpool::open() {
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -612,57 +679,56 @@ Result<std::string> SqliteSpool::enqueue(const NewMessage& message, std::unique_
   // The text is on stable storage before the row that names it commits.
   if (auto r = d->sync(); !r) return tl::unexpected(r.error());
 
-  std::lock_guard lock(mutex_);
-  Transaction tx(*this);
-  if (auto r = tx.begin(true); !r) return tl::unexpected(r.error());
-
-  auto insert_message = statement(
-      "INSERT INTO messages (id, mail_from, data, size, received_at, received_from, body_file, "
-      "tls_report, body_8bitmime, smtputf8, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-      "?9, "
-      "?10, ?11)");
-  if (!insert_message) return tl::unexpected(insert_message.error());
-  for (int attempt = 0;; ++attempt) {
-    Query q(*insert_message);
-    q.bind(1, d->id())
-        .bind(2, message.mail_from)
-        .bind_blob(3, d->in_file() ? std::string_view() : std::string_view(d->memory()))
-        .bind(4, static_cast<std::int64_t>(d->size()))
-        .bind(5, message.received_at)
-        .bind(6, message.received_from)
-        .bind(7, static_cast<std::int64_t>(d->in_file() ? 1 : 0))
-        .bind(8, static_cast<std::int64_t>(message.tls_report ? 1 : 0))
-        .bind(9, static_cast<std::int64_t>(message.body_8bitmime ? 1 : 0))
-        .bind(10, static_cast<std::int64_t>(message.smtputf8 ? 1 : 0))
-        .bind(11, message.received_ms);
-    const int rc = q.step();
-    if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_CONSTRAINT_PRIMARYKEY || attempt + 1 == kIdAttempts) {
-      return db_error("enqueue: insert message");
+  GroupWrite write;
+  write.work = [this, d, &message, &domains]() -> Result<void> {
+    auto insert_message = statement(
+        "INSERT INTO messages (id, mail_from, data, size, received_at, received_from, "
+        "body_file, tls_report, body_8bitmime, smtputf8, received_ms) VALUES (?1, ?2, ?3, ?4, "
+        "?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+    if (!insert_message) return tl::unexpected(insert_message.error());
+    for (int attempt = 0;; ++attempt) {
+      Query q(*insert_message);
+      q.bind(1, d->id())
+          .bind(2, message.mail_from)
+          .bind_blob(3, d->in_file() ? std::string_view() : std::string_view(d->memory()))
+          .bind(4, static_cast<std::int64_t>(d->size()))
+          .bind(5, message.received_at)
+          .bind(6, message.received_from)
+          .bind(7, static_cast<std::int64_t>(d->in_file() ? 1 : 0))
+          .bind(8, static_cast<std::int64_t>(message.tls_report ? 1 : 0))
+          .bind(9, static_cast<std::int64_t>(message.body_8bitmime ? 1 : 0))
+          .bind(10, static_cast<std::int64_t>(message.smtputf8 ? 1 : 0))
+          .bind(11, message.received_ms);
+      const int rc = q.step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_CONSTRAINT_PRIMARYKEY || attempt + 1 == kIdAttempts) {
+        return db_error("enqueue: insert message");
+      }
+      std::string id;
+      {
+        std::lock_guard id_lock(id_mutex_);
+        id = new_id();
+      }
+      if (auto r = d->rename_to(std::move(id)); !r) return tl::unexpected(r.error());
     }
-    std::string id;
-    {
-      std::lock_guard id_lock(id_mutex_);
-      id = new_id();
-    }
-    if (auto r = d->rename_to(std::move(id)); !r) return tl::unexpected(r.error());
-  }
 
-  auto insert_recipient = statement(
-      "INSERT INTO recipients (message_id, idx, address, domain, state, next_attempt_at) "
-      "VALUES (?1, ?2, ?3, ?4, 'pending', ?5)");
-  if (!insert_recipient) return tl::unexpected(insert_recipient.error());
-  for (std::size_t i = 0; i < message.recipients.size(); ++i) {
-    Query q(*insert_recipient);
-    q.bind(1, d->id())
-        .bind(2, static_cast<std::int64_t>(i))
-        .bind(3, message.recipients[i])
-        .bind(4, domains[i])
-        .bind(5, message.received_at);
-    if (q.step() != SQLITE_DONE) return db_error("enqueue: insert recipient");
-  }
-  if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
-  d->keep();
+    auto insert_recipient = statement(
+        "INSERT INTO recipients (message_id, idx, address, domain, state, next_attempt_at) "
+        "VALUES (?1, ?2, ?3, ?4, 'pending', ?5)");
+    if (!insert_recipient) return tl::unexpected(insert_recipient.error());
+    for (std::size_t i = 0; i < message.recipients.size(); ++i) {
+      Query q(*insert_recipient);
+      q.bind(1, d->id())
+          .bind(2, static_cast<std::int64_t>(i))
+          .bind(3, message.recipients[i])
+          .bind(4, domains[i])
+          .bind(5, message.received_at);
+      if (q.step() != SQLITE_DONE) return db_error("enqueue: insert recipient");
+    }
+    return {};
+  };
+  write.committed = [d]() { d->keep(); };
+  if (auto r = in_group(write); !r) return tl::unexpected(r.error());
   return d->id();
 }
 
@@ -747,50 +813,51 @@ Result<bool> SqliteSpool::exists(const std::string& message_id) {
 
 Result<bool> SqliteSpool::record(const std::string& message_id,
                                  const std::vector<RecipientUpdate>& updates, Time now) {
-  std::lock_guard lock(mutex_);
-  Transaction tx(*this);
-  if (auto r = tx.begin(true); !r) return tl::unexpected(r.error());
-  {
-    auto found = exists(message_id);
-    if (!found) return tl::unexpected(found.error());
-    if (!*found) return usage_error("record: no message " + message_id);
-  }
-  // A delivered or bounced recipient keeps when it became so in
-  // next_attempt_at (never 0) and is no longer held.
-  auto update = statement(
-      "UPDATE recipients SET state = ?3, next_attempt_at = ?4, last_dsn = ?5, "
-      "last_diagnostic = ?6, last_outcome = ?7, attempts = attempts + 1, "
-      "delay_warned = MAX(delay_warned, ?8), held = CASE WHEN ?3 = 'pending' THEN held ELSE 0 "
-      "END WHERE message_id = ?1 AND idx = ?2");
-  if (!update) return tl::unexpected(update.error());
-  for (const RecipientUpdate& u : updates) {
-    Query q(*update);
-    q.bind(1, message_id)
-        .bind(2, static_cast<std::int64_t>(u.index))
-        .bind(3, state_text(u.state))
-        .bind(4, u.state == RecipientState::pending ? u.next_attempt_at : std::max<Time>(now, 1))
-        .bind(5, u.dsn)
-        .bind(6, u.diagnostic)
-        .bind(7, u.outcome)
-        .bind(8, static_cast<std::int64_t>(u.delay_warned ? 1 : 0));
-    if (q.step() != SQLITE_DONE) return db_error("record");
-    if (sqlite3_changes(db_.get()) == 0) {
-      return usage_error("record: message " + message_id + " has no recipient " +
-                         std::to_string(u.index));
-    }
-  }
   bool finished = false;
-  {
-    auto stmt = statement(
-        "SELECT NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND +state = "
-        "'pending')");
-    if (!stmt) return tl::unexpected(stmt.error());
-    Query q(*stmt);
-    q.bind(1, message_id);
-    if (q.step() != SQLITE_ROW) return db_error("record");
-    finished = q.int64(0) != 0;
-  }
-  if (auto r = tx.commit(); !r) return tl::unexpected(r.error());
+  GroupWrite write;
+  write.work = [this, &message_id, &updates, now, &finished]() -> Result<void> {
+    {
+      auto found = exists(message_id);
+      if (!found) return tl::unexpected(found.error());
+      if (!*found) return usage_error("record: no message " + message_id);
+    }
+    // A delivered or bounced recipient keeps when it became so in
+    // next_attempt_at (never 0) and is no longer held.
+    auto update = statement(
+        "UPDATE recipients SET state = ?3, next_attempt_at = ?4, last_dsn = ?5, "
+        "last_diagnostic = ?6, last_outcome = ?7, attempts = attempts + 1, "
+        "delay_warned = MAX(delay_warned, ?8), held = CASE WHEN ?3 = 'pending' THEN held ELSE 0 "
+        "END WHERE message_id = ?1 AND idx = ?2");
+    if (!update) return tl::unexpected(update.error());
+    for (const RecipientUpdate& u : updates) {
+      Query q(*update);
+      q.bind(1, message_id)
+          .bind(2, static_cast<std::int64_t>(u.index))
+          .bind(3, state_text(u.state))
+          .bind(4, u.state == RecipientState::pending ? u.next_attempt_at : std::max<Time>(now, 1))
+          .bind(5, u.dsn)
+          .bind(6, u.diagnostic)
+          .bind(7, u.outcome)
+          .bind(8, static_cast<std::int64_t>(u.delay_warned ? 1 : 0));
+      if (q.step() != SQLITE_DONE) return db_error("record");
+      if (sqlite3_changes(db_.get()) == 0) {
+        return usage_error("record: message " + message_id + " has no recipient " +
+                           std::to_string(u.index));
+      }
+    }
+    {
+      auto stmt = statement(
+          "SELECT NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND +state = "
+          "'pending')");
+      if (!stmt) return tl::unexpected(stmt.error());
+      Query q(*stmt);
+      q.bind(1, message_id);
+      if (q.step() != SQLITE_ROW) return db_error("record");
+      finished = q.int64(0) != 0;
+    }
+    return {};
+  };
+  if (auto r = in_group(write); !r) return tl::unexpected(r.error());
   return finished;
 }
 

@@ -138,8 +138,12 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   std::function<queue::Time()> now;
   std::string hostname;
   asio::ssl::context tls_context;
-  // One worker thread: SQLite calls (and their fsync) never block the loop.
-  asio::thread_pool pool{1};
+  // Worker threads for the spool: SQLite calls (and their fsync) never block
+  // the loop. Several, so that writes arriving while one commits wait together
+  // and share the next commit (the spool's group commit): one fsync for many
+  // accepted messages and results instead of one each, in turn.
+  static constexpr std::size_t kSpoolThreads = 8;
+  asio::thread_pool pool{kSpoolThreads};
   // One more for AUTH's password hashing (tens of milliseconds each), so
   // that it holds up neither the loop nor the spool.
   asio::thread_pool auth_pool{1};
@@ -188,7 +192,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   std::chrono::seconds storage_retry() const { return cfg.relay.storage_retry; }
   std::size_t max_received() const { return cfg.relay.max_received_headers; }
 
-  // Runs a blocking spool call on the worker thread, resuming on the loop.
+  // Runs a blocking spool call on a worker thread, resuming on the loop.
   // Callers pass a named std::function: g++ 12 destroys a lambda-to-function
   // temporary inside a co_await expression twice (HACKING.md).
   template <class R>
@@ -820,7 +824,7 @@ constexpr std::size_t kBatch = 50;
 
 // Finished messages are removed [relay] finished_retention_seconds after
 // they finished, at most kRetentionBatch per spool call so that delivery's
-// spool calls get their turn on the worker thread in between. A pass runs
+// spool calls get their turn on the worker threads in between. A pass runs
 // every kRetentionEvery seconds (every `retention` seconds when that is
 // shorter, at least every second) and goes on while full batches come back.
 constexpr std::size_t kRetentionBatch = 500;

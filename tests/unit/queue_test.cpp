@@ -448,6 +448,60 @@ TEST_F(QueueTest, ConcurrentWritersFromThreadsAndASecondConnection) {
   EXPECT_EQ(all->size(), 80u);
 }
 
+// Writes from many threads share commits (group commit); each keeps its own
+// outcome: a failing write (unknown message, or a bad index after a good
+// one) undoes only its own changes and the others in its group commit.
+TEST_F(QueueTest, GroupCommitKeepsEachWritesOwnOutcome) {
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 40;
+  std::vector<std::thread> threads;
+  std::vector<std::vector<std::string>> ids(kThreads);
+  std::vector<std::vector<std::string>> problems(kThreads);
+  Spool* spool = spool_.get();
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([spool, ids = &ids[static_cast<std::size_t>(t)],
+                          problems = &problems[static_cast<std::size_t>(t)]] {
+      NewMessage m;
+      m.recipients = {"a@example.org"};
+      m.data = "x\r\n";
+      m.received_at = 1000;
+      for (int i = 0; i < kRounds; ++i) {
+        auto id = spool->enqueue(m);
+        if (!id) {
+          problems->push_back("enqueue: " + id.error().message);
+          continue;
+        }
+        ids->push_back(*id);
+        // Recipient 0 delivered, then an index the message does not have:
+        // all or nothing, so recipient 0 must stay pending.
+        auto half = spool->record(*id, {delivered(0), delivered(5)}, 2000);
+        if (half || half.error().severity != Severity::permanent)
+          problems->push_back("a bad index was accepted or not permanent for " + *id);
+        auto none = spool->record("NOSUCHMESSAGE" + std::to_string(i), {delivered(0)}, 2000);
+        if (none) problems->push_back("an unknown message was recorded");
+        auto done = spool->record(*id, {delivered(0)}, 2000);
+        if (!done || !*done) problems->push_back("not finished: " + *id);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::set<std::string> unique;
+  for (std::size_t t = 0; t < ids.size(); ++t) {
+    EXPECT_THAT(problems[t], ::testing::IsEmpty());
+    unique.insert(ids[t].begin(), ids[t].end());
+  }
+  ASSERT_EQ(unique.size(), static_cast<std::size_t>(kThreads * kRounds));
+  reopen();  // what is on disk, not what a connection caches
+  auto all = spool_->list(true);
+  ASSERT_TRUE(all) << all.error().message;
+  ASSERT_EQ(all->size(), unique.size());
+  for (const MessageInfo& mi : *all) {
+    ASSERT_EQ(mi.recipients.size(), 1u);
+    EXPECT_EQ(mi.recipients[0].state, RecipientState::delivered) << mi.id;
+    EXPECT_EQ(mi.recipients[0].attempts, 1) << mi.id;  // the failed record changed nothing
+  }
+}
+
 TEST_F(QueueTest, MissingDirectoryIsAClearError) {
   const std::string path = (dir_ / "no-such-dir" / "spool.db").string();
   auto s = open_sqlite_spool(path);
