@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -63,6 +64,13 @@ namespace {
 constexpr const char* kZone = "bench92.example";
 constexpr const char* kSinkIp = "127.0.92.10";
 constexpr const char* kRelayIp = "127.0.92.1";
+
+// Ctrl-C or SIGTERM ends the waits, so that the destructors stop the relay
+// and NSD.
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_signal(int) {
+  g_interrupted = 1;
+}
 
 // --- the slow sink ----------------------------------------------------------------
 
@@ -330,7 +338,7 @@ void submit(std::uint16_t port, std::size_t first, std::size_t k) {
 bool wait_until(const std::function<bool()>& done, std::chrono::seconds limit) {
   const auto deadline = Clock::now() + limit;
   while (!done()) {
-    if (Clock::now() > deadline) return false;
+    if (Clock::now() > deadline || g_interrupted) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return true;
@@ -441,6 +449,8 @@ int main(int argc, char** argv) {
       return a == "--help" ? 0 : 2;
     }
   }
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   const std::size_t kmax = *std::max_element(ks.begin(), ks.end());
   // Each side needs a descriptor per session, and some to spare.
   rlimit nofile{};
@@ -473,6 +483,7 @@ int main(int argc, char** argv) {
         "|\n|---|---|---|---|---|---|---|---|---|---|\n");
     std::size_t first = 0;
     for (std::size_t k : ks) {
+      if (g_interrupted) break;
       const json r = run_one(binary, world, sink, k, first, timeout_s);
       first += k;
       std::printf(

@@ -118,7 +118,8 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
         timer(io_),
         retention_timer(io_),
         rng(std::random_device{}()),
-        sessions(io_, cache_limits(cfg)) {
+        sessions(io_, cache_limits(cfg)),
+        pace(io_) {
     hostname = cfg.relay.hostname.empty() ? local_hostname() : cfg.relay.hostname;
   }
 
@@ -176,6 +177,11 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   tlsrpt::Store* tlsrpt_store = nullptr;
   bool stopping = false;
   bool woken = false;
+  // Scheduler passes are spaced by twice the last one's spool read (see
+  // scheduler()); `pace` waits out the gap, and a wake() does not cut it short.
+  asio::steady_timer pace;
+  std::chrono::steady_clock::time_point last_pass{};
+  std::chrono::steady_clock::duration last_pass_read{};
   // Results the spool could not take (a full disk), by message id; those
   // messages stay in `busy` and the scheduler starts nothing until they are
   // written.
@@ -878,6 +884,21 @@ awaitable<void> scheduler(ImplPtr r) {
       co_await r->timer.async_wait(asio::as_tuple(use_awaitable));
       continue;
     }
+    // A pass reads every due recipient, those whose attempt is under way
+    // included: with thousands of attempts under way a read costs
+    // milliseconds, and a pass for each submission or finished attempt would
+    // make the work grow with the square of the attempts under way. So passes
+    // are at least twice the last read's duration apart (a quiet relay's pass
+    // starts at once); whatever arrives meanwhile is picked up together. The
+    // read's time includes waiting for the spool (a commit's fsync), so the
+    // gap is capped at a quarter of a second.
+    constexpr std::chrono::steady_clock::duration kMaxPassGap = std::chrono::milliseconds(250);
+    if (const auto next = r->last_pass + std::min(kMaxPassGap, 2 * r->last_pass_read);
+        std::chrono::steady_clock::now() < next) {
+      r->pace.expires_at(next);
+      co_await r->pace.async_wait(asio::as_tuple(use_awaitable));
+      if (r->stopping) break;
+    }
     r->woken = false;
     bool started = false;
     bool held_back = false;
@@ -890,7 +911,9 @@ awaitable<void> scheduler(ImplPtr r) {
       const std::function<Result<std::vector<queue::Job>>()> fetch = [r, now, limit, busy]() {
         return r->spool.due(now, limit, busy);
       };
+      r->last_pass = std::chrono::steady_clock::now();
       auto due = co_await r->blocking(fetch);
+      r->last_pass_read = std::chrono::steady_clock::now() - r->last_pass;
       if (!due) {
         r->line(Program::qmgr, Level::error, "", "cannot read the spool: " + due.error().message);
       } else {
@@ -1269,6 +1292,7 @@ void Relay::stop() {
   }
   impl_->timer.cancel();
   impl_->retention_timer.cancel();
+  impl_->pace.cancel();
 }
 
 void Relay::set_tlsrpt_store(tlsrpt::Store* store) {

@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
@@ -377,7 +378,9 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
     DataEncoder encoder;
     std::string piece;
     std::string chunk;
-    chunk.reserve(kBodyChunk + 8);
+    // A small message needs no 64 KiB buffer (dot-stuffing and the final
+    // "." add a little).
+    chunk.reserve(std::min(kBodyChunk, text.size() + text.size() / 16 + 64) + 8);
     while (!encoder.done()) {
       if (encoder.needs_input()) {
         piece.clear();
@@ -398,6 +401,10 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
     }
     record("C: ", ".");
     transaction_open = false;
+    // The final reply can take minutes (RFC 5321 4.5.3.2.6: 10); a session
+    // waiting for it keeps no text buffers.
+    std::string().swap(piece);
+    std::string().swap(chunk);
     co_return co_await read_reply(Stage::dot, config.dot);
   }
 
