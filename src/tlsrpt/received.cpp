@@ -369,7 +369,13 @@ ContentType parse_content_type(std::string_view s) {
       }
       if (i < s.size()) ++i;
     } else {
-      value = token(i);
+      // A token; read up to ";" or white space, so that a value senders
+      // leave unquoted although it holds tspecials ("boundary==_x") is whole.
+      const std::size_t start = i;
+      while (i < s.size() && s[i] != ';' && s[i] != ' ' && s[i] != '\t' && s[i] != '\r' &&
+             s[i] != '\n' && s[i] != '(')
+        ++i;
+      value = std::string(s.substr(start, i - start));
     }
     if (!name.empty() && !ct.params.contains(name)) ct.params.emplace(std::move(name), value);
   }
@@ -575,6 +581,11 @@ struct MailWalk {
 };
 
 Result<Attachment> attachment_of(std::string_view mail, const ReadLimits& limits) {
+  // A message saved in mbox form starts with its "From " separator line.
+  if (mail.starts_with("From ")) {
+    const std::size_t eol = mail.find('\n');
+    mail.remove_prefix(eol == std::string_view::npos ? mail.size() : eol + 1);
+  }
   const mime::HeaderSection h = mime::parse_header(mail);
   if (h.fields.empty())
     return fail("neither a TLS report (JSON or gzip) nor a mail message", Severity::permanent);
@@ -710,7 +721,7 @@ bool parse_rfc3339(std::string_view s, Time& out) {
   return true;
 }
 
-Result<ReceivedReport> parse_report_json(std::string_view text, const ReadLimits& limits) {
+static Result<ReceivedReport> parse_json_any(std::string_view text, const ReadLimits& limits) {
   if (text.size() > limits.max_json_bytes)
     return fail("report larger than " + size_text(limits.max_json_bytes) + " (the limit)",
                 Severity::permanent);
@@ -777,16 +788,16 @@ Result<ReceivedReport> parse_report_json(std::string_view text, const ReadLimits
   return report;
 }
 
-Result<std::string> report_from_mail(std::string_view mail, const ReadLimits& limits) {
+static Result<std::string> from_mail_any(std::string_view mail, const ReadLimits& limits) {
   auto a = attachment_of(mail, limits);
   if (!a) return tl::unexpected(a.error());
   return std::move(a->data);
 }
 
-Result<ReceivedReport> read_report(std::string_view bytes, const ReadLimits& limits) {
+static Result<ReceivedReport> read_any(std::string_view bytes, const ReadLimits& limits) {
   const std::string_view start = skip_bom_and_space(bytes);
   if (start.empty()) return fail("empty file", Severity::permanent);
-  if (start.front() == '{' || start.front() == '[') return parse_report_json(bytes, limits);
+  if (start.front() == '{' || start.front() == '[') return parse_json_any(bytes, limits);
   if (gzip_magic(bytes)) return from_payload(bytes, limits);
   auto a = attachment_of(bytes, limits);
   if (!a) return tl::unexpected(a.error());
@@ -798,6 +809,32 @@ Result<ReceivedReport> read_report(std::string_view bytes, const ReadLimits& lim
   if (!a->tlsrpt_type)
     note(report->notes, "the report attachment is " + a->declared + ", not application/tlsrpt+*");
   return report;
+}
+
+// Errors quote what the input said (a date, an encoding, a parser's view of
+// the text): whatever it held, the message stays one printable line of at
+// most 300 characters.
+template <class T>
+static Result<T> one_line(Result<T> r) {
+  if (r) return r;
+  std::string& m = r.error().message;
+  for (char& c : m)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  if (m.size() > 300) m = m.substr(0, 297) + "...";
+  if (m.empty()) m = "unreadable";
+  return r;
+}
+
+Result<ReceivedReport> parse_report_json(std::string_view text, const ReadLimits& limits) {
+  return one_line(parse_json_any(text, limits));
+}
+
+Result<std::string> report_from_mail(std::string_view mail, const ReadLimits& limits) {
+  return one_line(from_mail_any(mail, limits));
+}
+
+Result<ReceivedReport> read_report(std::string_view bytes, const ReadLimits& limits) {
+  return one_line(read_any(bytes, limits));
 }
 
 // ---- summary -----------------------------------------------------------------
