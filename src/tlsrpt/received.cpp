@@ -83,6 +83,10 @@ Result<void> check_json_shape(std::string_view text, const ReadLimits& limits) {
   std::size_t values = 1;
   bool in_string = false;
   bool escaped = false;
+  // nlohmann's parser takes a NUL byte for the end of the input and would
+  // ignore what follows; JSON (RFC 8259) has no raw NUL anywhere.
+  if (const std::size_t nul = text.find('\0'); nul != std::string_view::npos)
+    return fail("not valid JSON: a NUL byte at offset " + std::to_string(nul), Severity::permanent);
   for (const char c : text) {
     if (in_string) {
       if (escaped) {

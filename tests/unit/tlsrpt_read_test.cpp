@@ -257,6 +257,8 @@ TEST(TlsrptRead, MalformedReportsSayWhatAndWhere) {
   expect_error(R"({"organization-name":7,"policies":[]})",
                "organization-name: expected a string, found number");
   expect_error("{\"organization-name\":\"\xff\",\"policies\":[]}", "not valid JSON");
+  expect_error(std::string("{\"policies\":[]}\0junk", 20),
+               "not valid JSON: a NUL byte at offset 15");
   expect_error("hello world\n", "neither a TLS report (JSON or gzip) nor a mail message");
 }
 
