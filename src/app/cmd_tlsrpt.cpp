@@ -531,8 +531,12 @@ int run_tlsrpt_read(const TlsRptReadOptions& o) {
   for (const std::string& arg : o.paths) {
     std::error_code ec;
     const fs::file_status st = fs::status(arg, ec);
-    if (ec || !fs::exists(st)) {
-      failed(arg, ec ? ec.message() : "no such file or directory");
+    if (st.type() == fs::file_type::not_found) {
+      failed(arg, "no such file or directory");
+      continue;
+    }
+    if (ec) {
+      failed(arg, ec.message());
       continue;
     }
     if (!fs::is_directory(st)) {
