@@ -7,7 +7,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 
@@ -15,6 +18,7 @@
 #include "dns/unbound_resolver.hpp"
 #include "logging/logger.hpp"
 #include "queue/spool.hpp"
+#include "tlsrpt/received.hpp"
 #include "tlsrpt/submit.hpp"
 #include "tlsrpt/tlsrpt.hpp"
 
@@ -352,6 +356,264 @@ int run_tlsrpt(const config::Config& cfg, const TlsRptOptions& o) {
                 << (*removed == 1 ? "" : "s") << " older than " << keep / 86400 << " days\n";
   }
   return failures == 0 ? 0 : 1;
+}
+
+// ---- tlsrpt read ---------------------------------------------------------------
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A file larger than this is not read at all: a report mail holds at most
+// the 16 MiB of JSON (less, gzipped) in base64.
+constexpr std::uintmax_t kMaxFileBytes = 64 * 1024 * 1024;
+
+// In a directory, the files that are reports by their name (section 5.1:
+// ".json" and ".json.gz"; ".eml" for saved mails), and every file of a
+// Maildir's cur/ and new/ (names there say nothing about the content).
+bool report_file_name(const fs::path& p) {
+  const std::string name = p.filename().string();
+  if (name.empty() || name.front() == '.') return false;
+  const std::string parent = p.parent_path().filename().string();
+  if (parent == "cur" || parent == "new") return true;
+  for (const char* ext : {".json", ".json.gz", ".gz", ".eml"}) {
+    const std::string_view e(ext);
+    if (name.size() > e.size() && iequals(std::string_view(name).substr(name.size() - e.size()), e))
+      return true;
+  }
+  return false;
+}
+
+// Text from a report for a terminal: control characters (escape sequences a
+// hostile report could carry) become "?"; nothing at all becomes "-".
+std::string shown(std::string_view s) {
+  if (s.empty()) return "-";
+  std::string out;
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u == 0x7f) ? '?' : c;
+  }
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const std::string& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+std::string rfc3339(tlsrpt::Time t) {
+  return utc_time(t, "%Y-%m-%dT%H:%M:%SZ");
+}
+
+// Columns padded to their widest cell, the columns in `numeric`
+// right-aligned: one line per row.
+std::vector<std::string> table_lines(const std::string& indent,
+                                     const std::vector<std::vector<std::string>>& rows,
+                                     const std::vector<bool>& numeric) {
+  std::vector<std::size_t> width(numeric.size(), 0);
+  for (const auto& row : rows)
+    for (std::size_t i = 0; i < row.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], row[i].size());
+  std::vector<std::string> lines;
+  for (const auto& row : rows) {
+    std::string line = indent;
+    for (std::size_t i = 0; i < row.size() && i < width.size(); ++i) {
+      const std::string pad(width[i] - row[i].size(), ' ');
+      const bool last = i + 1 == row.size();
+      line += numeric[i] ? pad + row[i] : row[i] + (last ? "" : pad);
+      if (!last) line += "  ";
+    }
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+// Per organisation: its reports' range, then its policies, each followed by
+// the table of its failure details.
+void print_text(std::ostream& out, const tlsrpt::Summary& s) {
+  for (const tlsrpt::OrganizationSummary& o : s.organizations) {
+    out << "\nOrganization: " << shown(o.organization_name)
+        << "  contact: " << shown(o.contact_info) << "\n";
+    out << "Reports: " << o.reports.size();
+    if (o.has_range) out << ", " << rfc3339(o.begin) << " to " << rfc3339(o.end);
+    out << "\n";
+    std::vector<std::vector<std::string>> rows{
+        {"POLICY-TYPE", "POLICY-DOMAIN", "MX-HOST", "SUCCESSFUL", "FAILED"}};
+    for (const tlsrpt::PolicyRow& p : o.policies)
+      rows.push_back({shown(p.policy_type), shown(p.policy_domain), shown(joined(p.mx_hosts)),
+                      std::to_string(p.successful), std::to_string(p.failed)});
+    const std::vector<std::string> lines =
+        table_lines("  ", rows, {false, false, false, true, true});
+    out << lines[0] << "\n";
+    for (std::size_t i = 0; i < o.policies.size(); ++i) {
+      const tlsrpt::PolicyRow& p = o.policies[i];
+      out << lines[i + 1] << "\n";
+      if (p.failures.empty()) continue;
+      std::vector<std::vector<std::string>> f{
+          {"RESULT-TYPE", "SENDING-MTA-IP", "RECEIVING-MX-HOSTNAME", "SESSIONS"}};
+      for (const tlsrpt::FailureRow& d : p.failures)
+        f.push_back({shown(d.result_type), shown(d.sending_mta_ip), shown(d.receiving_mx_hostname),
+                     std::to_string(d.sessions)});
+      for (const std::string& l : table_lines("      ", f, {false, false, false, true}))
+        out << l << "\n";
+    }
+    for (const std::string& n : o.notes) out << "Note: " << shown(n) << "\n";
+  }
+}
+
+nlohmann::ordered_json summary_json(
+    const tlsrpt::Summary& s, std::size_t files_read,
+    const std::vector<std::pair<std::string, std::string>>& errors) {
+  using nlohmann::ordered_json;
+  ordered_json orgs = ordered_json::array();
+  for (const tlsrpt::OrganizationSummary& o : s.organizations) {
+    ordered_json reports = ordered_json::array();
+    for (const tlsrpt::ReportRef& r : o.reports) {
+      ordered_json j = {{"report-id", r.report_id}, {"file", r.source}};
+      if (r.has_range) {
+        j["start-datetime"] = rfc3339(r.begin);
+        j["end-datetime"] = rfc3339(r.end);
+      }
+      reports.push_back(std::move(j));
+    }
+    ordered_json policies = ordered_json::array();
+    for (const tlsrpt::PolicyRow& p : o.policies) {
+      ordered_json details = ordered_json::array();
+      for (const tlsrpt::FailureRow& d : p.failures)
+        details.push_back({{"result-type", d.result_type},
+                           {"sending-mta-ip", d.sending_mta_ip},
+                           {"receiving-mx-hostname", d.receiving_mx_hostname},
+                           {"failed-session-count", d.sessions}});
+      policies.push_back({{"policy-type", p.policy_type},
+                          {"policy-domain", p.policy_domain},
+                          {"mx-host", p.mx_hosts},
+                          {"total-successful-session-count", p.successful},
+                          {"total-failure-session-count", p.failed},
+                          {"failure-details", std::move(details)}});
+    }
+    ordered_json org = {{"organization-name", o.organization_name},
+                        {"contact-info", o.contact_info}};
+    if (o.has_range) {
+      org["start-datetime"] = rfc3339(o.begin);
+      org["end-datetime"] = rfc3339(o.end);
+    }
+    org["reports"] = std::move(reports);
+    org["policies"] = std::move(policies);
+    org["notes"] = o.notes;
+    orgs.push_back(std::move(org));
+  }
+  ordered_json duplicates = ordered_json::array();
+  for (const tlsrpt::Duplicate& d : s.duplicates)
+    duplicates.push_back(
+        {{"report-id", d.report_id}, {"file", d.source}, {"counted-from", d.first_source}});
+  ordered_json errs = ordered_json::array();
+  for (const auto& [file, message] : errors) errs.push_back({{"file", file}, {"error", message}});
+  return {{"files-read", files_read},
+          {"reports", s.reports},
+          {"duplicates", duplicates},
+          {"errors", errs},
+          {"organizations", orgs}};
+}
+
+}  // namespace
+
+int run_tlsrpt_read(const TlsRptReadOptions& o) {
+  std::vector<std::pair<std::string, std::string>> errors;  // file, what was wrong
+  const auto failed = [&errors](const std::string& file, const std::string& what) {
+    std::cerr << "danemta tlsrpt read: " << file << ": " << what << "\n";
+    errors.emplace_back(file, what);
+  };
+
+  // The files, in the order given; a directory's files sorted by name.
+  std::vector<std::string> files;
+  bool over_limit = false;
+  for (const std::string& arg : o.paths) {
+    std::error_code ec;
+    const fs::file_status st = fs::status(arg, ec);
+    if (st.type() == fs::file_type::not_found) {
+      failed(arg, "no such file or directory");
+      continue;
+    }
+    if (ec) {
+      failed(arg, ec.message());
+      continue;
+    }
+    if (!fs::is_directory(st)) {
+      files.push_back(arg);
+      continue;
+    }
+    std::vector<std::string> found;
+    // Symbolic links to directories are not followed (no loops).
+    fs::recursive_directory_iterator it(arg, fs::directory_options::skip_permission_denied, ec);
+    for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      std::error_code fe;
+      if (!it->is_regular_file(fe) || !report_file_name(it->path())) continue;
+      if (files.size() + found.size() >= o.max_files) {
+        over_limit = true;
+        break;
+      }
+      found.push_back(it->path().string());
+    }
+    if (ec) failed(arg, ec.message());
+    std::sort(found.begin(), found.end());
+    files.insert(files.end(), found.begin(), found.end());
+    if (over_limit) {
+      failed(arg, "more than " + std::to_string(o.max_files) +
+                      " files (--max-files): the rest were not read");
+      break;
+    }
+  }
+
+  tlsrpt::Summariser summariser;
+  std::size_t files_read = 0;
+  for (const std::string& file : files) {
+    std::error_code ec;
+    const std::uintmax_t size = fs::file_size(file, ec);
+    if (ec) {
+      failed(file, ec.message());
+      continue;
+    }
+    if (size > kMaxFileBytes) {
+      failed(file, "larger than 64 MiB (the limit); not read");
+      continue;
+    }
+    std::ifstream in(file, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) {
+      failed(file, "cannot read it");
+      continue;
+    }
+    auto report = tlsrpt::read_report(bytes);
+    if (!report) {
+      failed(file, report.error().message);
+      continue;
+    }
+    ++files_read;
+    summariser.add(*report, file);
+  }
+
+  const tlsrpt::Summary summary = summariser.summary();
+  if (o.json) {
+    std::cout << summary_json(summary, files_read, errors)
+                     .dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+              << "\n";
+  } else {
+    std::cout << summary.reports << " report" << (summary.reports == 1 ? "" : "s") << " from "
+              << files_read << " file" << (files_read == 1 ? "" : "s");
+    if (!summary.duplicates.empty())
+      std::cout << "; " << summary.duplicates.size() << " duplicate report-id"
+                << (summary.duplicates.size() == 1 ? "" : "s") << " counted once";
+    if (!errors.empty())
+      std::cout << "; " << errors.size() << " error" << (errors.size() == 1 ? "" : "s")
+                << " (on standard error)";
+    std::cout << "\n";
+    for (const tlsrpt::Duplicate& d : summary.duplicates)
+      std::cout << "Duplicate: report-id " << shown(d.report_id) << " in " << d.source
+                << " (counted from " << d.first_source << ")\n";
+    print_text(std::cout, summary);
+  }
+  return errors.empty() ? 0 : 1;
 }
 
 }  // namespace danemta::app

@@ -175,8 +175,9 @@ int main(int argc, char** argv) {
       ->prefix_command();
 
   app::TlsRptOptions tlsrpt;
-  CLI::App* cmd_tlsrpt =
-      app.add_subcommand("tlsrpt", "SMTP TLS reports (RFC 8460) from what the relay recorded");
+  CLI::App* cmd_tlsrpt = app.add_subcommand(
+      "tlsrpt",
+      "SMTP TLS reports (RFC 8460): send ours from what the relay recorded, read others'");
   CLI::App* cmd_tlsrpt_send = cmd_tlsrpt->add_subcommand(
       "send", "build each domain's daily report and send it to its _smtp._tls rua addresses");
   cmd_tlsrpt->require_subcommand(1);
@@ -187,6 +188,17 @@ int main(int argc, char** argv) {
                             "retry failed https destinations now, not after their backoff");
   cmd_tlsrpt_send->add_flag("--quiet", tlsrpt.quiet,
                             "print only reports sent and failures (for scheduled runs)");
+  app::TlsRptReadOptions tlsrpt_read;
+  CLI::App* cmd_tlsrpt_read = cmd_tlsrpt->add_subcommand(
+      "read", "summarise received reports (.json, .json.gz, report mails; directories walked)");
+  cmd_tlsrpt_read->add_option("paths", tlsrpt_read.paths, "report files and directories")
+      ->required();
+  cmd_tlsrpt_read->add_flag("--json", tlsrpt_read.json,
+                            "print the summary as JSON (docs/tlsrpt-read.md)");
+  cmd_tlsrpt_read
+      ->add_option("--max-files", tlsrpt_read.max_files,
+                   "read at most this many files from directories (default 100000)")
+      ->check(CLI::PositiveNumber);
 
   try {
     app.parse(argc, argv);
@@ -203,6 +215,7 @@ int main(int argc, char** argv) {
 
   // Needs no configuration.
   if (cmd_passwd->parsed()) return app::run_passwd(passwd_user);
+  if (cmd_tlsrpt_read->parsed()) return app::run_tlsrpt_read(tlsrpt_read);
 
   // Without --config: the installed file. The relay needs one (it would
   // otherwise run on built-in defaults nobody chose); the other commands use
