@@ -6,11 +6,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 namespace danemta::auth {
 
@@ -64,6 +66,38 @@ std::string hash_problem(const std::string& hash) {
   return "";
 }
 
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+// The sender list of a credential line: "a@b.example,@c.example,<>", each
+// entry an address with '@', a domain after '@', or "<>"; kept in lower case.
+tl::expected<std::vector<std::string>, std::string> parse_senders(std::string_view list) {
+  std::vector<std::string> out;
+  if (list.empty()) return tl::unexpected(std::string("an empty sender list after the hash"));
+  for (;;) {
+    const auto comma = list.find(',');
+    const std::string_view item = list.substr(0, comma);
+    const bool fine = item == "<>" ||
+                      (!item.empty() && item.size() <= 320 && item.find('@') != std::string::npos &&
+                       item.back() != '@' && item.find('@') == item.rfind('@') &&
+                       std::none_of(item.begin(), item.end(), [](char c) {
+                         return static_cast<unsigned char>(c) <= ' ' || c == 0x7f || c == '<' ||
+                                c == '>' || c == ',';
+                       }));
+    if (!fine)
+      return tl::unexpected("sender \"" + std::string(item.substr(0, 64)) +
+                            "\" is not an address, \"@domain\" or \"<>\"");
+    out.push_back(lower(item));
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
 }  // namespace
 
 bool valid_user(std::string_view user) {
@@ -93,16 +127,31 @@ Result<Credentials> Credentials::parse(std::string_view text, std::string_view s
     const auto colon = line.find(':');
     if (colon == std::string_view::npos) return bad("expected \"user:hash\"");
     const std::string_view user = line.substr(0, colon);
-    const std::string hash(line.substr(colon + 1));
+    std::string_view rest = line.substr(colon + 1);
+    // crypt(3) hashes never hold ':', so a second one starts the sender list.
+    std::optional<std::string_view> list;
+    if (const auto second = rest.find(':'); second != std::string_view::npos) {
+      list = rest.substr(second + 1);
+      rest = rest.substr(0, second);
+    }
+    const std::string hash(rest);
     if (!valid_user(user))
       return bad(
           "the user name must be 1 to 256 octets without ':', white space or control "
           "characters");
-    if (hash.find_first_of(" \t:") != std::string::npos)
-      return bad("expected \"user:hash\" (white space or a second ':' after the user name)");
+    if (hash.find_first_of(" \t") != std::string::npos)
+      return bad("expected \"user:hash\" or \"user:hash:senders\" (white space in the hash)");
     if (const std::string problem = hash_problem(hash); !problem.empty())
       return bad("user " + std::string(user) + ": " + problem);
-    if (!out.entries_.emplace(std::string(user), hash).second)
+    Entry entry;
+    entry.hash = hash;
+    if (list) {
+      auto senders = parse_senders(*list);
+      if (!senders) return bad("user " + std::string(user) + ": " + senders.error());
+      entry.restricted = true;
+      entry.senders = std::move(*senders);
+    }
+    if (!out.entries_.emplace(std::string(user), std::move(entry)).second)
       return bad("user " + std::string(user) + " is listed twice");
   }
   return out;
@@ -154,7 +203,7 @@ bool Credentials::verify(std::string_view user, std::string_view password) const
   const bool known = it != entries_.end();
   // An unknown user costs what a known one does: the first entry's hash is
   // the setting, and the result is thrown away.
-  const std::string& stored = known ? it->second : entries_.begin()->second;
+  const std::string& stored = known ? it->second.hash : entries_.begin()->second.hash;
   const auto work = std::make_unique<CryptData>();
   work->phrase = valid_password(password) ? password : std::string_view("-");
   const char* computed = crypt_rn(work->phrase.c_str(), stored.c_str(), &work->data,
@@ -162,6 +211,23 @@ bool Credentials::verify(std::string_view user, std::string_view password) const
   const bool same = computed != nullptr && std::strlen(computed) == stored.size() &&
                     CRYPTO_memcmp(computed, stored.data(), stored.size()) == 0;
   return same && known && valid_password(password);
+}
+
+bool Credentials::may_send_as(std::string_view user, std::string_view sender) const {
+  const auto it = entries_.find(user);
+  if (it == entries_.end()) return false;
+  const Entry& e = it->second;
+  if (!e.restricted) return true;
+  if (sender.empty()) return std::find(e.senders.begin(), e.senders.end(), "<>") != e.senders.end();
+  const std::string address = lower(sender);
+  const auto at = address.rfind('@');
+  for (const std::string& allowed : e.senders) {
+    if (allowed == address) return true;
+    if (allowed.front() == '@' && at != std::string::npos &&
+        std::string_view(address).substr(at) == allowed)
+      return true;
+  }
+  return false;
 }
 
 Result<std::string> make_entry(std::string_view user, std::string_view password) {

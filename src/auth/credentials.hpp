@@ -2,9 +2,13 @@
 // submission listeners): a credential file of "user:hash" lines, the hash
 // made by crypt(3) (libxcrypt: yescrypt by default, sha512-crypt, bcrypt
 // ...). The format, the hash methods and why: docs/adr/0006-credentials.md.
+// An optional third field lists the sender addresses (MAIL FROM) the user
+// may use: addresses, "@domain" for any address at that domain, "<>" for
+// the null sender, separated by commas. Without it the user may use any.
 //
 //   # comments and blank lines are ignored
 //   alice@example.org:$y$j9T$4ZCo6B6u3QwKOMEdTQ3C60$cH64RtmFx8P0EI8.qiaWHPQEfmz3OTYHpFItEfoLIs0
+//   app:$y$j9T$...:noreply@example.org,@alerts.example.org
 //
 // The file is read whole at start and on SIGHUP; a file that others may
 // read or write is refused (it holds password hashes, which can be guessed
@@ -15,6 +19,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.hpp"
 
@@ -46,8 +51,20 @@ class Credentials {
   // Thread-safe.
   bool verify(std::string_view user, std::string_view password) const;
 
+  // Whether `user` may send as `sender` (MAIL FROM's mailbox, "" for the
+  // null sender): always for a user without a sender list; otherwise when
+  // the list names the address (compared without regard to case), its
+  // domain ("@domain"), or "<>" for the null sender. False for an unknown
+  // user.
+  bool may_send_as(std::string_view user, std::string_view sender) const;
+
  private:
-  std::map<std::string, std::string, std::less<>> entries_;
+  struct Entry {
+    std::string hash;
+    bool restricted = false;           // a sender list was given
+    std::vector<std::string> senders;  // lower case: "a@b.example", "@b.example", "<>"
+  };
+  std::map<std::string, Entry, std::less<>> entries_;
 };
 
 // A credential file line "user:hash" for `password`: yescrypt at libxcrypt's

@@ -1071,6 +1071,13 @@ std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> server_settings
       server->authenticate = [weak](std::string user, std::string password) {
         return check_password(weak, std::move(user), std::move(password));
       };
+      // The credential file's sender lists, as last loaded (SIGHUP).
+      server->sender_allowed = [weak](std::string_view user, std::string_view sender) {
+        const ImplPtr relay = weak.lock();
+        const std::shared_ptr<const auth::Credentials> credentials =
+            relay ? relay->credentials : nullptr;
+        return credentials && credentials->may_send_as(user, sender);
+      };
     }
     out[l.address] = std::move(server);
   }

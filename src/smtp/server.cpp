@@ -395,6 +395,14 @@ struct Session : std::enable_shared_from_this<Session> {
       // Bounces to it could not be routed by DNS either.
       return refuse("553 5.1.7 address literals are not accepted: <" + path->mailbox + ">", false);
     }
+    // An authenticated user sends only as the addresses listed for it.
+    if (authenticated() && config.sender_allowed &&
+        !config.sender_allowed(sasl_username, path->mailbox)) {
+      return refuse("553 5.7.1 <" + path->mailbox +
+                        ">: Sender address rejected: not owned by user " +
+                        printable_user(sasl_username),
+                    false);
+    }
     bool eight_bit_body = false;
     bool utf8 = false;
     for (const Param& p : split_params(path->rest)) {

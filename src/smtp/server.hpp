@@ -99,6 +99,10 @@ struct ServerConfig {
   // Who may send mail: see serve() and listen().
   Requirement auth = Requirement::none;
   Authenticate authenticate;
+  // After AUTH: whether the user (first) may use the sender (MAIL FROM's
+  // mailbox, "" for the null sender). Refused: "553 5.7.1 <sender>: Sender
+  // address rejected: not owned by user USER". Null: any sender.
+  std::function<bool(std::string_view user, std::string_view sender)> sender_allowed;
 };
 
 struct ReceivedMessage {

@@ -429,6 +429,59 @@ TEST(Submission, SighupServesTheNewCertificateAndUsers) {
   EXPECT_EQ(s.relay().stop(SIGTERM), 0) << s.relay().log();
 }
 
+// A user with a sender list in the credential file sends only as those
+// addresses (an address, "@domain"); one without may use any.
+TEST(Submission, AuthenticatedUsersSendOnlyAsTheirListedAddresses) {
+  Submission s(7);
+  CommandResult app = Submission::passwd("app", "apps password");
+  ASSERT_EQ(app.exit_code, 0) << app.out;
+  while (!app.out.empty() && app.out.back() == '\n') app.out.pop_back();
+  std::ofstream(s.credentials(), std::ios::app)
+      << app.out << ":noreply@sender.example,@alerts.sender.example\n";
+  ASSERT_EQ(kill(s.relay().pid(), SIGHUP), 0);
+  ASSERT_TRUE(s.relay().wait_for_log("AUTH credentials for 2 user(s) from " + s.credentials()))
+      << s.relay().log();
+  const std::string as_app = "--tls --auth PLAIN --auth-user app --auth-password 'apps password'";
+  const std::string as_alice =
+      "--tls --auth PLAIN --auth-user alice --auth-password '" + std::string(kPassword) + "'";
+
+  const CommandResult listed = s.swaks(s.required(), s.outside(), "one@" + s.domain(),
+                                       as_app + " --from noreply@sender.example");
+  EXPECT_EQ(listed.exit_code, 0) << listed.out;
+  const CommandResult domain = s.swaks(s.required(), s.outside(), "two@" + s.domain(),
+                                       as_app + " --from Pager@ALERTS.sender.example");
+  EXPECT_EQ(domain.exit_code, 0) << domain.out;
+  const CommandResult other = s.swaks(s.required(), s.outside(), "three@" + s.domain(),
+                                      as_app + " --from ceo@sender.example");
+  EXPECT_NE(other.exit_code, 0) << other.out;
+  EXPECT_NE(other.out.find("553 5.7.1 <ceo@sender.example>: Sender address rejected: not owned "
+                           "by user app"),
+            std::string::npos)
+      << other.out;
+  const CommandResult null_sender =
+      s.swaks(s.required(), s.outside(), "four@" + s.domain(), as_app + " --from '<>'");
+  EXPECT_NE(null_sender.exit_code, 0) << null_sender.out;
+  const CommandResult sibling = s.swaks(s.required(), s.outside(), "five@" + s.domain(),
+                                        as_app + " --from x@evil-alerts.sender.example");
+  EXPECT_NE(sibling.exit_code, 0) << sibling.out;
+  const CommandResult unrestricted = s.swaks(s.required(), s.outside(), "six@" + s.domain(),
+                                             as_alice + " --from ceo@sender.example");
+  EXPECT_EQ(unrestricted.exit_code, 0) << unrestricted.out;
+
+  ASSERT_TRUE(lab::wait_messages(s.mx(), 3)) << s.relay().log();
+  EXPECT_TRUE(s.relay().wait_for_log(
+      "NOQUEUE: reject: MAIL from unknown[" + s.outside() +
+      "]: 553 5.7.1 <ceo@sender.example>: Sender address rejected: not owned by user app"))
+      << s.relay().log();
+  std::vector<std::string> delivered;
+  for (const lab::Session& session : s.mx().sessions())
+    for (const lab::Message& m : session.messages) delivered.push_back(m.rcpt_to.at(0));
+  std::sort(delivered.begin(), delivered.end());
+  EXPECT_EQ(delivered, (std::vector<std::string>{"one@" + s.domain(), "six@" + s.domain(),
+                                                 "two@" + s.domain()}));
+  EXPECT_EQ(s.relay().stop(SIGTERM), 0) << s.relay().log();
+}
+
 // RFC 3207 section 4.2 and CVE-2011-0411: a command pipelined after STARTTLS
 // in the same packet must not run as if the TLS client had sent it.
 TEST(Submission, CommandsInjectedAfterStarttlsAreDiscarded) {

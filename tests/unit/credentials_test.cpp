@@ -55,7 +55,8 @@ TEST(Credentials, FileMistakesNameTheLine) {
       {"# c\nalice:", "credentials:2: user alice: no hash after the user name"},
       {":" + std::string(kSha512Secret), "credentials:1: the user name must be"},
       {"a b:" + std::string(kSha512Secret), "credentials:1: the user name must be"},
-      {"alice:$6$abc$x y", "credentials:1: expected \"user:hash\" (white space"},
+      {"alice:$6$abc$x y",
+       "credentials:1: expected \"user:hash\" or \"user:hash:senders\" (white space"},
       {"alice:abNANd1rDfiNc", "user alice: not a crypt(3) hash"},
       {"alice:$1$abc$iCQ2D3nhptRYi27fDYv2s1", "user alice: hash method too weak"},
       {"alice:$y$j9T$hmGBoskXKrWf1Q3rh3vVr1", "user alice: a salt without its hash"},
@@ -69,6 +70,43 @@ TEST(Credentials, FileMistakesNameTheLine) {
     EXPECT_NE(c.error().message.find(expected), std::string::npos) << text << "\n"
                                                                    << c.error().message;
     EXPECT_EQ(c.error().severity, Severity::permanent);
+  }
+}
+
+TEST(Credentials, SenderListsRestrictWhoAUserSendsAs) {
+  const std::string h = kSha512Secret;
+  auto c = Credentials::parse("open:" + h + "\nlisted:" + h +
+                              ":Noreply@Example.org,@alerts.example.org,<>\nnone:" + h +
+                              ":only@example.org\n");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->verify("listed", "secret"));  // the list does not disturb the hash
+  EXPECT_TRUE(c->may_send_as("open", "anyone@anywhere.example"));
+  EXPECT_TRUE(c->may_send_as("open", ""));
+  EXPECT_TRUE(c->may_send_as("listed", "noreply@example.org"));
+  EXPECT_TRUE(c->may_send_as("listed", "NOREPLY@EXAMPLE.ORG"));
+  EXPECT_TRUE(c->may_send_as("listed", "pager@Alerts.Example.org"));
+  EXPECT_TRUE(c->may_send_as("listed", ""));
+  EXPECT_FALSE(c->may_send_as("listed", "ceo@example.org"));
+  EXPECT_FALSE(c->may_send_as("listed", "x@evil-alerts.example.org"));
+  EXPECT_FALSE(c->may_send_as("listed", "x@sub.alerts.example.org"));
+  EXPECT_FALSE(c->may_send_as("listed", "alerts.example.org"));
+  EXPECT_FALSE(c->may_send_as("none", ""));
+  EXPECT_FALSE(c->may_send_as("nobody", "only@example.org"));
+
+  const std::pair<std::string, std::string> bad[] = {
+      {"a:" + h + ":", "user a: an empty sender list"},
+      {"a:" + h + ":x@y,,z@w", "user a: sender \"\" is not"},
+      {"a:" + h + ":nodomain", "user a: sender \"nodomain\" is not"},
+      {"a:" + h + ":a@", "user a: sender \"a@\" is not"},
+      {"a:" + h + ":a@b@c", "user a: sender \"a@b@c\" is not"},
+      {"a:" + h + ":<a@b>", "user a: sender \"<a@b>\" is not"},
+      {"a:" + h + ":a@b c", "user a: sender \"a@b c\" is not"},
+  };
+  for (const auto& [text, expected] : bad) {
+    auto r = Credentials::parse(text);
+    ASSERT_FALSE(r) << text;
+    EXPECT_NE(r.error().message.find(expected), std::string::npos) << text << "\n"
+                                                                   << r.error().message;
   }
 }
 
