@@ -184,7 +184,8 @@ std::string check_page(const std::string& domain, std::uint16_t port, bool port_
        "read <a href=\"/api/check?" +
        query +
        "\">the result as JSON</a>.</p></noscript>\n"
-       "<ol id=\"steps\"></ol>\n<div id=\"result\"></div></section>\n"
+       "<details id=\"progress\" open><summary>Steps</summary><ol id=\"steps\"></ol></details>\n"
+       "<div id=\"result\"></div></section>\n"
        "<script src=\"/app.js\" defer></script>\n";
   return s + kFoot;
 }
@@ -272,11 +273,12 @@ h2 { font-size: 1.2rem; margin-top: 1.2rem; } h3 { font-size: 1.05rem; margin: 1
 h4 { margin: 0.3rem 0; font-family: monospace; }
 label { display: block; font-weight: 600; margin-bottom: 0.3rem; }
 .row { display: flex; flex-wrap: wrap; gap: 0.4rem; }
-#domain { flex: 1 1 14rem; } #port { flex: 0 1 6rem; }
+#domain { flex: 1 1 12rem; min-width: 0; } #port { flex: 0 0 6.5rem; width: 6.5rem; }
 input, button { font: inherit; padding: 0.45rem 0.6rem; border: 1px solid var(--line); border-radius: 6px; }
 button { cursor: pointer; font-weight: 600; }
 code { font-size: 0.9em; word-break: break-all; }
 .error { border-left: 4px solid var(--bad); padding: 0.4rem 0.7rem; }
+summary { cursor: pointer; font-size: 0.85rem; }
 #steps { font-size: 0.85rem; color: GrayText; padding-left: 1.4rem; max-height: 14rem; overflow: auto; }
 #state.busy::after { content: " \2026"; }
 .verdict { border: 2px solid var(--line); border-radius: 8px; padding: 0.6rem 0.8rem; }
@@ -330,6 +332,7 @@ const std::string_view app_js = R"JS('use strict';
     result.innerHTML = e.data;
     var share = document.getElementById('share');
     if (share) share.href = '/check?' + q;
+    document.getElementById('progress').open = false;
     finish('Done: ' + steps.children.length + ' steps.', 'done');
   });
   es.addEventListener('refused', function (e) { finish(e.data, 'error'); });

@@ -87,11 +87,15 @@ struct Web {
         std::vector<std::string>{DANEMTA_BINARY, "--config", (dir / "danemta.toml").string(),
                                  "web"},
         (dir / "web.log").string());
-    if (!process->wait_for_log("listening on http://", std::chrono::seconds(120)))
+    if (!process->wait_for_log("listening on ", std::chrono::seconds(120)))
       ADD_FAILURE() << "danemta web did not start: " << process->log();
     const std::string log = process->log();
-    const auto at = log.find("http://");
-    if (at != std::string::npos) base = log.substr(at, log.find('/', at + 7) - at);
+    const auto at = log.find("listening on ");
+    if (at != std::string::npos) {
+      const auto start = at + 13;
+      const auto host = log.find("://", start) + 3;
+      base = log.substr(start, log.find('/', host) - start);
+    }
   }
   ~Web() {
     process->stop(SIGTERM);
@@ -108,8 +112,8 @@ struct Http {
   std::string body;
 };
 
-Http get(const std::string& url) {
-  lab::CommandResult r = lab::run_command(kWebPy + " get '" + url + "'");
+Http get(const std::string& url, const std::string& ca_file = "") {
+  lab::CommandResult r = lab::run_command(kWebPy + " get '" + url + "' " + ca_file);
   Http h;
   try {
     json j = json::parse(r.out);
@@ -294,6 +298,29 @@ int connect_to(const std::string& ip, std::uint16_t port) {
     return -1;
   }
   return fd;
+}
+
+TEST(Web, ServesHttpsWithTheConfiguredCertificate) {
+  lab::World world(
+      json{{"zones", {{{"name", "nomail189.example"}, {"records", {"@ MX 0 ."}}}}}}.dump());
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("danemta-web-https-certs-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto chain = lab::private_ca({"web.lab.example"});
+  lab::ChainFiles files = lab::write_chain_files(chain, dir);
+  ASSERT_TRUE(files.ca);
+  Web web(world, 25, "https",
+          "listen = \"127.0.189.1:0\"\ntls_cert_file = \"" + files.chain.string() +
+              "\"\ntls_key_file = \"" + files.key.string() + "\"\n");
+  ASSERT_EQ(web.base.substr(0, 8), "https://") << web.process->log();
+  // Verified against the lab CA (the name is not: the URL has an address).
+  Http api = get(web.base + "/api/check?domain=nomail189.example", files.ca->string());
+  EXPECT_EQ(api.status, 200) << api.body;
+  EXPECT_EQ(parse_or_fail(api.body)["verdict"]["outcome"]["code"], "5.1.10");
+  Http form = get(web.base + "/", files.ca->string());
+  EXPECT_EQ(form.status, 200);
+  EXPECT_NE(form.body.find("<form"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Web, BusyWhenEveryCheckSlotIsTaken) {

@@ -111,7 +111,9 @@ probe_timeout_seconds = 5
         "[web]\nallow_private_targets = \"yes\"", "web = 1"}) {
     auto r = config::parse(bad);
     EXPECT_FALSE(r) << bad;
-    if (!r) EXPECT_NE(r.error().message.find("web"), std::string::npos) << r.error().message;
+    if (!r) {
+      EXPECT_NE(r.error().message.find("web"), std::string::npos) << r.error().message;
+    }
   }
 }
 
