@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -87,7 +88,13 @@ struct Web {
         std::vector<std::string>{DANEMTA_BINARY, "--config", (dir / "danemta.toml").string(),
                                  "web"},
         (dir / "web.log").string());
-    if (!process->wait_for_log("listening on ", std::chrono::seconds(120)))
+    // Up, or exited with its reason ("danemta: ..."), whichever comes first.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (!process->wait_for_log("listening on ", std::chrono::milliseconds(200)) &&
+           process->log().find("danemta: ") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline) {
+    }
+    if (process->log().find("listening on ") == std::string::npos)
       ADD_FAILURE() << "danemta web did not start: " << process->log();
     const std::string log = process->log();
     const auto at = log.find("listening on ");
@@ -135,19 +142,30 @@ json parse_or_fail(const std::string& text) {
   }
 }
 
-// TTLs count down in the resolver's cache between two lookups: not compared.
-void drop_ttls(json& j) {
+// TTLs count down in the resolver's cache between two lookups: not
+// compared. DNS does not keep an RRset's order: lists that follow it are
+// compared sorted.
+void normalize(json& j) {
   if (j.is_object()) {
     j.erase("ttl");
-    for (auto& [k, v] : j.items()) drop_ttls(v);
+    for (auto& [k, v] : j.items()) {
+      normalize(v);
+      if (v.is_array() && (k == "tlsa" || k == "tlsa_matches" || k == "warnings" ||
+                           k == "records" || k == "addresses"))
+        std::sort(v.begin(), v.end(),
+                  [](const json& a, const json& b) { return a.dump() < b.dump(); });
+    }
   } else if (j.is_array()) {
-    for (json& v : j) drop_ttls(v);
+    for (json& v : j) normalize(v);
   }
 }
 
 TEST(Web, BrowserShowsEachVerdictAndApiEqualsCheckJson) {
   Lab l(185);
-  Web web(l, "browser", "listen = \"127.0.185.1:0\"\nallow_private_targets = true\n");
+  Web web(l, "browser",
+          "listen = \"127.0.185.1:" + std::to_string(lab::free_tcp_port()) +
+              "\"\n"
+              "allow_private_targets = true\nclient_checks = 1000\n");
   ASSERT_FALSE(web.base.empty());
 
   // DANEMTA_WEB_SCREENSHOTS=DIR keeps a screenshot of each page (docs/web/).
@@ -202,8 +220,8 @@ TEST(Web, BrowserShowsEachVerdictAndApiEqualsCheckJson) {
                          " --timeout 15 --port " + std::to_string(l.rx.port()) + " " + d);
     json from_cli = parse_or_fail(cli.out);
     EXPECT_TRUE(from_web["live"].get<bool>() || d == l.domains[2] || d == l.domains[4]);
-    drop_ttls(from_web);
-    drop_ttls(from_cli);
+    normalize(from_web);
+    normalize(from_cli);
     EXPECT_EQ(from_web, from_cli) << d << "\n" << json::diff(from_cli, from_web).dump(1);
   }
 }
@@ -212,7 +230,9 @@ TEST(Web, RefusesPrivateTargetsOverRateAndBadInput) {
   Lab l(186);
   // Two checks per client per hour; private targets not allowed (the default).
   Web web(l, "refusals",
-          "listen = \"127.0.186.1:0\"\nclient_checks = 2\nclient_window_seconds = 3600\n");
+          "listen = \"127.0.186.1:" + std::to_string(lab::free_tcp_port()) +
+              "\"\n"
+              "client_checks = 2\nclient_window_seconds = 3600\n");
   ASSERT_FALSE(web.base.empty());
 
   // Bad input never starts a check (nor counts against the client).
@@ -310,8 +330,10 @@ TEST(Web, ServesHttpsWithTheConfiguredCertificate) {
   lab::ChainFiles files = lab::write_chain_files(chain, dir);
   ASSERT_TRUE(files.ca);
   Web web(world, 25, "https",
-          "listen = \"127.0.189.1:0\"\ntls_cert_file = \"" + files.chain.string() +
-              "\"\ntls_key_file = \"" + files.key.string() + "\"\n");
+          "listen = \"127.0.189.1:" + std::to_string(lab::free_tcp_port()) +
+              "\"\n"
+              "tls_cert_file = \"" +
+              files.chain.string() + "\"\ntls_key_file = \"" + files.key.string() + "\"\n");
   ASSERT_EQ(web.base.substr(0, 8), "https://") << web.process->log();
   // Verified against the lab CA (the name is not: the URL has an address).
   Http api = get(web.base + "/api/check?domain=nomail189.example", files.ca->string());
@@ -341,8 +363,10 @@ TEST(Web, BusyWhenEveryCheckSlotIsTaken) {
                           {{"name", "nomail187.example"}, {"records", {"@ MX 0 ."}}}}}}
                        .dump());
   Web web(world, port, "busy",
-          "listen = \"127.0.187.1:0\"\nallow_private_targets = true\nmax_concurrent = 1\n"
-          "probe_timeout_seconds = 300\n");
+          "listen = \"127.0.187.1:" + std::to_string(lab::free_tcp_port()) +
+              "\"\n"
+              "allow_private_targets = true\nmax_concurrent = 1\n"
+              "probe_timeout_seconds = 300\n");
   ASSERT_FALSE(web.base.empty());
   const std::string host = web.base.substr(7, web.base.rfind(':') - 7);
   const auto web_port =
