@@ -788,14 +788,16 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
     for (auto&& [key, node] : *t) {
       const std::string_view k = key.str();
       const std::string name = "web." + std::string(k);
-      auto seconds = [&](std::chrono::seconds& out, std::int64_t max) -> Result<void> {
-        auto v = integer(name, node, 1, max, "seconds");
+      // Structured bindings cannot be captured (clang 14): the node is passed.
+      auto seconds = [&](const toml::node& n, std::chrono::seconds& out,
+                         std::int64_t max) -> Result<void> {
+        auto v = integer(name, n, 1, max, "seconds");
         if (!v) return tl::unexpected(v.error());
         out = std::chrono::seconds(*v);
         return {};
       };
-      auto count = [&](std::size_t& out, std::int64_t max) -> Result<void> {
-        auto v = integer(name, node, 1, max);
+      auto count = [&](const toml::node& n, std::size_t& out, std::int64_t max) -> Result<void> {
+        auto v = integer(name, n, 1, max);
         if (!v) return tl::unexpected(v.error());
         out = static_cast<std::size_t>(*v);
         return {};
@@ -823,15 +825,15 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         if (!v) return tl::unexpected(v.error());
         cfg.web.allow_private_targets = *v;
       } else if (k == "max_concurrent") {
-        ok = count(cfg.web.max_concurrent, 1000);
+        ok = count(node, cfg.web.max_concurrent, 1000);
       } else if (k == "client_checks") {
-        ok = count(cfg.web.client_checks, 100000);
+        ok = count(node, cfg.web.client_checks, 100000);
       } else if (k == "client_window_seconds") {
-        ok = seconds(cfg.web.client_window, 86400);
+        ok = seconds(node, cfg.web.client_window, 86400);
       } else if (k == "check_timeout_seconds") {
-        ok = seconds(cfg.web.check_timeout, 600);
+        ok = seconds(node, cfg.web.check_timeout, 600);
       } else if (k == "probe_timeout_seconds") {
-        ok = seconds(cfg.web.probe_timeout, 300);
+        ok = seconds(node, cfg.web.probe_timeout, 300);
       } else {
         return bad(name, "unknown key");
       }

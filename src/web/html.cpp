@@ -297,7 +297,7 @@ dl { display: grid; grid-template-columns: minmax(6rem, max-content) 1fr; gap: 0
 dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
 .probe { border-left: 3px solid var(--line); padding-left: 0.7rem; margin: 0.6rem 0; }
 .outcome { margin: 0.4rem 0; }
-.chain { padding-left: 1.2rem; margin: 0; } .depth { font-family: monospace; }
+.chain { list-style: none; padding-left: 0; margin: 0; } .depth { font-family: monospace; }
 table.tlsa { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
 .tlsa td, .tlsa th { border: 1px solid var(--line); padding: 0.2rem 0.4rem; text-align: left; vertical-align: top; }
 footer { margin-top: 2rem; font-size: 0.8rem; color: GrayText; }
