@@ -52,7 +52,14 @@ def driver():
         opts.add_argument(a)
     d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     d.set_page_load_timeout(WAIT)
+    d.danemta_profile = profile  # removed by quit()
     return d
+
+
+def quit(d):
+    import shutil
+    d.quit()
+    shutil.rmtree(d.danemta_profile, ignore_errors=True)
 
 
 def wait_for_result(d):
@@ -102,7 +109,7 @@ def browse(base, shots, domains):
         d.get(base + "/check?domain=-bad-.example")
         result["bad_input"] = d.find_element(By.ID, "error").text
     finally:
-        d.quit()
+        quit(d)
     print(json.dumps(result))
 
 
