@@ -14,6 +14,7 @@
 #include "app/cmd_sendmail.hpp"
 #include "app/cmd_tlsa.hpp"
 #include "app/cmd_tlsrpt.hpp"
+#include "app/cmd_web.hpp"
 #include "app/privileges.hpp"
 #include "base/text.hpp"
 #include "config/config.hpp"
@@ -200,6 +201,11 @@ int main(int argc, char** argv) {
                    "read at most this many files from directories (default 100000)")
       ->check(CLI::PositiveNumber);
 
+  std::string web_listen;
+  CLI::App* cmd_web = app.add_subcommand(
+      "web", "serve the validation test as a web page and a JSON API ([web]; docs/web.md)");
+  cmd_web->add_option("--listen", web_listen, "IP:PORT to serve on (default: [web] listen)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -281,6 +287,17 @@ int main(int argc, char** argv) {
     return app::run_deliver(cfg, deliver);
   }
   if (cmd_relay->parsed()) return app::run_relay(cfg, config_path);
+  if (cmd_web->parsed()) {
+    if (!web_listen.empty()) {
+      if (!config::valid_listen(web_listen)) {
+        std::cerr << "danemta web: --listen " << web_listen
+                  << ": expected IP:PORT or [IPv6]:PORT\n";
+        return 2;
+      }
+      cfg.web.listen = web_listen;
+    }
+    return app::run_web(cfg);
+  }
   // Run as root, the spool tools become the relay's account first, so the
   // files they create are the relay's.
   if (cmd_tlsrpt_send->parsed() || cmd_queue->parsed()) {

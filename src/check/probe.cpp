@@ -66,6 +66,19 @@ boost::asio::awaitable<std::vector<std::vector<AddressProbe>>> probe_destination
     const dane::HostPlan& host = plan.hosts[i];
     if (host.requirement == dane::Requirement::unusable) continue;
     for (const std::string& address : host.addresses) {
+      if (options.refuse) {
+        std::string why = options.refuse(host.name, address);
+        if (!why.empty()) {
+          AddressProbe p;
+          p.host = host.name;
+          p.address = address;
+          p.unreachable = true;
+          p.detail = std::move(why);
+          if (options.probed) options.probed(p);
+          out[i].push_back(std::move(p));
+          continue;
+        }
+      }
       smtp::Client client(io, options.client);
       delivery::SessionOptions so{options.helo_name, plan.port, false};
       delivery::SessionSetup s =
@@ -87,6 +100,7 @@ boost::asio::awaitable<std::vector<std::vector<AddressProbe>>> probe_destination
       p.detail = s.reason;
       annotate(p, host, options);
       if (s.ready()) co_await client.quit();
+      if (options.probed) options.probed(p);
       out[i].push_back(std::move(p));
     }
   }

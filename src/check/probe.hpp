@@ -4,6 +4,7 @@
 // see: protocol, cipher, chain, which TLSA record matched at which depth.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,6 +49,12 @@ struct ProbeOptions {
   smtp::ClientConfig client;
   std::int64_t now = 0;                      // seconds since the epoch, for expiry warnings
   std::int64_t expiry_warning = 14 * 86400;  // warn when a certificate expires sooner
+  // Optional hooks (`danemta web`: its progress and its target policy).
+  // `refuse` is asked before each address is probed: a non-empty answer is
+  // why it is not, and the address is reported unreachable with that detail.
+  std::function<std::string(const std::string& host, const std::string& address)> refuse;
+  // Called with each address's finished probe.
+  std::function<void(const AddressProbe&)> probed;
 };
 
 // Probes every address of every host that is not unusable, in MX order.

@@ -393,10 +393,10 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
   for (auto&& [key, node] : root) {
     std::string_view k = key.str();
     if (k != "dns" && k != "policy" && k != "delivery" && k != "relay" && k != "tlsrpt" &&
-        k != "sendmail" && k != "transport" && k != "concurrency" && k != "metrics")
+        k != "sendmail" && k != "transport" && k != "concurrency" && k != "metrics" && k != "web")
       return bad(k,
                  "unknown section (expected dns, delivery, relay, tlsrpt, sendmail, metrics, "
-                 "policy, transport, concurrency)");
+                 "web, policy, transport, concurrency)");
   }
 
   if (auto* dns = root["dns"].as_table()) {
@@ -782,6 +782,67 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
     }
   } else if (root.contains("metrics")) {
     return bad("metrics", "must be a table");
+  }
+
+  if (auto* t = root["web"].as_table()) {
+    for (auto&& [key, node] : *t) {
+      const std::string_view k = key.str();
+      const std::string name = "web." + std::string(k);
+      // Structured bindings cannot be captured (clang 14): the node is passed.
+      auto seconds = [&](const toml::node& n, std::chrono::seconds& out,
+                         std::int64_t max) -> Result<void> {
+        auto v = integer(name, n, 1, max, "seconds");
+        if (!v) return tl::unexpected(v.error());
+        out = std::chrono::seconds(*v);
+        return {};
+      };
+      auto count = [&](const toml::node& n, std::size_t& out, std::int64_t max) -> Result<void> {
+        auto v = integer(name, n, 1, max);
+        if (!v) return tl::unexpected(v.error());
+        out = static_cast<std::size_t>(*v);
+        return {};
+      };
+      Result<void> ok;
+      if (k == "listen") {
+        auto v = node.value<std::string>();
+        if (!v || !valid_listen(*v)) return bad(name, "must be \"IP:PORT\" or \"[IPv6]:PORT\"");
+        cfg.web.listen = *v;
+      } else if (k == "tls_cert_file" || k == "tls_key_file") {
+        auto v = node.value<std::string>();
+        if (!v) return bad(name, "must be a file name");
+        (k == "tls_cert_file" ? cfg.web.tls_cert_file : cfg.web.tls_key_file) = *v;
+      } else if (k == "allowed_ports") {
+        auto* arr = node.as_array();
+        if (!arr || arr->empty()) return bad(name, "must be a non-empty array of ports");
+        cfg.web.allowed_ports.clear();
+        for (auto&& item : *arr) {
+          auto v = integer(name, item, 1, 65535);
+          if (!v) return tl::unexpected(v.error());
+          cfg.web.allowed_ports.push_back(static_cast<std::uint16_t>(*v));
+        }
+      } else if (k == "allow_private_targets") {
+        auto v = boolean(name, node);
+        if (!v) return tl::unexpected(v.error());
+        cfg.web.allow_private_targets = *v;
+      } else if (k == "max_concurrent") {
+        ok = count(node, cfg.web.max_concurrent, 1000);
+      } else if (k == "client_checks") {
+        ok = count(node, cfg.web.client_checks, 100000);
+      } else if (k == "client_window_seconds") {
+        ok = seconds(node, cfg.web.client_window, 86400);
+      } else if (k == "check_timeout_seconds") {
+        ok = seconds(node, cfg.web.check_timeout, 600);
+      } else if (k == "probe_timeout_seconds") {
+        ok = seconds(node, cfg.web.probe_timeout, 300);
+      } else {
+        return bad(name, "unknown key");
+      }
+      if (!ok) return tl::unexpected(ok.error());
+    }
+    if (cfg.web.tls_cert_file.empty() != cfg.web.tls_key_file.empty())
+      return bad("web.tls_cert_file", "tls_cert_file and tls_key_file go together");
+  } else if (root.contains("web")) {
+    return bad("web", "must be a table");
   }
 
   if (auto* policy = root["policy"].as_table()) {

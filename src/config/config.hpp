@@ -253,12 +253,29 @@ struct MetricsConfig {
   std::size_t top_destinations = 20;
 };
 
+// [web]: `danemta web`, the validation test as a web page and a JSON API
+// (docs/web.md). Safe to expose: it probes only allowed ports, only
+// addresses from the domain's own DNS, public ones unless told otherwise.
+struct WebConfig {
+  std::string listen = "127.0.0.1:8025";  // "IP:PORT" or "[IPv6]:PORT"
+  std::string tls_cert_file;              // both set: HTTPS; neither: plain HTTP
+  std::string tls_key_file;
+  std::vector<std::uint16_t> allowed_ports{25};  // the first is the form's default
+  bool allow_private_targets = false;            // probe loopback, private, link-local (a lab)
+  std::size_t max_concurrent = 4;                // checks at once, all clients; then 503
+  std::size_t client_checks = 10;                // checks per client (IPv4 address, IPv6 /64) ...
+  std::chrono::seconds client_window{60};        // ... in this window; then 429
+  std::chrono::seconds check_timeout{60};        // one whole check
+  std::chrono::seconds probe_timeout{15};        // each SMTP step of a probe
+};
+
 struct Config {
   DnsConfig dns;
   RelayConfig relay;
   TlsRptConfig tlsrpt;
   SendmailConfig sendmail;
   MetricsConfig metrics;
+  WebConfig web;
   std::uint16_t smtp_port = 25;  // destination port; the TLSA owner name follows it
   std::string helo_name;         // EHLO name; empty: this host's name
   SmtpTimeouts timeouts;
