@@ -99,6 +99,15 @@ struct ServerConfig {
   // Who may send mail: see serve() and listen().
   Requirement auth = Requirement::none;
   Authenticate authenticate;
+  // Who the listener is for, copied into ReceivedMessage::service ("inbound"
+  // for the relay's MX listeners; empty for submission).
+  std::string service;
+  // Asked for each syntactically good RCPT: an empty string accepts it,
+  // anything else is the reply refusing it ("554 5.7.1 <a@b.example>: Relay
+  // access denied"), logged like any refused RCPT. Unset: all accepted.
+  std::function<std::string(const std::string& mailbox)> check_recipient;
+  // Non-empty: "<postmaster>" (RFC 5321 4.5.1) is accepted as this address.
+  std::string postmaster;
 };
 
 struct ReceivedMessage {
@@ -122,6 +131,7 @@ struct ReceivedMessage {
   std::string tls_cipher;
   std::string sasl_method;
   std::string sasl_username;
+  std::string service;  // ServerConfig::service
 };
 
 // Returns the queue id (reply "250 2.0.0 Ok: queued as ID"), or an error:
