@@ -267,8 +267,8 @@ struct InboundCertificate {
 };
 
 struct InboundConfig {
-  std::vector<std::string> listen;  // "IP:PORT", "[IPv6]:PORT"; empty: no inbound
-  std::string hostname;             // greeting; empty: [relay] hostname
+  std::vector<std::string> listen;         // "IP:PORT", "[IPv6]:PORT"; empty: no inbound
+  std::string hostname;                    // greeting; empty: [relay] hostname
   std::vector<std::string> local_domains;  // normalized
   std::string deliver_to;                  // the internal mailbox server, as a next hop
   std::optional<TlsPolicy> deliver_tls;    // its TLS policy; unset: as [transport]
@@ -282,7 +282,7 @@ struct InboundConfig {
   // seen published (DNSSEC-secure) at every MX name for the RRset's TTL
   // plus this margin.
   std::chrono::seconds rollover_margin{300};
-  std::chrono::seconds check_interval{300};   // how often files and DNS are checked
+  std::chrono::seconds check_interval{300};    // how often files and DNS are checked
   std::chrono::seconds remind_interval{3600};  // "publish this record" at most this often
   // The served certificate expiring within this while the next one is not
   // yet servable: an error in the log and in metrics.

@@ -70,7 +70,8 @@ Result<void> parse_inbound(const toml::table& t, Config& cfg, std::string_view s
       in.deliver_to = *v;
     } else if (k == "deliver_tls") {
       auto v = node.value<std::string>();
-      if (!v || !parse_tls_policy(*v)) return bad(k, "must be one of dane-only, dane, encrypt, may");
+      if (!v || !parse_tls_policy(*v))
+        return bad(k, "must be one of dane-only, dane, encrypt, may");
       deliver_tls = *v;
       in.deliver_tls = parse_tls_policy(*v);
     } else if (k == "certificate") {
@@ -136,8 +137,8 @@ Result<void> parse_inbound(const toml::table& t, Config& cfg, std::string_view s
     return bad("certificate", "needed: at least one [[inbound.certificate]] (STARTTLS)");
   auto route = parse_nexthop(in.deliver_to);
   if (!route || route->direct)
-    return bad("deliver_to", route ? "\"direct\" would loop back to this server"
-                                   : route.error().message);
+    return bad("deliver_to",
+               route ? "\"direct\" would loop back to this server" : route.error().message);
   route->tls = in.deliver_tls;
   if (route->address_literal && route->tls == TlsPolicy::dane_only)
     return bad("deliver_tls", "an IP address has no TLSA records: dane-only can never be met");

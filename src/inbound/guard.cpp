@@ -124,7 +124,8 @@ Result<std::vector<Slot>> load_slots(const config::Config& cfg, bool write,
       std::istringstream f(line);
       std::string kind, id;
       f >> kind >> id;
-      auto slot = std::find_if(slots.begin(), slots.end(), [&id](const Slot& s) { return s.id == id; });
+      auto slot =
+          std::find_if(slots.begin(), slots.end(), [&id](const Slot& s) { return s.id == id; });
       if (slot == slots.end()) continue;
       if (kind == "candidate") {
         f >> slot->state.candidate;
@@ -134,7 +135,8 @@ Result<std::vector<Slot>> load_slots(const config::Config& cfg, bool write,
         std::string hex;
         f >> s.mx_name >> s.first_seen >> s.ttl >> u >> sel >> m >> hex;
         if (!f) continue;
-        s.record = std::to_string(u) + " " + std::to_string(sel) + " " + std::to_string(m) + " " + hex;
+        s.record =
+            std::to_string(u) + " " + std::to_string(sel) + " " + std::to_string(m) + " " + hex;
         slot->state.seen.push_back(std::move(s));
       }
     }
@@ -165,11 +167,12 @@ std::string refresh(Slot& slot) {
   }
   const bool fresh = !slot.candidate || slot.candidate->fingerprint != files->fingerprint;
   slot.candidate = std::move(*files);
-  return fresh ? "inbound certificate " + describe(*slot.candidate) + " in " + slot.files.cert_file +
-                     " is new: it is served once its TLSA record is published (the served one "
-                     "stays: " +
-                     describe(slot.served) + ")"
-               : std::string();
+  return fresh
+             ? "inbound certificate " + describe(*slot.candidate) + " in " + slot.files.cert_file +
+                   " is new: it is served once its TLSA record is published (the served one "
+                   "stays: " +
+                   describe(slot.served) + ")"
+             : std::string();
 }
 
 Result<void> save(const std::string& dir, const std::vector<Slot>& slots) {

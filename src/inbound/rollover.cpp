@@ -40,7 +40,8 @@ std::vector<dns::TlsaRecord> records_for(const Chain& chain) {
     r.selector = 1;
     r.mtype = 1;
     for (std::size_t i = 0; i + 1 < c.spki_sha256.size(); i += 2)
-      r.data.push_back(static_cast<std::uint8_t>(std::stoi(c.spki_sha256.substr(i, 2), nullptr, 16)));
+      r.data.push_back(
+          static_cast<std::uint8_t>(std::stoi(c.spki_sha256.substr(i, 2), nullptr, 16)));
     return r;
   };
   if (chain.certs.empty()) return out;
@@ -109,10 +110,10 @@ Decision decide(const Chain& served, const Chain* candidate, const std::vector<L
         Sighting s = it != state.seen.end() ? *it : Sighting{l.mx_name, text, now, 0};
         s.ttl = std::max(s.ttl, l.ttl);
         seen.push_back(s);
-        const std::int64_t ready =
-            matches(served, r) ? s.first_seen
-                               : s.first_seen + static_cast<std::int64_t>(s.ttl) +
-                                     static_cast<std::int64_t>(params.margin.count());
+        const std::int64_t ready = matches(served, r)
+                                       ? s.first_seen
+                                       : s.first_seen + static_cast<std::int64_t>(s.ttl) +
+                                             static_cast<std::int64_t>(params.margin.count());
         n.ready_at = n.ready_at == 0 ? ready : std::min(n.ready_at, ready);
       }
       if (!n.candidate_published) {
@@ -138,8 +139,9 @@ Decision decide(const Chain& served, const Chain* candidate, const std::vector<L
               std::to_string(params.margin.count()) + " s";
     } else if (d.candidate_published && !d.served_published && all_answered) {
       d.switch_now = true;
-      d.why = "the served certificate matches no published record at some MX name, the new one "
-              "matches at every one";
+      d.why =
+          "the served certificate matches no published record at some MX name, the new one "
+          "matches at every one";
     } else if (d.candidate_published) {
       d.why = "published at every MX name; served from " + utc(d.ready_at) +
               " (the RRset's TTL plus " + std::to_string(params.margin.count()) +
@@ -153,7 +155,7 @@ Decision decide(const Chain& served, const Chain* candidate, const std::vector<L
     d.expiring = true;
     d.expiry_problem =
         "the served certificate expires " + served.leaf().not_after + " and " +
-        (candidate == nullptr            ? std::string("no new certificate is in place")
+        (candidate == nullptr    ? std::string("no new certificate is in place")
          : d.candidate_published ? "the new one is not served before " + utc(d.ready_at)
                                  : std::string("no TLSA record matching the new one is published"));
   }

@@ -243,9 +243,9 @@ std::string received_header(const Relay::Impl& r, const smtp::ReceivedMessage& m
   const bool inbound = m.service == "inbound";
   if (inbound) {
     // From the internet: say plainly whether the client used STARTTLS.
-    h += m.tls_protocol.empty() ? "\t(no STARTTLS: not encrypted)\r\n"
-                                : "\t(STARTTLS: using " + m.tls_protocol + " with cipher " +
-                                      m.tls_cipher + ")\r\n";
+    h += m.tls_protocol.empty()
+             ? "\t(no STARTTLS: not encrypted)\r\n"
+             : "\t(STARTTLS: using " + m.tls_protocol + " with cipher " + m.tls_cipher + ")\r\n";
   } else if (!m.tls_protocol.empty()) {
     h += "\t(using " + m.tls_protocol + " with cipher " + m.tls_cipher + ")\r\n";
   }
@@ -1088,8 +1088,7 @@ std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> server_settings
     server->check_recipient = [weak](const std::string& mailbox) -> std::string {
       const ImplPtr p = weak.lock();
       const auto at = mailbox.rfind('@');
-      if (p && at != std::string::npos && p->cfg.is_local_domain(mailbox.substr(at + 1)))
-        return "";
+      if (p && at != std::string::npos && p->cfg.is_local_domain(mailbox.substr(at + 1))) return "";
       return "554 5.7.1 <" + mailbox + ">: Relay access denied";
     };
     out[inbound_key(address)] = std::move(server);
@@ -1371,8 +1370,7 @@ Result<void> Relay::start() {
       return added;
     }
   }
-  if (impl_->cfg.inbound.enabled())
-    asio::co_spawn(impl_->io, inbound_guard(impl_), asio::detached);
+  if (impl_->cfg.inbound.enabled()) asio::co_spawn(impl_->io, inbound_guard(impl_), asio::detached);
   asio::co_spawn(impl_->io, scheduler(impl_), asio::detached);
   asio::co_spawn(impl_->io, retention(impl_), asio::detached);
   return {};

@@ -5,8 +5,8 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -77,9 +77,9 @@ Result<std::vector<ServerCertificate>> configure_server_context(
     std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key(raw, EVP_PKEY_free);
     X509* leaf = (*chain)[0].get();
     if (X509_check_private_key(leaf, key.get()) != 1)
-      return fail("the key does not belong to the certificate of " + pair.name + ": " +
-                      openssl_reason(),
-                  Severity::permanent);
+      return fail(
+          "the key does not belong to the certificate of " + pair.name + ": " + openssl_reason(),
+          Severity::permanent);
     STACK_OF(X509)* rest = sk_X509_new_null();
     for (std::size_t i = 1; i < chain->size(); ++i) sk_X509_push(rest, (*chain)[i].get());
     const int ok = SSL_CTX_use_cert_and_key(ctx, leaf, key.get(), rest, 1);

@@ -107,8 +107,8 @@ struct InboundLab {
 
   lab::CommandResult send(const std::string& to, const std::string& subject) const {
     return lab::run_command("swaks --server 127.0.0.1:" + std::to_string(sender_port) +
-                            " --from alice@sender.lab.example --to " + to + " --header 'Subject: " +
-                            subject + "' --body 'hello, inbound'");
+                            " --from alice@sender.lab.example --to " + to +
+                            " --header 'Subject: " + subject + "' --body 'hello, inbound'");
   }
 
   // The SPKI SHA2-256 (hex) of the leaf the inbound listener presents to a
@@ -183,9 +183,9 @@ TEST(Inbound, DaneSenderDeliversThroughTheInboundMxToTheMailbox) {
         saw_plain = msg.data.find("(no STARTTLS: not encrypted)") != std::string::npos;
   EXPECT_TRUE(saw_plain);
   // The submission listener is unchanged: loopback only, as before.
-  EXPECT_NE(inbound->log().find("listening on 127.0.0.1:" +
-                                std::to_string(labs.inbound_submit_port)),
-            std::string::npos);
+  EXPECT_NE(
+      inbound->log().find("listening on 127.0.0.1:" + std::to_string(labs.inbound_submit_port)),
+      std::string::npos);
 }
 
 TEST(Inbound, RolloverWaitsForThePublishedRecordAndItsTtl) {
@@ -205,14 +205,32 @@ TEST(Inbound, RolloverWaitsForThePublishedRecordAndItsTtl) {
   // The new key, its record not published: it is not served.
   lab::write_chain_files(new_cert, world.dir(), "ec");
   kill(inbound->pid(), SIGHUP);
-  ASSERT_TRUE(inbound->wait_for_log("inbound rollover: publish _25._tcp.mx.inbound191.example. IN "
-                                    "TLSA " +
-                                    new_rr))
+  ASSERT_TRUE(
+      inbound->wait_for_log("inbound rollover: publish _25._tcp.mx.inbound191.example. IN "
+                            "TLSA " +
+                            new_rr))
       << inbound->log();
   EXPECT_NE(inbound->log().find("no record matching it is published at every MX name yet"),
             std::string::npos)
       << inbound->log();
   EXPECT_EQ(labs.served_spki(), lab::tlsa_data_hex(old_cert.leaf, 1, 1));
+  // What the operator is told to publish, and the inbound self-check.
+  const std::string danemta = std::string(DANEMTA_BINARY) + " --config " + labs.inbound_config;
+  const lab::CommandResult rollover =
+      lab::run_command(danemta + " tlsa --rollover " + world.dir() + "/ec.crt");
+  EXPECT_EQ(rollover.exit_code, 1) << rollover.out;
+  EXPECT_NE(rollover.out.find("_25._tcp.mx.inbound191.example. IN TLSA " + new_rr + "\n"),
+            std::string::npos)
+      << rollover.out;
+  EXPECT_NE(rollover.out.find("served certificate published, next certificate NOT published"),
+            std::string::npos)
+      << rollover.out;
+  EXPECT_NE(rollover.out.find("; verdict: not yet"), std::string::npos) << rollover.out;
+  const lab::CommandResult self_before = lab::run_command(danemta + " check --self --no-connect");
+  EXPECT_EQ(self_before.exit_code, 1) << self_before.out;
+  EXPECT_NE(self_before.out.find("publish: _25._tcp.mx.inbound191.example. IN TLSA " + new_rr),
+            std::string::npos)
+      << self_before.out;
   // The DANE sender keeps verifying.
   ASSERT_EQ(labs.send("dave@inbound191.example", "before").exit_code, 0);
   ASSERT_TRUE(sender->wait_for_log("status=sent")) << sender->log();
@@ -221,8 +239,8 @@ TEST(Inbound, RolloverWaitsForThePublishedRecordAndItsTtl) {
   // Published (old and new side by side): served once TTL + margin passed.
   world.update(world_spec(net, {old_rr, new_rr}, ttl));
   const auto published = std::chrono::steady_clock::now();
-  ASSERT_TRUE(inbound->wait_for_log("published at every MX name; served from",
-                                    std::chrono::seconds(30)))
+  ASSERT_TRUE(
+      inbound->wait_for_log("published at every MX name; served from", std::chrono::seconds(30)))
       << inbound->log();
   ASSERT_TRUE(inbound->wait_for_log("inbound rollover: now serving", std::chrono::seconds(30)))
       << inbound->log();
@@ -230,6 +248,12 @@ TEST(Inbound, RolloverWaitsForThePublishedRecordAndItsTtl) {
   // came no sooner than that after the record appeared in DNS.
   EXPECT_GE(std::chrono::steady_clock::now() - published, std::chrono::seconds(ttl + 2));
   EXPECT_EQ(labs.served_spki(), lab::tlsa_data_hex(new_cert.leaf, 1, 1));
+  // The self-check, live half included (a DANE-only probe of the MX).
+  const lab::CommandResult self_after = lab::run_command(danemta + " check --self");
+  EXPECT_EQ(self_after.exit_code, 0) << self_after.out;
+  EXPECT_NE(self_after.out.find("_25._tcp.mx.inbound191.example: served certificate published"),
+            std::string::npos)
+      << self_after.out;
 
   // The sender verifies the new certificate.
   ASSERT_EQ(labs.send("erin@inbound191.example", "after").exit_code, 0);

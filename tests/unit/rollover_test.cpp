@@ -65,8 +65,8 @@ Params params(int margin = 30, int warning_days = 14) {
 TEST(Rollover, NewCertificateWithoutRecordIsNotServed) {
   const Chain old_c = chain("old"), new_c = chain("new");
   SlotState state;
-  const Decision d = decide(old_c, &new_c, {secure("mx.example", {ee(old_c)}, 60)}, state, 1000,
-                            params());
+  const Decision d =
+      decide(old_c, &new_c, {secure("mx.example", {ee(old_c)}, 60)}, state, 1000, params());
   EXPECT_FALSE(d.switch_now);
   EXPECT_TRUE(d.served_published);
   EXPECT_FALSE(d.candidate_published);
