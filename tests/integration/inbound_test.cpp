@@ -16,6 +16,7 @@
 
 #include "lab/certs.hpp"
 #include "lab/lab.hpp"
+#include "lab/postfix.hpp"
 #include "lab/process.hpp"
 #include "lab/receiver.hpp"
 #include "lab/relay_setup.hpp"
@@ -288,6 +289,47 @@ TEST(Inbound, RestartKeepsServingTheOldCertificateWhileTheNewOneIsUnpublished) {
   // The served certificate is expiring within the warning (0 days here: no)
   // and a check with the record still missing keeps the old one.
   EXPECT_EQ(inbound->log().find("inbound rollover: now serving"), std::string::npos);
+}
+
+TEST(Inbound, PostfixWithDaneVerifiesTheInboundMxBeforeAndAfterARollover) {
+  if (!lab::PostfixSender::available()) GTEST_SKIP() << "postfix, unbound or root missing";
+  const int net = 193;
+  const int ttl = 3;
+  const lab::Chain old_cert = lab::self_signed({"mx.inbound193.example"});
+  const lab::Chain new_cert = lab::self_signed({"mx.inbound193.example"});
+  const std::string old_rr = lab::tlsa_rdata(old_cert.leaf, 3, 1, 1);
+  const std::string new_rr = lab::tlsa_rdata(new_cert.leaf, 3, 1, 1);
+  lab::World world(world_spec(net, {old_rr}, ttl));
+  lab::write_chain_files(old_cert, world.dir(), "ec");
+  InboundLab labs(net, world, {"ec"}, 1);
+  auto inbound = labs.start_inbound();
+  lab::PostfixSender postfix(world, net_ip(net, 1), net_ip(net, 53));
+  const std::string verified =
+      "Verified TLS connection established to mx.inbound193.example[" + net_ip(net, 25) + "]:25";
+
+  ASSERT_EQ(postfix.send("frank@inbound193.example", "postfix one").exit_code, 0);
+  ASSERT_TRUE(postfix.wait_for_log("status=sent")) << postfix.log() << inbound->log();
+  EXPECT_TRUE(postfix.wait_for_log(verified)) << postfix.log();
+  ASSERT_TRUE(wait_messages(labs.internal, 1)) << inbound->log();
+
+  // A new key, unpublished: still the old one, still verified.
+  lab::write_chain_files(new_cert, world.dir(), "ec");
+  kill(inbound->pid(), SIGHUP);
+  ASSERT_TRUE(inbound->wait_for_log("inbound rollover: publish")) << inbound->log();
+  ASSERT_EQ(postfix.send("frank@inbound193.example", "postfix two").exit_code, 0);
+  ASSERT_TRUE(postfix.wait_for_log("status=sent", 2)) << postfix.log() << inbound->log();
+  EXPECT_TRUE(postfix.wait_for_log(verified, 2)) << postfix.log();
+
+  // Published; after TTL + margin the new key is served and verified.
+  world.update(world_spec(net, {old_rr, new_rr}, ttl));
+  ASSERT_TRUE(inbound->wait_for_log("inbound rollover: now serving", std::chrono::seconds(30)))
+      << inbound->log();
+  EXPECT_EQ(labs.served_spki(), lab::tlsa_data_hex(new_cert.leaf, 1, 1));
+  ASSERT_EQ(postfix.send("frank@inbound193.example", "postfix three").exit_code, 0);
+  ASSERT_TRUE(postfix.wait_for_log("status=sent", 3)) << postfix.log() << inbound->log();
+  EXPECT_TRUE(postfix.wait_for_log(verified, 3)) << postfix.log();
+  EXPECT_EQ(postfix.log().find("Untrusted TLS"), std::string::npos) << postfix.log();
+  ASSERT_TRUE(wait_messages(labs.internal, 3)) << inbound->log();
 }
 
 }  // namespace
