@@ -1245,7 +1245,7 @@ Result<void> start_inbound(const ImplPtr& r) {
 }
 
 // The guard's figures for /metrics.
-void count_inbound(Relay::Impl& r, std::int64_t now) {
+void count_inbound(Relay::Impl& r) {
   if (r.metrics == nullptr) return;
   for (const inbound::Slot& slot : r.inbound_slots) {
     const metrics::Labels labels = {{"certificate", slot.files.cert_file}};
@@ -1255,7 +1255,6 @@ void count_inbound(Relay::Impl& r, std::int64_t now) {
                    slot.last.served_published ? 1 : 0);
     r.metrics->set("danemta_inbound_rollover_pending", labels, slot.candidate ? 1 : 0);
     r.metrics->set("danemta_inbound_rollover_blocked", labels, slot.last.expiring ? 1 : 0);
-    (void)now;
   }
 }
 
@@ -1323,7 +1322,7 @@ awaitable<void> check_inbound(ImplPtr r) {
   if (auto saved = inbound::save(r->cfg.inbound_state_dir(), r->inbound_slots); !saved)
     r->line(Program::master, Level::error, "",
             "inbound rollover: cannot save its state: " + saved.error().message);
-  count_inbound(*r, now);
+  count_inbound(*r);
 }
 
 // The guard: a check at start, every check_interval and at each reload.
