@@ -110,10 +110,11 @@ Decision decide(const Chain& served, const Chain* candidate, const std::vector<L
         Sighting s = it != state.seen.end() ? *it : Sighting{l.mx_name, text, now, 0};
         s.ttl = std::max(s.ttl, l.ttl);
         seen.push_back(s);
-        const std::int64_t ready = matches(served, r)
-                                       ? s.first_seen
-                                       : s.first_seen + static_cast<std::int64_t>(s.ttl) +
-                                             static_cast<std::int64_t>(params.margin.count());
+        // One second more: `now` and the sighting are whole seconds, so the
+        // record may have been seen up to a second after first_seen.
+        const std::int64_t wait =
+            static_cast<std::int64_t>(s.ttl) + static_cast<std::int64_t>(params.margin.count()) + 1;
+        const std::int64_t ready = matches(served, r) ? s.first_seen : s.first_seen + wait;
         n.ready_at = n.ready_at == 0 ? ready : std::min(n.ready_at, ready);
       }
       if (!n.candidate_published) {

@@ -102,6 +102,7 @@ struct Decision {
 //
 // The candidate is served when, at every MX name, a secure RRset holds a
 // record matching it that has been seen for the RRset's TTL plus the margin
+// plus one second (the clock counts whole seconds)
 // (at once when that record also matches the served chain: it has been in
 // every cache all along). It is also served at once when the served chain
 // matches no record at some name while the candidate matches at every name.

@@ -238,8 +238,9 @@ TEST(Inbound, RolloverWaitsForThePublishedRecordAndItsTtl) {
   EXPECT_NE(sender->log().find("tls=dane-verified"), std::string::npos) << sender->log();
 
   // Published (old and new side by side): served once TTL + margin passed.
-  world.update(world_spec(net, {old_rr, new_rr}, ttl));
+  // No resolver can see the record before the update starts.
   const auto published = std::chrono::steady_clock::now();
+  world.update(world_spec(net, {old_rr, new_rr}, ttl));
   ASSERT_TRUE(
       inbound->wait_for_log("published at every MX name; served from", std::chrono::seconds(30)))
       << inbound->log();

@@ -84,16 +84,16 @@ TEST(Rollover, WaitsForTheTtlPlusMarginAfterTheRecordIsFirstSeen) {
   Decision d = decide(old_c, &new_c, both, state, 1000, params(30));
   EXPECT_FALSE(d.switch_now);
   EXPECT_TRUE(d.candidate_published);
-  EXPECT_EQ(d.ready_at, 1090);
+  EXPECT_EQ(d.ready_at, 1091);  // TTL + margin + the clock's second
   ASSERT_EQ(state.seen.size(), 1u);
   EXPECT_EQ(state.seen[0].first_seen, 1000);
   EXPECT_EQ(state.seen[0].ttl, 60u);
   // A cache counting the TTL down does not shorten the wait.
-  d = decide(old_c, &new_c, {secure("mx.example", {ee(old_c), ee(new_c)}, 5)}, state, 1089,
+  d = decide(old_c, &new_c, {secure("mx.example", {ee(old_c), ee(new_c)}, 5)}, state, 1090,
              params(30));
   EXPECT_FALSE(d.switch_now);
-  EXPECT_EQ(d.ready_at, 1090);
-  d = decide(old_c, &new_c, both, state, 1090, params(30));
+  EXPECT_EQ(d.ready_at, 1091);
+  d = decide(old_c, &new_c, both, state, 1091, params(30));
   EXPECT_TRUE(d.switch_now) << d.why;
 }
 
@@ -105,10 +105,10 @@ TEST(Rollover, TheWaitCountsFromTheStoredFirstSighting) {
   SlotState before;
   decide(old_c, &new_c, both, before, 500, params(30));
   SlotState restored = before;  // what the state file held
-  Decision d = decide(old_c, &new_c, both, restored, 560, params(30));
+  Decision d = decide(old_c, &new_c, both, restored, 590, params(30));
   EXPECT_FALSE(d.switch_now);
-  EXPECT_EQ(d.ready_at, 590);
-  d = decide(old_c, &new_c, both, restored, 590, params(30));
+  EXPECT_EQ(d.ready_at, 591);
+  d = decide(old_c, &new_c, both, restored, 591, params(30));
   EXPECT_TRUE(d.switch_now);
 }
 
@@ -120,7 +120,7 @@ TEST(Rollover, AWithdrawnRecordStartsTheWaitAgain) {
   EXPECT_TRUE(state.seen.empty());
   Decision d = decide(old_c, &new_c, {secure("mx.example", {ee(old_c), ee(new_c)}, 60)}, state,
                       1060, params());
-  EXPECT_EQ(d.ready_at, 1150);
+  EXPECT_EQ(d.ready_at, 1151);
   d = decide(old_c, &new_c, {secure("mx.example", {ee(old_c), ee(new_c)}, 60)}, state, 1100,
              params());
   EXPECT_FALSE(d.switch_now);
@@ -208,7 +208,7 @@ TEST(Rollover, ExpiryWithoutAServableSuccessorIsReported) {
   // Published and past its wait: switched, nothing to report.
   SlotState s2;
   decide(old_c, &new_c, {secure("mx.example", {ee(old_c), ee(new_c)}, 60)}, s2, now, params());
-  d = decide(old_c, &new_c, {secure("mx.example", {ee(old_c), ee(new_c)}, 60)}, s2, now + 90,
+  d = decide(old_c, &new_c, {secure("mx.example", {ee(old_c), ee(new_c)}, 60)}, s2, now + 91,
              params());
   EXPECT_TRUE(d.switch_now);
   EXPECT_FALSE(d.expiring);
