@@ -8,6 +8,7 @@
 
 #include "app/cmd_check.hpp"
 #include "app/cmd_deliver.hpp"
+#include "app/cmd_inbound.hpp"
 #include "app/cmd_passwd.hpp"
 #include "app/cmd_queue.hpp"
 #include "app/cmd_relay.hpp"
@@ -89,7 +90,11 @@ int main(int argc, char** argv) {
   int timeout = 0;
   CLI::App* cmd_check = app.add_subcommand(
       "check", "validate a domain's DNSSEC and DANE setup as the relay would see it");
-  cmd_check->add_option("domain", check.domain, "the domain that receives mail")->required();
+  cmd_check->add_option("domain", check.domain, "the domain that receives mail");
+  bool check_self = false;
+  cmd_check->add_flag("--self", check_self,
+                      "check this server's own [inbound] MX: TLSA for every MX name, the served "
+                      "and next certificate, rollover readiness, then each local domain");
   cmd_check->add_flag("--json", check.json, "print the report as JSON (docs/check-json.md)");
   bool no_connect = false;
   cmd_check->add_flag("--no-connect", no_connect,
@@ -124,6 +129,10 @@ int main(int argc, char** argv) {
   cmd_tlsa->add_option("--mtype", tlsa.mtype, "1: SHA2-256 (default); 2: SHA2-512; 0: full")
       ->check(CLI::IsMember({0, 1, 2}));
   cmd_tlsa->add_flag("--all", tlsa.all, "3 1 1 for the leaf and 2 1 1 for its issuer");
+  bool tlsa_rollover = false;
+  cmd_tlsa->add_flag("--rollover", tlsa_rollover,
+                     "FILE is the next [inbound] certificate: the records to publish for it and "
+                     "where the rollover guard stands");
   cmd_tlsa->add_option("--connect", tlsa.connect,
                        "fetch the chain from a live SMTP server HOST[:PORT] (default port 25)");
   cmd_tlsa->add_flag("--starttls", tlsa.starttls, "use STARTTLS with --connect (the only mode)");
@@ -243,7 +252,23 @@ int main(int argc, char** argv) {
     cfg = std::move(*loaded);
   }
 
+  if (cmd_check->parsed() && check_self) {
+    if (!check.domain.empty()) {
+      std::cerr << "danemta check: --self takes no domain (it checks [inbound] local_domains)\n";
+      return 2;
+    }
+    if (timeout != 0) {
+      cfg.dns.timeout = std::chrono::seconds(timeout);
+      check.smtp_timeout = std::chrono::seconds(timeout);
+    }
+    check.connect = !no_connect;
+    return app::run_check_self(cfg, check);
+  }
   if (cmd_check->parsed()) {
+    if (check.domain.empty()) {
+      std::cerr << "danemta check: a domain is required (or --self)\n";
+      return 2;
+    }
     check.domain = normalize_domain(check.domain);
     if (!plausible_domain(check.domain)) {
       std::cerr << "danemta check: \"" << check.domain << "\" is not a domain name\n";
@@ -319,6 +344,13 @@ int main(int argc, char** argv) {
       }
     }
     if (!tlsa_resolvers.empty()) cfg.dns.forwarders = tlsa_resolvers;
+    if (tlsa_rollover) {
+      if (tlsa.file.empty()) {
+        std::cerr << "danemta tlsa: --rollover needs the new certificate's file\n";
+        return 2;
+      }
+      return app::run_tlsa_rollover(cfg, tlsa.file);
+    }
     return app::run_tlsa(cfg, tlsa);
   }
   return 2;

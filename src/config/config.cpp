@@ -17,6 +17,9 @@
 
 namespace danemta::config {
 
+// config/inbound.cpp
+Result<void> parse_inbound(const toml::table& t, Config& cfg, std::string_view source);
+
 namespace {
 
 // What a TOML value is, for "must be ..., not a float".
@@ -393,10 +396,11 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
   for (auto&& [key, node] : root) {
     std::string_view k = key.str();
     if (k != "dns" && k != "policy" && k != "delivery" && k != "relay" && k != "tlsrpt" &&
-        k != "sendmail" && k != "transport" && k != "concurrency" && k != "metrics" && k != "web")
+        k != "sendmail" && k != "transport" && k != "concurrency" && k != "metrics" && k != "web" &&
+        k != "inbound")
       return bad(k,
                  "unknown section (expected dns, delivery, relay, tlsrpt, sendmail, metrics, "
-                 "web, policy, transport, concurrency)");
+                 "web, policy, transport, concurrency, inbound)");
   }
 
   if (auto* dns = root["dns"].as_table()) {
@@ -919,6 +923,12 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
     }
   } else if (root.contains("concurrency")) {
     return bad("concurrency", "must be a table");
+  }
+
+  if (auto* t = root["inbound"].as_table()) {
+    if (auto ok = parse_inbound(*t, cfg, source_name); !ok) return tl::unexpected(ok.error());
+  } else if (root.contains("inbound")) {
+    return bad("inbound", "must be a table");
   }
   return cfg;
 }

@@ -267,6 +267,44 @@ struct WebConfig {
   std::chrono::seconds client_window{60};        // ... in this window; then 429
   std::chrono::seconds check_timeout{60};        // one whole check
   std::chrono::seconds probe_timeout{15};        // each SMTP step of a probe
+// [inbound]: danemta as a receiving MX (off unless `listen` is set). Mail
+// for `local_domains` is accepted from anyone on the internet (no AUTH;
+// every other recipient is refused: never an open relay), queued, and
+// delivered to `deliver_to`, which becomes the [transport] route of every
+// local domain. The STARTTLS certificates are guarded: see the rollover
+// settings and docs/adr/0007-rollover-guard.md.
+struct InboundCertificate {
+  std::string cert_file;  // PEM chain, leaf first
+  std::string key_file;   // PEM private key; empty: in cert_file
+  const std::string& key() const { return key_file.empty() ? cert_file : key_file; }
+  friend bool operator==(const InboundCertificate&, const InboundCertificate&) = default;
+};
+
+struct InboundConfig {
+  std::vector<std::string> listen;         // "IP:PORT", "[IPv6]:PORT"; empty: no inbound
+  std::string hostname;                    // greeting; empty: [relay] hostname
+  std::vector<std::string> local_domains;  // normalized
+  std::string deliver_to;                  // the internal mailbox server, as a next hop
+  std::optional<TlsPolicy> deliver_tls;    // its TLS policy; unset: as [transport]
+  // [[inbound.certificate]]: one per key type (RSA and ECDSA at once).
+  std::vector<InboundCertificate> certificates;
+  // The names in this server's MX records: the guard looks up
+  // _PORT._tcp.NAME TLSA for each. Empty: no guard (files served as they are).
+  std::vector<std::string> mx_names;
+  std::uint16_t tlsa_port = 25;
+  // A new certificate is served once a TLSA record matching it has been
+  // seen published (DNSSEC-secure) at every MX name for the RRset's TTL
+  // plus this margin.
+  std::chrono::seconds rollover_margin{300};
+  std::chrono::seconds check_interval{300};    // how often files and DNS are checked
+  std::chrono::seconds remind_interval{3600};  // "publish this record" at most this often
+  // The served certificate expiring within this while the next one is not
+  // yet servable: an error in the log and in metrics.
+  std::chrono::seconds expiry_warning{14 * 86400};
+  // Where the guard keeps the served certificate and its first-seen times;
+  // empty: "inbound" next to [relay] spool (see Config::inbound_state_dir()).
+  std::string state_dir;
+  bool enabled() const { return !listen.empty(); }
 };
 
 struct Config {
@@ -276,6 +314,7 @@ struct Config {
   SendmailConfig sendmail;
   MetricsConfig metrics;
   WebConfig web;
+  InboundConfig inbound;
   std::uint16_t smtp_port = 25;  // destination port; the TLSA owner name follows it
   std::string helo_name;         // EHLO name; empty: this host's name
   SmtpTimeouts timeouts;
@@ -314,6 +353,10 @@ struct Config {
   std::size_t concurrency_for(std::string_view domain) const;
   // [tlsrpt] store, or "tlsrpt.db" in the directory of [relay] spool.
   std::string tlsrpt_store() const;
+  // [inbound] state_dir, or "inbound" in the directory of [relay] spool.
+  std::string inbound_state_dir() const;
+  // Whether `domain` is one of [inbound] local_domains.
+  bool is_local_domain(std::string_view domain) const;
   // [sendmail] domain, or [relay] hostname, or `host_name` (this host's name).
   std::string sendmail_domain(std::string_view host_name) const;
   // [sendmail] submit, or the first [relay] listener without AUTH and

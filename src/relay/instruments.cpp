@@ -53,6 +53,16 @@ std::string name_of(dane::Outcome o) {
 }  // namespace
 
 void declare_metrics(metrics::Registry& m) {
+  m.declare("danemta_inbound_certificate_expiry_timestamp_seconds", Type::gauge,
+            "[inbound]: when the served STARTTLS certificate expires (seconds since the epoch)");
+  m.declare("danemta_inbound_certificate_published", Type::gauge,
+            "[inbound]: 1 when a DNSSEC-secure TLSA record matches the served certificate at "
+            "every MX name");
+  m.declare("danemta_inbound_rollover_pending", Type::gauge,
+            "[inbound]: 1 while a new certificate waits for its TLSA record (rollover guard)");
+  m.declare("danemta_inbound_rollover_blocked", Type::gauge,
+            "[inbound]: 1 when the served certificate is near expiry and no new one can be "
+            "served (its TLSA record is not published, or not yet for the TTL)");
   m.declare("danemta_messages_received_total", Type::counter,
             "Messages accepted from submitters (answered 250 after they were stored).");
   m.declare("danemta_recipients_received_total", Type::counter,

@@ -27,6 +27,7 @@
 #include "delivery/log.hpp"
 #include "delivery/session_cache.hpp"
 #include "dsn/dsn.hpp"
+#include "inbound/guard.hpp"
 #include "logging/logger.hpp"
 #include "metrics/registry.hpp"
 #include "mime/header.hpp"
@@ -191,6 +192,14 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   // Why the last message could not be stored (a full disk), until one is.
   std::string store_problem;
   metrics::Registry* metrics = nullptr;  // where figures go; null: not counted
+  // [inbound]: the certificate slots the rollover guard keeps, the STARTTLS
+  // context built from what each serves, and the guard's timer (a reload
+  // cancels it for a check at once).
+  std::vector<inbound::Slot> inbound_slots;
+  std::shared_ptr<asio::ssl::context> inbound_tls;
+  std::unique_ptr<asio::steady_timer> inbound_timer;
+  std::chrono::steady_clock::time_point inbound_reminded;
+  bool inbound_forced = false;  // the next check logs its findings whatever the reminder
   // When the queue gauges were last read from the spool, and whether a read
   // is under way: scrapes, however many, cost the spool one read a second.
   std::chrono::steady_clock::time_point queue_counted;
@@ -241,13 +250,25 @@ using ImplPtr = std::shared_ptr<Relay::Impl>;
 std::string received_header(const Relay::Impl& r, const smtp::ReceivedMessage& m, queue::Time now) {
   std::string h = "Received: from " + (m.helo.empty() ? std::string("unknown") : m.helo) + " ([" +
                   m.client + "])\r\n";
-  if (!m.tls_protocol.empty())
+  const bool inbound = m.service == "inbound";
+  if (inbound) {
+    // From the internet: say plainly whether the client used STARTTLS.
+    h += m.tls_protocol.empty()
+             ? "\t(no STARTTLS: not encrypted)\r\n"
+             : "\t(STARTTLS: using " + m.tls_protocol + " with cipher " + m.tls_cipher + ")\r\n";
+  } else if (!m.tls_protocol.empty()) {
     h += "\t(using " + m.tls_protocol + " with cipher " + m.tls_cipher + ")\r\n";
+  }
   if (!m.sasl_method.empty() && r.cfg.relay.received_auth_user)
     h += "\t(Authenticated sender: " + smtp::printable_user(m.sasl_username) + ")\r\n";
   const std::string with = std::string("ESMTP") + (m.tls_protocol.empty() ? "" : "S") +
                            (m.sasl_method.empty() ? "" : "A");
-  return h + "\tby " + r.hostname + " (danemta) with " + with + "; " + rfc5322_date(now) + "\r\n";
+  const std::string& by =
+      inbound && !r.cfg.inbound.hostname.empty() ? r.cfg.inbound.hostname : r.hostname;
+  std::string for_clause;
+  if (inbound && m.recipients.size() == 1) for_clause = "\r\n\tfor <" + m.recipients[0] + ">";
+  return h + "\tby " + by + " (danemta) with " + with + for_clause + "; " + rfc5322_date(now) +
+         "\r\n";
 }
 
 // The fields a submission gets when it lacks them, as Postfix's cleanup
@@ -1040,6 +1061,13 @@ smtp::Requirement requirement(config::Requirement r) {
   return smtp::Requirement::none;
 }
 
+// The key of an [inbound] listener among the listeners: its address after
+// "inbound ", so that it never collides with a [relay] listener's.
+constexpr std::string_view kInbound = "inbound ";
+std::string inbound_key(const std::string& address) {
+  return std::string(kInbound) + address;
+}
+
 // The listener settings from the relay's current configuration, by address.
 std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> server_settings(const ImplPtr& r) {
   smtp::ServerConfig base;
@@ -1080,6 +1108,24 @@ std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> server_settings
       };
     }
     out[l.address] = std::move(server);
+  }
+  // [inbound]: anyone may connect, STARTTLS is offered, no AUTH; only
+  // recipients in local_domains are accepted.
+  const config::InboundConfig& in = r->cfg.inbound;
+  for (const std::string& address : in.listen) {
+    auto server = std::make_shared<smtp::ServerConfig>(base);
+    if (!in.hostname.empty()) server->hostname = in.hostname;
+    server->service = "inbound";
+    server->tls = smtp::Requirement::may;
+    server->tls_context = r->inbound_tls;
+    server->postmaster = "postmaster@" + in.local_domains.front();
+    server->check_recipient = [weak](const std::string& mailbox) -> std::string {
+      const ImplPtr p = weak.lock();
+      const auto at = mailbox.rfind('@');
+      if (p && at != std::string::npos && p->cfg.is_local_domain(mailbox.substr(at + 1))) return "";
+      return "554 5.7.1 <" + mailbox + ">: Relay access denied";
+    };
+    out[inbound_key(address)] = std::move(server);
   }
   return out;
 }
@@ -1157,7 +1203,8 @@ std::vector<std::string> reload_files(Relay::Impl& r) {
 
 // Binds `where` and serves it. Errors name the address.
 Result<void> add_listener(const ImplPtr& r, const std::string& where) {
-  auto endpoint = parse_endpoint(where);
+  const bool inbound = where.starts_with(kInbound);
+  auto endpoint = parse_endpoint(inbound ? where.substr(kInbound.size()) : where);
   if (!endpoint) return tl::unexpected(endpoint.error());
   auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(r->io);
   boost::system::error_code ec;
@@ -1176,9 +1223,10 @@ Result<void> add_listener(const ImplPtr& r, const std::string& where) {
     return it != p->server_settings.end() ? it->second
                                           : std::make_shared<const smtp::ServerConfig>();
   };
-  auto allowed = [weak](const asio::ip::address& peer) {
+  auto allowed = [weak, inbound](const asio::ip::address& peer) {
     const ImplPtr p = weak.lock();
     if (!p) return false;
+    if (inbound) return true;  // the MX: RCPT decides (local_domains only)
     const std::string text = peer.to_string();
     for (const config::Network& n : p->cfg.relay.allow)
       if (config::contains(n, text)) return true;
@@ -1190,6 +1238,137 @@ Result<void> add_listener(const ImplPtr& r, const std::string& where) {
   return {};
 }
 
+// Resolver::resolve as an awaitable.
+auto async_resolve(dns::Resolver& resolver, std::vector<dns::Query> queries) {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::vector<dns::Answer>)>(
+      [&resolver](auto handler, std::vector<dns::Query> q) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        resolver.resolve(std::move(q), [h](std::vector<dns::Answer> a) { (*h)(std::move(a)); });
+      },
+      use_awaitable, std::move(queries));
+}
+
+// The [inbound] STARTTLS context from what each slot serves.
+Result<std::shared_ptr<asio::ssl::context>> inbound_context(const Relay::Impl& r) {
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  std::vector<tls::ServerKeyPair> pairs;
+  for (const inbound::Slot& slot : r.inbound_slots)
+    pairs.push_back({slot.served.chain_pem, slot.served.key_pem, slot.files.cert_file});
+  auto loaded = tls::configure_server_context(context->native_handle(), pairs);
+  if (!loaded) return tl::unexpected(loaded.error());
+  return context;
+}
+
+// Loads the certificate slots (what was served before a restart stays
+// served) and the STARTTLS context. Errors stop the relay.
+Result<void> start_inbound(const ImplPtr& r) {
+  std::vector<std::string> notes;
+  auto slots = inbound::load_slots(r->cfg, true, notes);
+  if (!slots) return tl::unexpected(slots.error());
+  r->inbound_slots = std::move(*slots);
+  auto context = inbound_context(*r);
+  if (!context) return tl::unexpected(context.error());
+  r->inbound_tls = *context;
+  for (const std::string& n : notes) r->line(Program::master, Level::info, "", n);
+  for (const inbound::Slot& slot : r->inbound_slots)
+    r->line(Program::master, Level::info, "",
+            "inbound STARTTLS certificate " + inbound::describe(slot.served));
+  r->inbound_timer = std::make_unique<asio::steady_timer>(r->io);
+  r->inbound_forced = true;
+  return {};
+}
+
+// The guard's figures for /metrics.
+void count_inbound(Relay::Impl& r) {
+  if (r.metrics == nullptr) return;
+  for (const inbound::Slot& slot : r.inbound_slots) {
+    const metrics::Labels labels = {{"certificate", slot.files.cert_file}};
+    r.metrics->set("danemta_inbound_certificate_expiry_timestamp_seconds", labels,
+                   static_cast<double>(slot.served.leaf().not_after_epoch));
+    r.metrics->set("danemta_inbound_certificate_published", labels,
+                   slot.last.served_published ? 1 : 0);
+    r.metrics->set("danemta_inbound_rollover_pending", labels, slot.candidate ? 1 : 0);
+    r.metrics->set("danemta_inbound_rollover_blocked", labels, slot.last.expiring ? 1 : 0);
+  }
+}
+
+// One look at the files and the published records; switches a slot to its
+// new certificate when the rules allow (inbound/rollover.hpp).
+awaitable<void> check_inbound(ImplPtr r) {
+  const bool forced = r->inbound_forced;
+  r->inbound_forced = false;
+  for (inbound::Slot& slot : r->inbound_slots) {
+    if (std::string note = inbound::refresh(slot); !note.empty())
+      r->line(Program::master, Level::info, "", note);
+  }
+  std::vector<inbound::Lookup> lookups;
+  if (!r->cfg.inbound.mx_names.empty()) {
+    std::vector<dns::Answer> answers =
+        co_await async_resolve(r->resolver, inbound::tlsa_queries(r->cfg.inbound));
+    lookups = inbound::lookups(r->cfg.inbound, answers);
+  }
+  if (r->stopping) co_return;
+  const std::int64_t now = r->now();
+  const auto steady = std::chrono::steady_clock::now();
+  const bool remind = forced || steady >= r->inbound_reminded + r->cfg.inbound.remind_interval;
+  inbound::Params params;
+  params.margin = r->cfg.inbound.rollover_margin;
+  params.expiry_warning = r->cfg.inbound.expiry_warning;
+  bool switched = false;
+  for (inbound::Slot& slot : r->inbound_slots) {
+    const inbound::Decision before = slot.last;
+    slot.last = inbound::decide(slot.served, slot.candidate ? &*slot.candidate : nullptr, lookups,
+                                slot.state, now, params);
+    if (slot.last.switch_now && slot.candidate) {
+      r->line(Program::master, Level::info, "",
+              "inbound rollover: now serving " + inbound::describe(*slot.candidate) + " from " +
+                  slot.files.cert_file + " instead of " + inbound::describe(slot.served) + ": " +
+                  slot.last.why);
+      slot.served = std::move(*slot.candidate);
+      slot.candidate.reset();
+      slot.state = {};
+      slot.last = inbound::decide(slot.served, nullptr, lookups, slot.state, now, params);
+      switched = true;
+    }
+    const bool changed = slot.last.why != before.why || slot.last.to_publish != before.to_publish ||
+                         slot.last.expiring != before.expiring;
+    if (remind || changed) {
+      for (const std::string& line : inbound::report(slot)) {
+        const Level level = line.find("expires") != std::string::npos ? Level::error
+                            : line.find("publish") != std::string::npos ||
+                                    line.find("no record") != std::string::npos
+                                ? Level::warning
+                                : Level::info;
+        r->line(Program::master, level, "", line);
+      }
+    }
+  }
+  if (remind) r->inbound_reminded = steady;
+  if (switched) {
+    if (auto context = inbound_context(*r); context) {
+      r->inbound_tls = *context;
+      r->server_settings = server_settings(r);
+    } else {
+      r->line(Program::master, Level::error, "",
+              "inbound rollover: cannot load the new certificate: " + context.error().message);
+    }
+  }
+  if (auto saved = inbound::save(r->cfg.inbound_state_dir(), r->inbound_slots); !saved)
+    r->line(Program::master, Level::error, "",
+            "inbound rollover: cannot save its state: " + saved.error().message);
+  count_inbound(*r);
+}
+
+// The guard: a check at start, every check_interval and at each reload.
+awaitable<void> inbound_guard(ImplPtr r) {
+  while (!r->stopping) {
+    co_await check_inbound(r);
+    if (r->stopping) break;
+    r->inbound_timer->expires_after(r->cfg.inbound.check_interval);
+    co_await r->inbound_timer->async_wait(asio::as_tuple(use_awaitable));
+  }
+}
+
 }  // namespace
 
 Result<void> Relay::start() {
@@ -1197,24 +1376,34 @@ Result<void> Relay::start() {
   auto files = load_files(*impl_);
   if (!files) return tl::unexpected(files.error());
   for (const std::string& note : *files) impl_->line(Program::master, Level::info, "", note);
-  impl_->server_settings = server_settings(impl_);
   // Weak: the relay holds this function, which must not keep it alive.
   std::weak_ptr<Impl> weak = impl_;
   impl_->accept = [weak](smtp::ReceivedMessage m) {
     return accept_message(weak.lock(), std::move(m));
   };
-  const std::vector<config::Listener> listeners = impl_->cfg.relay.all_listeners();
+  if (impl_->cfg.inbound.enabled()) {
+    auto loaded = start_inbound(impl_);
+    if (!loaded) return loaded;
+  }
+  impl_->server_settings = server_settings(impl_);
+  std::vector<std::string> listeners;
+  for (const config::Listener& l : impl_->cfg.relay.all_listeners()) listeners.push_back(l.address);
+  for (const std::string& l : impl_->cfg.inbound.listen) {
+    if (auto endpoint = parse_endpoint(l); !endpoint) return tl::unexpected(endpoint.error());
+    listeners.push_back(inbound_key(l));
+  }
   // Every address is checked before any is served.
-  for (const config::Listener& l : listeners) {
+  for (const config::Listener& l : impl_->cfg.relay.all_listeners()) {
     if (auto endpoint = parse_endpoint(l.address); !endpoint)
       return tl::unexpected(endpoint.error());
   }
-  for (const config::Listener& l : listeners) {
-    if (auto added = add_listener(impl_, l.address); !added) {
+  for (const std::string& l : listeners) {
+    if (auto added = add_listener(impl_, l); !added) {
       stop();
       return added;
     }
   }
+  if (impl_->cfg.inbound.enabled()) asio::co_spawn(impl_->io, inbound_guard(impl_), asio::detached);
   asio::co_spawn(impl_->io, scheduler(impl_), asio::detached);
   asio::co_spawn(impl_->io, retention(impl_), asio::detached);
   return {};
@@ -1240,8 +1429,17 @@ std::vector<std::string> Relay::reload(config::Config next) {
     at_restart("tlsrpt.enabled or tlsrpt.store");
   next.tlsrpt.enabled = r.cfg.tlsrpt.enabled;
   next.tlsrpt.store = r.cfg.tlsrpt.store;
+  if (next.inbound.enabled() != r.cfg.inbound.enabled() ||
+      next.inbound.certificates != r.cfg.inbound.certificates ||
+      next.inbound_state_dir() != r.cfg.inbound_state_dir())
+    at_restart("inbound (listen on or off, certificate, state_dir)");
+  next.inbound.certificates = r.cfg.inbound.certificates;
+  next.inbound.state_dir = r.cfg.inbound.state_dir;
+  if (r.cfg.inbound.enabled() && !next.inbound.enabled()) next.inbound = r.cfg.inbound;
+  if (!r.cfg.inbound.enabled() && next.inbound.enabled()) next.inbound = r.cfg.inbound;
   std::vector<std::string> listen;
   for (const config::Listener& l : next.relay.all_listeners()) listen.push_back(l.address);
+  for (const std::string& l : next.inbound.listen) listen.push_back(inbound_key(l));
   r.cfg = std::move(next);
   r.sessions.set_limits(Impl::cache_limits(r.cfg));
   r.hostname = r.cfg.relay.hostname.empty() ? local_hostname() : r.cfg.relay.hostname;
@@ -1249,6 +1447,12 @@ std::vector<std::string> Relay::reload(config::Config next) {
   // renewed certificate or a new user is what a SIGHUP is often for.
   for (std::string& n : reload_files(r)) notes.push_back(std::move(n));
   r.server_settings = server_settings(impl_);
+  // The rollover guard reads the certificate files again and looks up the
+  // TLSA records now, logging what it finds.
+  if (r.inbound_timer) {
+    r.inbound_forced = true;
+    r.inbound_timer->cancel();
+  }
 
   if (!r.stopping) {
     // Listeners: close the ones no longer configured, open the new ones.
@@ -1300,6 +1504,7 @@ void Relay::stop() {
   impl_->timer.cancel();
   impl_->retention_timer.cancel();
   impl_->pace.cancel();
+  if (impl_->inbound_timer) impl_->inbound_timer->cancel();
 }
 
 void Relay::set_tlsrpt_store(tlsrpt::Store* store) {

@@ -449,7 +449,10 @@ struct Session : std::enable_shared_from_this<Session> {
     if (!split_params(path->rest).empty()) {
       return reject("RCPT", from_log(), to, "555 5.5.4 Unsupported RCPT parameter", true);
     }
-    if (path->postmaster) {
+    std::string mailbox = path->mailbox;
+    if (path->postmaster && !config.postmaster.empty()) {
+      mailbox = config.postmaster;
+    } else if (path->postmaster) {
       // RFC 5321 4.5.1 wants <postmaster> accepted; this relay has no local
       // mailboxes yet.
       return reject("RCPT", from_log(), to, "550 5.1.1 <postmaster>: no local mailboxes here",
@@ -463,7 +466,11 @@ struct Session : std::enable_shared_from_this<Session> {
       // RFC 5321 4.5.3.1.10
       return reject("RCPT", from_log(), to, "452 4.5.3 Error: too many recipients", false);
     }
-    recipients.push_back(path->mailbox);
+    if (config.check_recipient) {
+      if (std::string refusal = config.check_recipient(mailbox); !refusal.empty())
+        return reject("RCPT", from_log(), to, std::move(refusal), false);
+    }
+    recipients.push_back(std::move(mailbox));
     reply("250 2.1.5 Ok");
     return Next::read;
   }
@@ -583,6 +590,7 @@ struct Session : std::enable_shared_from_this<Session> {
     message.tls_cipher = tls_cipher;
     message.sasl_method = sasl_method;
     message.sasl_username = sasl_username;
+    message.service = config.service;
     if (config.sink) message.text = config.sink(message);
     for (;;) {
       pos += decoder.feed(std::string_view(in).substr(pos));

@@ -103,6 +103,15 @@ struct ServerConfig {
   // mailbox, "" for the null sender). Refused: "553 5.7.1 <sender>: Sender
   // address rejected: not owned by user USER". Null: any sender.
   std::function<bool(std::string_view user, std::string_view sender)> sender_allowed;
+  // Who the listener is for, copied into ReceivedMessage::service ("inbound"
+  // for the relay's MX listeners; empty for submission).
+  std::string service;
+  // Asked for each syntactically good RCPT: an empty string accepts it,
+  // anything else is the reply refusing it ("554 5.7.1 <a@b.example>: Relay
+  // access denied"), logged like any refused RCPT. Unset: all accepted.
+  std::function<std::string(const std::string& mailbox)> check_recipient;
+  // Non-empty: "<postmaster>" (RFC 5321 4.5.1) is accepted as this address.
+  std::string postmaster;
 };
 
 struct ReceivedMessage {
@@ -126,6 +135,7 @@ struct ReceivedMessage {
   std::string tls_cipher;
   std::string sasl_method;
   std::string sasl_username;
+  std::string service;  // ServerConfig::service
 };
 
 // Returns the queue id (reply "250 2.0.0 Ok: queued as ID"), or an error:

@@ -166,6 +166,20 @@ Result<std::vector<X509Ptr>> load_pem_chain(const std::string& path) {
   return chain;
 }
 
+Result<std::vector<X509Ptr>> parse_pem_chain(std::string_view pem, const std::string& what) {
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) return fail("out of memory reading " + what, Severity::permanent);
+  std::vector<X509Ptr> chain;
+  for (;;) {
+    X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!cert) break;
+    chain.push_back(std::move(cert));
+  }
+  ERR_clear_error();
+  if (chain.empty()) return fail(what + ": no PEM certificate found", Severity::permanent);
+  return chain;
+}
+
 bool matches(const CertSummary& cert, const dns::TlsaRecord& record) {
   const std::vector<std::uint8_t>& der = record.selector == 0 ? cert.cert_der : cert.spki_der;
   if (record.selector > 1 || der.empty()) return false;

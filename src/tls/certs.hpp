@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.hpp"
@@ -54,6 +55,8 @@ Result<dns::TlsaRecord> make_tlsa(x509_st* cert, int usage, int selector, int mt
 
 // Every certificate in a PEM file, in file order (leaf first for a chain).
 Result<std::vector<X509Ptr>> load_pem_chain(const std::string& path);
+// The same from PEM text; `what` names it in errors.
+Result<std::vector<X509Ptr>> parse_pem_chain(std::string_view pem, const std::string& what);
 
 // The peer chain of a finished handshake as summaries (leaf first).
 std::vector<CertSummary> summarize_chain(stack_st_X509* chain);

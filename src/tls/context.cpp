@@ -1,9 +1,12 @@
 #include "tls/context.hpp"
 
 #include <cstdint>
+#include <memory>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -52,6 +55,48 @@ Result<ServerCertificate> configure_server_context(ssl_ctx_st* ctx, const std::s
   STACK_OF(X509)* chain = nullptr;
   if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1 && chain != nullptr)
     out.chain_size = static_cast<std::size_t>(sk_X509_num(chain));
+  return out;
+}
+
+Result<std::vector<ServerCertificate>> configure_server_context(
+    ssl_ctx_st* ctx, const std::vector<ServerKeyPair>& pairs) {
+  ERR_clear_error();
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+    return fail("cannot set the minimum TLS version: " + openssl_reason(), Severity::permanent);
+  SSL_CTX_set_options(
+      ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  std::vector<ServerCertificate> out;
+  for (const ServerKeyPair& pair : pairs) {
+    auto chain = parse_pem_chain(pair.chain_pem, pair.name);
+    if (!chain) return tl::unexpected(chain.error());
+    std::unique_ptr<BIO, void (*)(BIO*)> bio(
+        BIO_new_mem_buf(pair.key_pem.data(), static_cast<int>(pair.key_pem.size())), BIO_free_all);
+    EVP_PKEY* raw = bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr;
+    if (raw == nullptr)
+      return fail("key of " + pair.name + ": " + openssl_reason(), Severity::permanent);
+    std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key(raw, EVP_PKEY_free);
+    X509* leaf = (*chain)[0].get();
+    if (X509_check_private_key(leaf, key.get()) != 1)
+      return fail(
+          "the key does not belong to the certificate of " + pair.name + ": " + openssl_reason(),
+          Severity::permanent);
+    STACK_OF(X509)* rest = sk_X509_new_null();
+    for (std::size_t i = 1; i < chain->size(); ++i) sk_X509_push(rest, (*chain)[i].get());
+    const int ok = SSL_CTX_use_cert_and_key(ctx, leaf, key.get(), rest, 1);
+    sk_X509_free(rest);
+    if (ok != 1) return fail(pair.name + ": " + openssl_reason(), Severity::permanent);
+    ServerCertificate c;
+    c.leaf = summarize(leaf);
+    auto digest = association_data(leaf, 0, 1);
+    if (!digest) return tl::unexpected(digest.error());
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (const std::uint8_t b : *digest) {
+      c.sha256 += kHex[b >> 4];
+      c.sha256 += kHex[b & 15];
+    }
+    c.chain_size = chain->size() - 1;
+    out.push_back(std::move(c));
+  }
   return out;
 }
 

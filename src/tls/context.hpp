@@ -38,6 +38,20 @@ struct ServerCertificate {
 Result<ServerCertificate> configure_server_context(ssl_ctx_st* ctx, const std::string& cert_file,
                                                    const std::string& key_file);
 
+// One certificate of a server that presents several (one per key type:
+// RSA and ECDSA at once; OpenSSL picks by the client's signature
+// algorithms), as PEM text.
+struct ServerKeyPair {
+  std::string chain_pem;  // leaf first, then its issuers
+  std::string key_pem;
+  std::string name;  // for errors ("/etc/danemta/rsa.pem")
+};
+
+// Like the file form, with every pair loaded into `ctx` (a later pair of the
+// same key type replaces an earlier one). Returns what each presents.
+Result<std::vector<ServerCertificate>> configure_server_context(
+    ssl_ctx_st* ctx, const std::vector<ServerKeyPair>& pairs);
+
 struct SessionFacts {
   std::string protocol;            // "TLSv1.3"
   std::string cipher;              // "TLS_AES_256_GCM_SHA384"

@@ -109,6 +109,19 @@ World::World(const std::string& spec_json) : dir_(make_world_dir()) {
   }
 }
 
+void World::update(const std::string& spec_json) {
+  const std::string spec_path = dir_ + "/spec-update.json";
+  {
+    std::ofstream spec(spec_path);
+    spec << spec_json;
+    if (!spec.flush()) throw std::runtime_error("lab: cannot write " + spec_path);
+  }
+  const Outcome out = run_lab("update " + shell_quote(spec_path) + " " + shell_quote(dir_));
+  if (out.status != 0)
+    throw std::runtime_error("lab.py update failed (exit " + std::to_string(out.status) +
+                             "): " + out.output);
+}
+
 World::~World() {
   tear_down(dir_);
 }

@@ -23,6 +23,11 @@ class World {
   // The lab root's KSK (DNSKEY, zone-file syntax): the trust anchor.
   const std::string& trust_anchor_file() const { return trust_anchor_file_; }
 
+  // Re-signs the world from a changed spec (the same zones; keys, port and
+  // trust anchor stay) and returns once NSD serves the new zones: how a test
+  // publishes or withdraws a record. Throws std::runtime_error on failure.
+  void update(const std::string& spec_json);
+
  private:
   std::string dir_;
   std::uint16_t port_ = 0;

@@ -25,6 +25,8 @@ import time
 
 MARKER = ".danemta-lab"
 TTL = 300
+# The SOA serial of every zone: 1 at `up`, one more at each `update`.
+SERIAL = [1]
 ALGORITHM = "ECDSAP256SHA256"
 DAY = 86400
 # Unbound tolerates clock skew of up to a day on long-lived signatures
@@ -126,6 +128,7 @@ class Zone:
         self.parent = None
         self.children = []
         self.key = None  # key base path (KSK, signs everything)
+        self.ttls = {}  # (owner_abs, TYPE) -> TTL written in the spec (default TTL)
         self.ds_lines = []  # DS records the parent publishes
 
 
@@ -137,7 +140,7 @@ def parse_record(line, zone):
         raise LabError(f"zone {zone!r}: record {line!r} needs OWNER TYPE RDATA")
     owner = tokens[0]
     i = 1
-    # Optional TTL and class are tolerated and dropped: the lab uses IN and TTL 300.
+    # Optional TTL and class: the class must be IN; a TTL is kept (record_ttl), else 300.
     while i < len(tokens) and (tokens[i].isdigit() or tokens[i].upper() in CLASSES):
         i += 1
     if i >= len(tokens):
@@ -152,6 +155,17 @@ def parse_record(line, zone):
         raise LabError(f"zone {zone!r}: record {line!r} has no RDATA")
     generic = rdata.startswith("\\#")
     return (absolute(owner, zone), rtype, rdata, generic)
+
+
+def record_ttl(line):
+    """The TTL written between owner and type, or None."""
+    tokens = line.split()
+    for t in tokens[1:]:
+        if t.isdigit():
+            return int(t)
+        if t.upper() not in CLASSES:
+            return None
+    return None
 
 
 def load_spec(path):
@@ -222,6 +236,10 @@ def load_spec(path):
             raise LabError(f"zone {name!r}: \"shared_key\" needs a signed zone other than the root")
         zones[name] = Zone(name, signed, ds, z.get("served", True), records, faults, tamper,
                            shared_key=shared_key)
+        for line, (owner, rtype, _, _) in zip(z.get("records", []), records):
+            ttl = record_ttl(line)
+            if ttl is not None:
+                zones[name].ttls[(owner, rtype)] = ttl
 
     if "." not in zones:
         zones["."] = Zone(".", implicit=True)
@@ -362,8 +380,8 @@ def generate_keys(zones, keydir):
             zone.ds_lines = ds
 
 
-def rr(owner, rtype, rdata):
-    return f"{owner}\t{TTL}\tIN\t{rtype}\t{rdata}"
+def rr(owner, rtype, rdata, ttl=TTL):
+    return f"{owner}\t{ttl}\tIN\t{rtype}\t{rdata}"
 
 
 def zone_text(zone):
@@ -371,10 +389,10 @@ def zone_text(zone):
     ns = "ns." + ("" if zone.name == "." else apex)
     mbox = "hostmaster." + ("" if zone.name == "." else apex)
     lines = [f"$ORIGIN {apex}", f"$TTL {TTL}",
-             rr(apex, "SOA", f"{ns} {mbox} 1 3600 600 86400 {TTL}"),
+             rr(apex, "SOA", f"{ns} {mbox} {SERIAL[0]} 3600 600 86400 {TTL}"),
              rr(apex, "NS", ns), rr(ns, "A", "127.0.0.1")]
     for owner, rtype, rdata, _ in zone.records:
-        lines.append(rr(owner, rtype, rdata))
+        lines.append(rr(owner, rtype, rdata, zone.ttls.get((owner, rtype), TTL)))
     for child in sorted(zone.children, key=lambda c: c.name):
         capex = fqdn(child.name)
         lines.append(rr(capex, "NS", "ns." + capex))
@@ -540,7 +558,7 @@ def rrsig_time(t):
 
 def signable_in_process(zone):
     return (_ec is not None and zone.signed and zone.shared_key and zone.served
-            and not zone.children and not zone.tamper
+            and not zone.children and not zone.tamper and not zone.ttls
             and all(not g and t in SIMPLE_TYPES and not o.startswith("*")
                     for o, t, _, g in zone.records))
 
@@ -896,6 +914,93 @@ def up(spec_path, d):
         raise
 
 
+def soa_serial(port, zone, timeout):
+    """The SOA serial NSD serves for `zone`, or None."""
+    qid = random.randrange(1 << 16)
+    qname = b"".join(bytes([len(label)]) + label.encode("ascii")
+                     for label in fqdn(zone).rstrip(".").split(".") if label) + b"\x00"
+    query = struct.pack(">HHHHHH", qid, 0, 1, 0, 0, 0) + qname + struct.pack(">HH", 6, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.settimeout(timeout)
+        s.sendto(query, ("127.0.0.1", port))
+        data, _ = s.recvfrom(65535)
+    except OSError:
+        return None
+    finally:
+        s.close()
+    if len(data) < 12 or struct.unpack(">H", data[:2])[0] != qid:
+        return None
+    if struct.unpack(">H", data[6:8])[0] == 0:
+        return None
+
+    def skip_name(i):
+        while i < len(data):
+            n = data[i]
+            if n == 0:
+                return i + 1
+            if n & 0xC0 == 0xC0:
+                return i + 2
+            i += n + 1
+        return len(data)
+    i = skip_name(12) + 4  # the question
+    i = skip_name(i)
+    rtype = struct.unpack(">H", data[i:i + 2])[0]
+    if rtype != 6:
+        return None
+    i += 10  # type, class, TTL, RDLENGTH
+    i = skip_name(skip_name(i))
+    return struct.unpack(">I", data[i:i + 4])[0]
+
+
+def update(spec_path, d):
+    """Re-signs the running world `d` from a changed spec (same zones, same keys)
+    and makes its NSD load the new zone files; returns once NSD serves them."""
+    d = os.path.abspath(d)
+    pid = running_pid(d)
+    info = read_info(d)
+    if pid is None or not info:
+        raise LabError(f"{d} has no running lab")
+    zones = load_spec(spec_path)
+    keydir = os.path.join(d, "keys")
+    for zone in zones.values():
+        if zone.signed and (zone.shared_key or "ds-mismatch" in zone.faults):
+            raise LabError(f"zone {zone.name!r}: update cannot re-sign shared_key or "
+                           "ds-mismatch zones")
+        if not zone.signed:
+            continue
+        kd = os.path.join(keydir, "key", file_stem(zone.name))
+        try:
+            bases = sorted(n[:-len(".private")] for n in os.listdir(kd) if n.endswith(".private"))
+        except OSError:
+            bases = []
+        if not bases:
+            raise LabError(f"zone {zone.name!r} was not in the world at 'up'")
+        zone.key = os.path.join(kd, bases[0])
+        with open(zone.key + ".ds", encoding="ascii") as f:
+            zone.ds_lines = [line.strip() for line in f
+                             if line.strip() and not line.startswith(";")]
+    serial_file = os.path.join(d, "serial")
+    try:
+        with open(serial_file, encoding="ascii") as f:
+            SERIAL[0] = int(f.read().strip()) + 1
+    except (OSError, ValueError):
+        SERIAL[0] = 2
+    sign_zones(zones, os.path.join(d, "zones"))
+    with open(serial_file, "w", encoding="ascii") as f:
+        f.write(f"{SERIAL[0]}\n")
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + NSD_READY_TIMEOUT
+    waiting = [z.name for z in zones.values() if z.served]
+    while waiting and time.monotonic() < deadline:
+        waiting = [z for z in waiting if soa_serial(info["port"], z, 0.1) != SERIAL[0]]
+        if waiting:
+            time.sleep(0.02)
+    if waiting:
+        raise LabError(f"nsd did not load the updated zones {waiting}: "
+                       + " | ".join(zone_errors(d))[:600])
+
+
 def down(d):
     d = os.path.abspath(d)
     if not os.path.isdir(d):
@@ -911,10 +1016,12 @@ def down(d):
 
 
 def main(argv):
-    usage = "usage: lab.py up SPEC.json DIR | lab.py down DIR"
+    usage = "usage: lab.py up SPEC.json DIR | lab.py update SPEC.json DIR | lab.py down DIR"
     try:
         if len(argv) == 3 and argv[0] == "up":
             up(argv[1], argv[2])
+        elif len(argv) == 3 and argv[0] == "update":
+            update(argv[1], argv[2])
         elif len(argv) == 2 and argv[0] == "down":
             down(argv[1])
         else:

@@ -1,0 +1,229 @@
+#include "app/cmd_inbound.hpp"
+
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <ctime>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <vector>
+
+#include "dns/unbound_resolver.hpp"
+#include "inbound/guard.hpp"
+#include "tls/certs.hpp"
+
+namespace danemta::app {
+
+namespace {
+
+// The TLSA RRsets of every MX name, looked up with validation.
+Result<std::vector<inbound::Lookup>> look_up(const config::Config& cfg) {
+  boost::asio::io_context io;
+  auto resolver = dns::UnboundResolver::create(io, cfg.dns);
+  if (!resolver) return tl::unexpected(resolver.error());
+  std::vector<dns::Answer> answers;
+  (*resolver)->resolve(inbound::tlsa_queries(cfg.inbound),
+                       [&answers](std::vector<dns::Answer> a) { answers = std::move(a); });
+  io.run();
+  return inbound::lookups(cfg.inbound, answers);
+}
+
+// A certificate chain without its key (what `tlsa --rollover` is given).
+Result<inbound::Chain> chain_of(const std::string& path) {
+  auto certs = tls::load_pem_chain(path);
+  if (!certs) return tl::unexpected(certs.error());
+  inbound::Chain c;
+  for (const tls::X509Ptr& x : *certs) c.certs.push_back(tls::summarize(x.get()));
+  auto digest = tls::association_data((*certs)[0].get(), 0, 1);
+  if (!digest) return tl::unexpected(digest.error());
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (const std::uint8_t b : *digest) {
+    c.fingerprint += kHex[b >> 4];
+    c.fingerprint += kHex[b & 15];
+  }
+  return c;
+}
+
+std::string utc(std::int64_t t) {
+  const std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+inbound::Params params_of(const config::Config& cfg) {
+  inbound::Params p;
+  p.margin = cfg.inbound.rollover_margin;
+  p.expiry_warning = cfg.inbound.expiry_warning;
+  return p;
+}
+
+// The key family, "RSA" or "EC", of a certificate summary's key text.
+std::string family(const tls::CertSummary& c) {
+  return c.key.substr(0, c.key.find(' '));
+}
+
+bool needs_inbound(const config::Config& cfg, const char* command) {
+  if (cfg.inbound.enabled()) return true;
+  std::cerr << "danemta " << command
+            << ": the configuration has no [inbound] section with listen addresses\n";
+  return false;
+}
+
+// One slot's per-name findings, as lines starting with "  ".
+void print_names(std::ostream& out, const inbound::Decision& d, bool with_candidate) {
+  for (const inbound::NameStatus& n : d.names) {
+    out << "  " << n.owner << ": ";
+    if (!n.problem.empty()) {
+      out << n.problem << "\n";
+      continue;
+    }
+    out << "served certificate " << (n.served_published ? "published" : "NOT published");
+    if (with_candidate) {
+      out << ", next certificate ";
+      if (!n.candidate_published)
+        out << "NOT published";
+      else
+        out << "published, servable from " << utc(n.ready_at);
+    }
+    out << "\n";
+  }
+}
+
+}  // namespace
+
+int run_tlsa_rollover(const config::Config& cfg, const std::string& new_pem) {
+  if (!needs_inbound(cfg, "tlsa --rollover")) return 2;
+  auto next = chain_of(new_pem);
+  if (!next) {
+    std::cerr << "danemta tlsa: " << next.error().message << "\n";
+    return 2;
+  }
+  std::vector<std::string> notes;
+  auto slots = inbound::load_slots(cfg, false, notes);
+  if (!slots || slots->empty()) {
+    std::cerr << "danemta tlsa: " << (slots ? "no [[inbound.certificate]]" : slots.error().message)
+              << "\n";
+    return 2;
+  }
+  // The slot it replaces: the one serving the same key type, else the first.
+  auto slot = std::find_if(slots->begin(), slots->end(), [&next](const inbound::Slot& s) {
+    return family(s.served.leaf()) == family(next->leaf());
+  });
+  if (slot == slots->end()) slot = slots->begin();
+  auto lookups = look_up(cfg);
+  if (!lookups) {
+    std::cerr << "danemta tlsa: " << lookups.error().message << "\n";
+    return 2;
+  }
+  const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+  inbound::SlotState state = slot->state;  // read only: the relay keeps the real one
+  const inbound::Decision d =
+      inbound::decide(slot->served, &*next, *lookups, state, now, params_of(cfg));
+  std::cout << "; new certificate " << inbound::describe(*next) << " from " << new_pem << "\n"
+            << "; replaces [inbound] certificate " << slot->files.cert_file
+            << ", served now: " << inbound::describe(slot->served) << "\n";
+  if (slot->candidate && slot->candidate->fingerprint != next->fingerprint)
+    std::cout << "; note: the relay's files hold another new certificate: "
+              << inbound::describe(*slot->candidate) << "\n";
+  std::cout << "; publish (DNSSEC-signed), keeping the served certificate's records until the "
+               "new one is served:\n";
+  for (const inbound::Lookup& l : *lookups)
+    for (const dns::TlsaRecord& r : inbound::records_for(*next)) {
+      const bool there =
+          l.secure && std::find(l.records.begin(), l.records.end(), r) != l.records.end();
+      std::cout << l.owner << ". IN TLSA " << dns::to_string(r) << (there ? " ; published" : "")
+                << "\n";
+    }
+  std::cout << "; state:\n";
+  std::ostringstream names;
+  print_names(names, d, true);
+  std::string text = names.str();
+  for (std::size_t at = 0; at < text.size();) {
+    const std::size_t end = text.find('\n', at);
+    std::cout << ";" << text.substr(at, end - at) << "\n";
+    at = end + 1;
+  }
+  if (cfg.inbound.mx_names.empty())
+    std::cout << "; no [inbound] mx_names: the rollover guard is off, the relay serves new files "
+                 "at once\n";
+  std::cout << "; verdict: "
+            << (d.switch_now ? "can be served now (" + d.why + ")" : "not yet: " + d.why) << "\n";
+  if (d.expiring) std::cout << "; warning: " << d.expiry_problem << "\n";
+  return d.switch_now ? 0 : 1;
+}
+
+int run_check_self(const config::Config& cfg, const CheckOptions& options) {
+  if (!needs_inbound(cfg, "check --self")) return 2;
+  std::vector<std::string> notes;
+  auto slots = inbound::load_slots(cfg, false, notes);
+  if (!slots) {
+    std::cerr << "danemta check: " << slots.error().message << "\n";
+    return 2;
+  }
+  auto lookups = look_up(cfg);
+  if (!lookups) {
+    std::cerr << "danemta check: " << lookups.error().message << "\n";
+    return 2;
+  }
+  const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+  bool problem = false;
+  std::cout << "Inbound MX (" << cfg.inbound.listen.size() << " listener(s), local domains";
+  for (const std::string& d : cfg.inbound.local_domains) std::cout << " " << d;
+  std::cout << ")\n";
+  if (cfg.inbound.mx_names.empty()) {
+    std::cout << "  PROBLEM: no [inbound] mx_names: TLSA records are not checked and the rollover "
+                 "guard is off\n";
+    problem = true;
+  }
+  for (inbound::Slot& slot : *slots) {
+    std::cout << "Certificate " << slot.files.cert_file
+              << "\n  served: " << inbound::describe(slot.served) << "\n";
+    if (slot.candidate) std::cout << "  next:   " << inbound::describe(*slot.candidate) << "\n";
+    if (!slot.files_problem.empty()) {
+      std::cout << "  PROBLEM: " << slot.files_problem << "\n";
+      problem = true;
+    }
+    inbound::SlotState state = slot.state;
+    const inbound::Decision d =
+        inbound::decide(slot.served, slot.candidate ? &*slot.candidate : nullptr, *lookups, state,
+                        now, params_of(cfg));
+    print_names(std::cout, d, slot.candidate.has_value());
+    for (const inbound::NameStatus& n : d.names)
+      if (!n.problem.empty() || !n.served_published) problem = true;
+    if (slot.candidate) {
+      std::cout << "  rollover: " << (d.switch_now ? "ready (" : "not ready (") << d.why << ")\n";
+      for (const std::string& r : d.to_publish) std::cout << "  publish: " << r << "\n";
+      if (!d.candidate_published) problem = true;
+    } else if (!d.names.empty()) {
+      // Readiness for the next rollover: a DANE-TA(2) record (or a second
+      // 3 1 1 for a pre-made key) lets a new certificate in without a wait.
+      std::cout << "  rollover: no new certificate in " << slot.files.cert_file << "\n";
+    }
+    if (d.expiring) {
+      std::cout << "  PROBLEM: " << d.expiry_problem << "\n";
+      problem = true;
+    }
+  }
+  std::cout << "\n";
+  int worst = problem ? 1 : 0;
+  // The sender's view of each local domain: MX, DNSSEC, TLSA and the live
+  // servers, as `danemta check DOMAIN` reports it.
+  for (const std::string& domain : cfg.inbound.local_domains) {
+    CheckOptions o = options;
+    o.domain = domain;
+    config::Config c = cfg;
+    c.policies[domain] = config::TlsPolicy::dane_only;
+    std::cout << "== danemta check " << domain << "\n";
+    std::cout.flush();
+    const int status = run_check(c, o);
+    worst = std::max(worst, status);
+  }
+  return worst;
+}
+
+}  // namespace danemta::app
