@@ -267,6 +267,8 @@ struct WebConfig {
   std::chrono::seconds client_window{60};        // ... in this window; then 429
   std::chrono::seconds check_timeout{60};        // one whole check
   std::chrono::seconds probe_timeout{15};        // each SMTP step of a probe
+};
+
 // [inbound]: danemta as a receiving MX (off unless `listen` is set). Mail
 // for `local_domains` is accepted from anyone on the internet (no AUTH;
 // every other recipient is refused: never an open relay), queued, and
