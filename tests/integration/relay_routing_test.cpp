@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -323,3 +325,69 @@ TEST(RelayRouting, ConnectionCacheReusesOnlyUnderTheSamePlan) {
 }
 
 }  // namespace
+
+// The connection cache after a DNS change: once the destination's TLSA RRset
+// has changed (and its TTL has run out in the relay's resolver), a parked
+// session authenticated under the old RRset is not used; nor is one parked
+// for another destination, even with the same MX host, address and record.
+TEST(RelayRouting, ConnectionCacheIsNotUsedAfterTheTlsaRRsetChangedNorForAnotherDomain) {
+  Receivers rx(184);
+  auto chain = lab::self_signed({"mx.cache184.example"});
+  lab::Receiver& mx = rx.add(10, Receivers::with_chain(chain, "mx.cache184.example"));
+  const std::string tlsa = lab::tlsa_rdata(chain.leaf, 3, 1, 1);
+  // A second usable record for the same key (SHA-512): the RRset changes,
+  // the server and its certificate do not.
+  const std::string tlsa512 = lab::tlsa_rdata(chain.leaf, 3, 1, 2);
+  constexpr int kTtl = 2;
+  const std::string owner = "_" + std::to_string(rx.port()) + "._tcp.mx";
+  auto zones = [&](bool changed) {
+    std::vector<std::string> records = {"@ MX 10 mx", "mx A " + rx.ip(10),
+                                        owner + " " + std::to_string(kTtl) + " TLSA " + tlsa};
+    if (changed) records.push_back(owner + " " + std::to_string(kTtl) + " TLSA " + tlsa512);
+    return lab::spec(
+        {{{"name", "cache184.example"}, {"records", records}},
+         {{"name", "other184.example"}, {"records", {"@ MX 10 mx.cache184.example."}}}});
+  };
+  lab::World world(zones(false));
+  RelaySetup setup(world, rx.port(), "");
+  add_to_delivery(setup, "connection_cache_seconds = 120\n");
+  auto relay = setup.start();
+
+  ASSERT_EQ(setup.swaks("s@cache184.example", "a@cache184.example").exit_code, 0);
+  ASSERT_TRUE(lab::wait_messages(mx, 1)) << relay->log();
+  // Another destination on the same host, address and TLSA record: its own
+  // session.
+  ASSERT_EQ(setup.swaks("s@cache184.example", "b@other184.example").exit_code, 0);
+  ASSERT_TRUE(lab::wait_messages(mx, 2)) << relay->log();
+  {
+    const std::vector<lab::Session> sessions = mx.sessions();
+    ASSERT_EQ(sessions.size(), 2u) << "a session is never handed to another destination";
+    for (const lab::Session& s : sessions) EXPECT_EQ(s.messages.size(), 1u);
+  }
+
+  // The TLSA RRset changes; after its TTL the relay's plan has the new one.
+  world.update(zones(true));
+  const auto changed_at = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - changed_at < std::chrono::seconds(kTtl + 1))
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(setup.swaks("s@cache184.example", "c@cache184.example").exit_code, 0);
+  ASSERT_TRUE(lab::wait_messages(mx, 3)) << relay->log();
+  {
+    const std::vector<lab::Session> sessions = mx.sessions();
+    ASSERT_EQ(sessions.size(), 3u) << "the session parked under the old RRset was not used";
+    EXPECT_EQ(sessions[2].messages.size(), 1u);
+    EXPECT_EQ(sessions[2].messages[0].rcpt_to, std::vector<std::string>{"c@cache184.example"});
+    EXPECT_TRUE(sessions[2].starttls_completed);
+  }
+  // Under the new RRset the session is cached and reused again.
+  ASSERT_EQ(setup.swaks("s@cache184.example", "d@cache184.example").exit_code, 0);
+  ASSERT_TRUE(lab::wait_messages(mx, 4)) << relay->log();
+  {
+    const std::vector<lab::Session> sessions = mx.sessions();
+    ASSERT_EQ(sessions.size(), 3u) << "the new session is reused under the same plan";
+    EXPECT_EQ(sessions[2].messages.size(), 2u);
+  }
+  const std::string log = relay->log();
+  EXPECT_EQ(lab::count(log, "tls=dane-verified"), 4u) << log;
+  relay->stop(SIGTERM);
+}
