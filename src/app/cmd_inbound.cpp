@@ -10,6 +10,8 @@
 #include <sstream>
 #include <vector>
 
+#include "base/system.hpp"
+#include "base/text.hpp"
 #include "dns/unbound_resolver.hpp"
 #include "inbound/guard.hpp"
 #include "tls/certs.hpp"
@@ -38,21 +40,12 @@ Result<inbound::Chain> chain_of(const std::string& path) {
   for (const tls::X509Ptr& x : *certs) c.certs.push_back(tls::summarize(x.get()));
   auto digest = tls::association_data((*certs)[0].get(), 0, 1);
   if (!digest) return tl::unexpected(digest.error());
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (const std::uint8_t b : *digest) {
-    c.fingerprint += kHex[b >> 4];
-    c.fingerprint += kHex[b & 15];
-  }
+  c.fingerprint = to_hex(*digest);
   return c;
 }
 
 std::string utc(std::int64_t t) {
-  const std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
+  return utc_time(t, "%Y-%m-%d %H:%M:%S UTC");
 }
 
 inbound::Params params_of(const config::Config& cfg) {

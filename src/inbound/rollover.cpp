@@ -2,17 +2,14 @@
 
 #include <algorithm>
 
+#include "base/system.hpp"
+
 namespace danemta::inbound {
 
 namespace {
 
 std::string utc(std::int64_t t) {
-  const std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
+  return utc_time(t, "%Y-%m-%d %H:%M:%S UTC");
 }
 
 bool any_match(const Chain& chain, const std::vector<dns::TlsaRecord>& records) {

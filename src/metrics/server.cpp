@@ -7,7 +7,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -19,10 +18,11 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <charconv>
 #include <set>
 #include <string_view>
 #include <utility>
+
+#include "base/listen.hpp"
 
 namespace danemta::metrics {
 
@@ -46,31 +46,6 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 using StatePtr = std::shared_ptr<Server::State>;
-
-Result<tcp::endpoint> parse_endpoint(const std::string& s) {
-  std::string host;
-  std::string_view port;
-  if (!s.empty() && s.front() == '[') {
-    const auto close = s.find(']');
-    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':')
-      return fail("bad listen address " + s, Severity::permanent);
-    host = s.substr(1, close - 1);
-    port = std::string_view(s).substr(close + 2);
-  } else {
-    const auto colon = s.rfind(':');
-    if (colon == std::string::npos) return fail("bad listen address " + s, Severity::permanent);
-    host = s.substr(0, colon);
-    port = std::string_view(s).substr(colon + 1);
-  }
-  unsigned value = 0;
-  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || end != port.data() + port.size() || value > 65535)
-    return fail("bad listen address " + s, Severity::permanent);
-  error_code bad;
-  const auto address = asio::ip::make_address(host, bad);
-  if (bad) return fail("bad listen address " + s, Severity::permanent);
-  return tcp::endpoint(address, static_cast<std::uint16_t>(value));
-}
 
 // What one request gets.
 struct Reply {
@@ -232,17 +207,10 @@ asio::awaitable<void> accept_loop(StatePtr s) {
 
 Result<std::unique_ptr<Server>> Server::start(asio::io_context& io, const std::string& listen,
                                               Site site, Limits limits) {
-  auto endpoint = parse_endpoint(listen);
+  auto endpoint = parse_listen_address(listen);
   if (!endpoint) return tl::unexpected(endpoint.error());
   auto state = std::make_shared<State>(io, std::move(site), limits);
-  tcp::acceptor& a = state->acceptor;
-  error_code ec;
-  a.open(endpoint->protocol(), ec);
-  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec && endpoint->address().is_v6()) a.set_option(asio::ip::v6_only(true), ec);
-  if (!ec) a.bind(*endpoint, ec);
-  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return fail("cannot listen on " + listen + ": " + ec.message(), Severity::permanent);
+  if (auto r = listen_on(state->acceptor, *endpoint, listen); !r) return tl::unexpected(r.error());
   asio::co_spawn(io, accept_loop(state), asio::detached);
   return std::unique_ptr<Server>(new Server(std::move(state)));
 }
@@ -263,11 +231,7 @@ void Server::stop() {
 }
 
 std::string Server::address() const {
-  error_code ec;
-  const tcp::endpoint ep = state_->acceptor.local_endpoint(ec);
-  if (ec) return "";
-  const std::string host = ep.address().to_string();
-  return (ep.address().is_v6() ? "[" + host + "]" : host) + ":" + std::to_string(ep.port());
+  return listening_address(state_->acceptor);
 }
 
 }  // namespace danemta::metrics

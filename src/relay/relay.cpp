@@ -1,4 +1,5 @@
 #include "relay/relay.hpp"
+#include "base/listen.hpp"
 #include "base/system.hpp"
 
 #include <unistd.h>
@@ -9,7 +10,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -72,24 +72,6 @@ namespace {
 template <class R>
 awaitable<R> call(std::function<R()> f) {
   co_return f();
-}
-
-Result<asio::ip::tcp::endpoint> parse_endpoint(const std::string& s) {
-  std::string host;
-  std::string port;
-  if (!s.empty() && s.front() == '[') {
-    auto close = s.find(']');
-    host = s.substr(1, close - 1);
-    port = s.substr(close + 2);
-  } else {
-    auto colon = s.rfind(':');
-    host = s.substr(0, colon);
-    port = s.substr(colon + 1);
-  }
-  boost::system::error_code ec;
-  auto address = asio::ip::make_address(host, ec);
-  if (ec) return fail("bad listen address " + s, Severity::permanent);
-  return asio::ip::tcp::endpoint(address, static_cast<std::uint16_t>(std::stoi(port)));
 }
 
 // dane::plan_destination as an awaitable.
@@ -1204,16 +1186,10 @@ std::vector<std::string> reload_files(Relay::Impl& r) {
 // Binds `where` and serves it. Errors name the address.
 Result<void> add_listener(const ImplPtr& r, const std::string& where) {
   const bool inbound = where.starts_with(kInbound);
-  auto endpoint = parse_endpoint(inbound ? where.substr(kInbound.size()) : where);
+  auto endpoint = parse_listen_address(inbound ? where.substr(kInbound.size()) : where);
   if (!endpoint) return tl::unexpected(endpoint.error());
   auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(r->io);
-  boost::system::error_code ec;
-  acceptor->open(endpoint->protocol(), ec);
-  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec && endpoint->address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
-  if (!ec) acceptor->bind(*endpoint, ec);
-  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return fail("cannot listen on " + where + ": " + ec.message(), Severity::permanent);
+  if (auto ok = listen_on(*acceptor, *endpoint, where); !ok) return tl::unexpected(ok.error());
   std::weak_ptr<Relay::Impl> weak = r;
   // Both read the relay's configuration as it is when a client connects.
   smtp::Settings settings = [weak, where]() -> std::shared_ptr<const smtp::ServerConfig> {
@@ -1389,12 +1365,12 @@ Result<void> Relay::start() {
   std::vector<std::string> listeners;
   for (const config::Listener& l : impl_->cfg.relay.all_listeners()) listeners.push_back(l.address);
   for (const std::string& l : impl_->cfg.inbound.listen) {
-    if (auto endpoint = parse_endpoint(l); !endpoint) return tl::unexpected(endpoint.error());
+    if (auto endpoint = parse_listen_address(l); !endpoint) return tl::unexpected(endpoint.error());
     listeners.push_back(inbound_key(l));
   }
   // Every address is checked before any is served.
   for (const config::Listener& l : impl_->cfg.relay.all_listeners()) {
-    if (auto endpoint = parse_endpoint(l.address); !endpoint)
+    if (auto endpoint = parse_listen_address(l.address); !endpoint)
       return tl::unexpected(endpoint.error());
   }
   for (const std::string& l : listeners) {

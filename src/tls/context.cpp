@@ -10,6 +10,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "base/text.hpp"
+
 namespace danemta::tls {
 
 namespace {
@@ -47,11 +49,7 @@ Result<ServerCertificate> configure_server_context(ssl_ctx_st* ctx, const std::s
   out.leaf = summarize(leaf);
   auto digest = association_data(leaf, 0, 1);
   if (!digest) return tl::unexpected(digest.error());
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (const std::uint8_t b : *digest) {
-    out.sha256 += kHex[b >> 4];
-    out.sha256 += kHex[b & 15];
-  }
+  out.sha256 = to_hex(*digest);
   STACK_OF(X509)* chain = nullptr;
   if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1 && chain != nullptr)
     out.chain_size = static_cast<std::size_t>(sk_X509_num(chain));
@@ -89,11 +87,7 @@ Result<std::vector<ServerCertificate>> configure_server_context(
     c.leaf = summarize(leaf);
     auto digest = association_data(leaf, 0, 1);
     if (!digest) return tl::unexpected(digest.error());
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (const std::uint8_t b : *digest) {
-      c.sha256 += kHex[b >> 4];
-      c.sha256 += kHex[b & 15];
-    }
+    c.sha256 = to_hex(*digest);
     c.chain_size = chain->size() - 1;
     out.push_back(std::move(c));
   }

@@ -8,7 +8,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -25,7 +24,6 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <charconv>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -33,6 +31,7 @@
 #include <string_view>
 #include <utility>
 
+#include "base/listen.hpp"
 #include "base/system.hpp"
 #include "check/probe.hpp"
 #include "check/report.hpp"
@@ -569,49 +568,17 @@ asio::awaitable<void> accept_loop(StatePtr s) {
   }
 }
 
-Result<tcp::endpoint> parse_endpoint(const std::string& s) {
-  std::string host;
-  std::string_view port;
-  if (!s.empty() && s.front() == '[') {
-    const auto close = s.find(']');
-    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':')
-      return fail("bad listen address " + s, Severity::permanent);
-    host = s.substr(1, close - 1);
-    port = std::string_view(s).substr(close + 2);
-  } else {
-    const auto colon = s.rfind(':');
-    if (colon == std::string::npos) return fail("bad listen address " + s, Severity::permanent);
-    host = s.substr(0, colon);
-    port = std::string_view(s).substr(colon + 1);
-  }
-  unsigned value = 0;
-  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || end != port.data() + port.size() || value > 65535)
-    return fail("bad listen address " + s, Severity::permanent);
-  error_code bad;
-  const auto address = asio::ip::make_address(host, bad);
-  if (bad) return fail("bad listen address " + s, Severity::permanent);
-  return tcp::endpoint(address, static_cast<std::uint16_t>(value));
-}
-
 }  // namespace
 
 Result<std::unique_ptr<Server>> Server::start(asio::io_context& io, const config::Config& cfg,
                                               dns::Resolver& resolver,
                                               asio::ssl::context& probe_tls,
                                               asio::ssl::context* https) {
-  auto endpoint = parse_endpoint(cfg.web.listen);
+  auto endpoint = parse_listen_address(cfg.web.listen);
   if (!endpoint) return tl::unexpected(endpoint.error());
   auto state = std::make_shared<State>(io, cfg, resolver, probe_tls, https);
-  tcp::acceptor& a = state->acceptor;
-  error_code ec;
-  a.open(endpoint->protocol(), ec);
-  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec && endpoint->address().is_v6()) a.set_option(asio::ip::v6_only(true), ec);
-  if (!ec) a.bind(*endpoint, ec);
-  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec)
-    return fail("cannot listen on " + cfg.web.listen + ": " + ec.message(), Severity::permanent);
+  if (auto r = listen_on(state->acceptor, *endpoint, cfg.web.listen); !r)
+    return tl::unexpected(r.error());
   asio::co_spawn(io, accept_loop(state), asio::detached);
   return std::unique_ptr<Server>(new Server(std::move(state)));
 }
@@ -632,11 +599,7 @@ void Server::stop() {
 }
 
 std::string Server::address() const {
-  error_code ec;
-  const tcp::endpoint ep = state_->acceptor.local_endpoint(ec);
-  if (ec) return "";
-  const std::string host = ep.address().to_string();
-  return (ep.address().is_v6() ? "[" + host + "]" : host) + ":" + std::to_string(ep.port());
+  return listening_address(state_->acceptor);
 }
 
 }  // namespace danemta::web
