@@ -1,7 +1,10 @@
 #include "smtp/client.hpp"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <array>
@@ -11,7 +14,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -32,6 +34,51 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kBodyChunk = 64 * 1024;
+
+struct SslFree {
+  void operator()(SSL* ssl) const { SSL_free(ssl); }
+};
+using SslPtr = std::unique_ptr<SSL, SslFree>;
+
+// What an OpenSSL call that did not complete asks for: the socket to become
+// readable or writable, or nothing (then `ec` holds the error).
+enum class Want { read, write, none };
+
+// After SSL_connect/SSL_read_ex/SSL_write_ex returned `rc` (failure). The
+// error codes are those asio::ssl uses, so messages and checks stay the same:
+// eof for the server's close_notify, stream_truncated for a TCP close
+// without one.
+Want ssl_want(SSL* ssl, int rc, error_code& ec) {
+  const int saved_errno = errno;
+  switch (SSL_get_error(ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+      return Want::read;
+    case SSL_ERROR_WANT_WRITE:
+      return Want::write;
+    case SSL_ERROR_ZERO_RETURN:
+      ec = asio::error::eof;
+      return Want::none;
+    case SSL_ERROR_SYSCALL:
+      if (const unsigned long e = ERR_get_error(); e != 0) {
+        ec = error_code(static_cast<int>(e), asio::error::get_ssl_category());
+      } else if (saved_errno != 0) {
+        ec = error_code(saved_errno, boost::system::system_category());
+      } else {
+        ec = asio::ssl::error::stream_truncated;
+      }
+      return Want::none;
+    default: {
+      const unsigned long e = ERR_get_error();
+      if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        ec = asio::ssl::error::stream_truncated;
+      } else {
+        ec = error_code(static_cast<int>(e), asio::error::get_ssl_category());
+      }
+      ERR_clear_error();
+      return Want::none;
+    }
+  }
+}
 
 tl::unexpected<Failure> failed(FailureKind kind, Stage stage, std::string message,
                                std::optional<Reply> reply = std::nullopt) {
@@ -221,8 +268,13 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
       : config(std::move(c)), socket(io), timer(io), parser(config.reply_limits) {}
 
   ClientConfig config;
-  tcp::socket socket;  // the connection until STARTTLS moves it into `tls`
-  std::optional<asio::ssl::stream<tcp::socket>> tls;
+  tcp::socket socket;  // the connection; after STARTTLS, OpenSSL reads and writes it
+  // TLS straight on the socket's descriptor: OpenSSL does the non-blocking
+  // reads and writes, the event loop only waits for the socket to be ready.
+  // It keeps no buffers of its own (asio::ssl::stream keeps two of 17 KiB
+  // and a BIO pair with two more), so an idle session costs OpenSSL's state
+  // only: SSL_MODE_RELEASE_BUFFERS frees the record buffers between records.
+  SslPtr tls;
   asio::steady_timer timer;
   std::uint64_t watchdog_generation = 0;
   bool watchdog_fired = false;
@@ -237,7 +289,58 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   std::optional<Capabilities> caps;
   std::deque<std::string> log;
 
-  tcp::socket& lowest() { return tls ? tls->next_layer() : socket; }
+  tcp::socket& lowest() { return socket; }
+
+  // Waits until the socket is as OpenSSL asked (`want` is read or write).
+  asio::awaitable<error_code> wait_for(Want want) {
+    const auto [ec] = co_await socket.async_wait(
+        want == Want::read ? tcp::socket::wait_read : tcp::socket::wait_write, use_tuple);
+    co_return ec;
+  }
+
+  asio::awaitable<error_code> tls_handshake() {
+    for (;;) {
+      ERR_clear_error();
+      const int rc = SSL_connect(tls.get());
+      if (rc == 1) co_return error_code{};
+      error_code ec;
+      const Want want = ssl_want(tls.get(), rc, ec);
+      if (want == Want::none) co_return ec;
+      if (ec = co_await wait_for(want); ec) co_return ec;
+    }
+  }
+
+  asio::awaitable<std::tuple<error_code, std::size_t>> tls_read_some() {
+    for (;;) {
+      ERR_clear_error();
+      std::size_t n = 0;
+      const int rc = SSL_read_ex(tls.get(), buffer.data(), buffer.size(), &n);
+      if (rc == 1) co_return std::tuple<error_code, std::size_t>{error_code{}, n};
+      error_code ec;
+      const Want want = ssl_want(tls.get(), rc, ec);
+      if (want == Want::none) co_return std::tuple<error_code, std::size_t>{ec, 0};
+      if (ec = co_await wait_for(want); ec) co_return std::tuple<error_code, std::size_t>{ec, 0};
+    }
+  }
+
+  // Without SSL_MODE_ENABLE_PARTIAL_WRITE a write completes whole or not at
+  // all; a retry after WANT_* passes the same arguments, as OpenSSL requires.
+  asio::awaitable<error_code> tls_write_all(std::string_view bytes) {
+    while (!bytes.empty()) {
+      ERR_clear_error();
+      std::size_t n = 0;
+      const int rc = SSL_write_ex(tls.get(), bytes.data(), bytes.size(), &n);
+      if (rc == 1) {
+        bytes.remove_prefix(n);
+        continue;
+      }
+      error_code ec;
+      const Want want = ssl_want(tls.get(), rc, ec);
+      if (want == Want::none) co_return ec;
+      if (ec = co_await wait_for(want); ec) co_return ec;
+    }
+    co_return error_code{};
+  }
 
   // The watchdog bounds one whole operation (a reply of many reads, a write,
   // a handshake): at `deadline` it cancels the socket's pending I/O. The
@@ -295,7 +398,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   }
 
   asio::awaitable<std::tuple<error_code, std::size_t>> read_some() {
-    if (tls) co_return co_await tls->async_read_some(asio::buffer(buffer), use_tuple);
+    if (tls) co_return co_await tls_read_some();
     co_return co_await socket.async_read_some(asio::buffer(buffer), use_tuple);
   }
 
@@ -305,16 +408,15 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
       co_return failed(FailureKind::connection_closed, stage, "not connected");
     }
     arm(Clock::now() + timeout);
-    std::tuple<error_code, std::size_t> r;
+    error_code ec;
     if (tls) {
-      r = co_await asio::async_write(*tls, asio::buffer(bytes.data(), bytes.size()), use_tuple);
+      ec = co_await tls_write_all(bytes);
     } else {
-      r = co_await asio::async_write(socket, asio::buffer(bytes.data(), bytes.size()), use_tuple);
+      std::tie(ec, std::ignore) =
+          co_await asio::async_write(socket, asio::buffer(bytes.data(), bytes.size()), use_tuple);
     }
     disarm();
-    if (std::get<0>(r)) {
-      co_return tl::unexpected(io_failure(stage, std::get<0>(r), "while sending"));
-    }
+    if (ec) co_return tl::unexpected(io_failure(stage, ec, "while sending"));
     co_return Outcome<void>{};
   }
 
@@ -438,10 +540,10 @@ std::string Client::local_address() const {
   return ec ? std::string() : ep.address().to_string();
 }
 bool Client::tls_active() const {
-  return impl_->tls.has_value() && impl_->is_connected;
+  return impl_->tls != nullptr && impl_->is_connected;
 }
 SSL* Client::ssl() const {
-  return tls_active() ? impl_->tls->native_handle() : nullptr;
+  return tls_active() ? impl_->tls.get() : nullptr;
 }
 const std::optional<Capabilities>& Client::capabilities() const {
   return impl_->caps;
@@ -535,19 +637,27 @@ asio::awaitable<Outcome<void>> Client::starttls(asio::ssl::context& context,
   // RFC 3207 4.2: what was learnt in clear is discarded.
   self->caps.reset();
   self->transaction_open = false;
-  self->tls.emplace(std::move(self->socket), context);
-  if (prepare && !prepare(self->tls->native_handle())) {
+  error_code nb;
+  self->socket.non_blocking(true, nb);
+  self->tls.reset(SSL_new(context.native_handle()));
+  if (nb || !self->tls || SSL_set_fd(self->tls.get(), self->socket.native_handle()) != 1) {
+    self->close_connection();
+    co_return failed(FailureKind::tls_prepare_rejected, Stage::tls_handshake,
+                     "cannot set up TLS on the connection" + (nb ? ": " + nb.message() : ""));
+  }
+  SSL_set_connect_state(self->tls.get());
+  if (prepare && !prepare(self->tls.get())) {
     self->close_connection();
     co_return failed(FailureKind::tls_prepare_rejected, Stage::tls_handshake,
                      "the TLS parameters could not be set");
   }
   self->arm(Clock::now() + self->config.starttls);
-  const auto [ec] = co_await self->tls->async_handshake(asio::ssl::stream_base::client, use_tuple);
+  const error_code ec = co_await self->tls_handshake();
   const bool timed_out = self->watchdog_fired;
   self->disarm();
   if (ec) {
     std::string message = ec.message();
-    const long verify = SSL_get_verify_result(self->tls->native_handle());
+    const long verify = SSL_get_verify_result(self->tls.get());
     if (verify != X509_V_OK) {
       message += " (certificate verification: ";
       message += X509_verify_cert_error_string(verify);
@@ -559,8 +669,8 @@ asio::awaitable<Outcome<void>> Client::starttls(asio::ssl::context& context,
     }
     co_return failed(FailureKind::tls_handshake_failed, Stage::tls_handshake, std::move(message));
   }
-  self->record("C: ", std::string("<TLS ") + SSL_get_version(self->tls->native_handle()) + " " +
-                          SSL_get_cipher_name(self->tls->native_handle()) + ">");
+  self->record("C: ", std::string("<TLS ") + SSL_get_version(self->tls.get()) + " " +
+                          SSL_get_cipher_name(self->tls.get()) + ">");
   co_return Outcome<void>{};
 }
 
