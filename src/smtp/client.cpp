@@ -646,6 +646,9 @@ asio::awaitable<Outcome<void>> Client::starttls(asio::ssl::context& context,
                      "cannot set up TLS on the connection" + (nb ? ": " + nb.message() : ""));
   }
   SSL_set_connect_state(self->tls.get());
+  // One read() per burst of records instead of two per record (header, then
+  // body); the buffer is still released once it is empty.
+  SSL_set_read_ahead(self->tls.get(), 1);
   if (prepare && !prepare(self->tls.get())) {
     self->close_connection();
     co_return failed(FailureKind::tls_prepare_rejected, Stage::tls_handshake,
