@@ -79,8 +79,9 @@ struct Step {
     endless_lines,  // send "250-x" lines until `count` or the client goes away
     sleep,
     close,
-    reset,  // RST instead of FIN
-    tls,    // server side of the TLS handshake
+    reset,             // RST instead of FIN
+    tls,               // server side of the TLS handshake
+    tls_close_notify,  // TLS close_notify, then close
   };
   Op op;
   std::string text{};
@@ -120,6 +121,9 @@ Step reset_conn() {
 }
 Step tls() {
   return {Step::Op::tls};
+}
+Step tls_close_notify() {
+  return {Step::Op::tls_close_notify};
 }
 
 class ScriptedServer {
@@ -262,6 +266,12 @@ class ScriptedServer {
         fd_ = -1;
         return true;
       }
+      case Step::Op::tls_close_notify:
+        if (ssl_) SSL_shutdown(ssl_.get());
+        ssl_.reset();
+        ::close(fd_);
+        fd_ = -1;
+        return true;
       case Step::Op::tls: {
         if (!in_.empty()) return error = "bytes before the TLS handshake", false;
         ssl_.reset(SSL_new(tls_ctx_));
@@ -834,6 +844,129 @@ TEST_F(SmtpClientTls, StarttlsRefused) {
   EXPECT_TRUE(c.connected());
   EXPECT_FALSE(c.tls_active());
 }
+
+// The client's TLS runs OpenSSL on the non-blocking socket itself: these
+// cover its waits for readiness and its end-of-stream cases.
+
+// Starts TLS on an open session against a script that has just said 220.
+#define START_TLS(c)                                           \
+  do {                                                         \
+    auto started = run(io, (c).starttls(client_ctx, nullptr)); \
+    ASSERT_TRUE(started) << started.error().to_string();       \
+    auto again = run(io, (c).ehlo("client.example.net"));      \
+    ASSERT_TRUE(again) << again.error().to_string();           \
+  } while (0)
+
+TEST_F(SmtpClientTls, LargeMessageWhileTheServerIsNotReading) {
+  // 8 MiB is more than loopback's socket buffers hold, so the client's
+  // writes wait for the socket to become writable again and again.
+  std::string text;
+  const std::string line(998, 'a');
+  while (text.size() < 8u * 1024 * 1024) text += line + "\r\n";
+  ScriptedServer server(
+      {send(kGreeting), expect("EHLO"), send("250-mx\r\n250 STARTTLS\r\n"), expect("STARTTLS"),
+       send("220 ready\r\n"), tls(), expect("EHLO"), send("250 mx\r\n"), expect("MAIL"),
+       send("250 Ok\r\n"), expect("RCPT"), send("250 Ok\r\n"), expect("DATA"), send("354 go\r\n"),
+       pause(500ms), read_data(), send("250 Ok\r\n")},
+      server_ctx.get());
+  Client c(io, fast_config());
+  open(c, server);
+  START_TLS(c);
+  auto r = run(io, c.send(Envelope{"a@x", {"b@y"}}, text));
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_TRUE(r->recipients[0].delivered());
+  server.join();
+  ASSERT_EQ(server.error, "");
+  ASSERT_EQ(server.data.size(), 1u);
+  EXPECT_EQ(server.data[0], text + ".\r\n");
+}
+
+TEST_F(SmtpClientTls, ReplyInOneRecordPerByte) {
+  // Each byte is its own TLS record: the reply is put together across them.
+  ScriptedServer server({send(kGreeting), expect("EHLO"), send("250-mx\r\n250 STARTTLS\r\n"),
+                         expect("STARTTLS"), send("220 ready\r\n"), tls(), expect("EHLO"),
+                         drip("250-mx.example.org\r\n250 PIPELINING\r\n", 1ms)},
+                        server_ctx.get());
+  Client c(io, fast_config());
+  open(c, server);
+  START_TLS(c);
+  ASSERT_TRUE(c.capabilities().has_value());
+  EXPECT_TRUE(c.capabilities()->pipelining);
+}
+
+TEST_F(SmtpClientTls, ServerClosesWithoutCloseNotify) {
+  ScriptedServer server({send(kGreeting), expect("EHLO"), send("250-mx\r\n250 STARTTLS\r\n"),
+                         expect("STARTTLS"), send("220 ready\r\n"), tls(), expect("EHLO"),
+                         send("250 mx\r\n"), expect("MAIL"), close_conn()},
+                        server_ctx.get());
+  Client c(io, fast_config());
+  open(c, server);
+  START_TLS(c);
+  auto r = run(io, c.send(Envelope{"a@x", {"b@y"}}, "text\r\n"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, FailureKind::connection_closed);
+  EXPECT_EQ(r.error().stage, Stage::mail);
+  EXPECT_EQ(r.error().message, "connection closed by the server while waiting for the reply");
+  EXPECT_FALSE(c.connected());
+  EXPECT_FALSE(c.tls_active());
+}
+
+TEST_F(SmtpClientTls, ServerSendsCloseNotify) {
+  ScriptedServer server({send(kGreeting), expect("EHLO"), send("250-mx\r\n250 STARTTLS\r\n"),
+                         expect("STARTTLS"), send("220 ready\r\n"), tls(), expect("EHLO"),
+                         send("250 mx\r\n"), expect("MAIL"), tls_close_notify()},
+                        server_ctx.get());
+  Client c(io, fast_config());
+  open(c, server);
+  START_TLS(c);
+  auto r = run(io, c.send(Envelope{"a@x", {"b@y"}}, "text\r\n"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, FailureKind::connection_closed);
+  EXPECT_EQ(r.error().message, "connection closed by the server while waiting for the reply");
+  EXPECT_FALSE(c.connected());
+}
+
+TEST_F(SmtpClientTls, ServerSilentDuringTheHandshakeTimesOut) {
+  ScriptedServer server({send(kGreeting), expect("EHLO"), send("250-mx\r\n250 STARTTLS\r\n"),
+                         expect("STARTTLS"), send("220 ready\r\n"), pause(1500ms)},
+                        server_ctx.get());
+  ClientConfig config = fast_config();
+  config.starttls = 300ms;
+  Client c(io, config);
+  open(c, server);
+  auto t = run(io, c.starttls(client_ctx, nullptr));
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error().kind, FailureKind::timeout);
+  EXPECT_EQ(t.error().stage, Stage::tls_handshake);
+  EXPECT_FALSE(c.connected());
+}
+
+TEST_F(SmtpClientTls, SessionCarriesSeveralMessagesOverTls) {
+  ScriptedServer server(
+      {send(kGreeting), expect("EHLO"), send("250-mx\r\n250-PIPELINING\r\n250 STARTTLS\r\n"),
+       expect("STARTTLS"), send("220 ready\r\n"), tls(), expect("EHLO"),
+       send("250-mx\r\n250 PIPELINING\r\n"), expect_batch(3),
+       send("250 Ok\r\n250 Ok\r\n354 go\r\n"), read_data(), send("250 first\r\n"), expect_batch(3),
+       send("250 Ok\r\n250 Ok\r\n354 go\r\n"), read_data(), send("250 second\r\n"), expect("QUIT"),
+       send("221 bye\r\n")},
+      server_ctx.get());
+  Client c(io, fast_config());
+  open(c, server);
+  START_TLS(c);
+  auto first = run(io, c.send(Envelope{"a@x", {"b@y"}}, "one\r\n"));
+  ASSERT_TRUE(first) << first.error().to_string();
+  EXPECT_EQ(first->data_reply->lines.at(0), "first");
+  auto second = run(io, c.send(Envelope{"a@x", {"c@y"}}, "two\r\n"));
+  ASSERT_TRUE(second) << second.error().to_string();
+  EXPECT_EQ(second->data_reply->lines.at(0), "second");
+  run(io, c.quit());
+  server.join();
+  ASSERT_EQ(server.error, "");
+  ASSERT_EQ(server.data.size(), 2u);
+  EXPECT_EQ(server.data[1], "two\r\n.\r\n");
+}
+
+#undef START_TLS
 
 }  // namespace
 }  // namespace danemta::smtp
