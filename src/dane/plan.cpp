@@ -5,6 +5,7 @@
 #include <set>
 #include <utility>
 
+#include "base/idna.hpp"
 #include "base/text.hpp"
 #include "dane/tlsa_data.hpp"
 
@@ -353,6 +354,18 @@ PlanStep plan(std::string_view domain_in, const AnswerSet& answers, const PlanOp
   PlanStep step;
   DestinationPlan& d = step.plan;
   d.domain = normalize_domain(domain_in);
+  // RFC 5891 section 5.4: DNS is asked in A-labels, so mail to
+  // user@bücher.example goes to the MX of xn--bcher-kva.example.
+  if (has_non_ascii(d.domain)) {
+    auto a_labels = to_a_labels(d.domain);
+    if (!a_labels) {
+      d.failure = Outcome::domain_not_found;
+      d.reason = d.domain + " is " + a_labels.error().message;
+      return step;
+    }
+    d.notes.push_back(d.domain + " is looked up as " + *a_labels + " (IDNA A-labels)");
+    d.domain = std::move(*a_labels);
+  }
   d.policy = options.policy;
   d.port = options.port;
   d.ipv4 = options.ipv4;

@@ -7,6 +7,8 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "base/idna.hpp"
+
 namespace danemta::web {
 
 namespace {
@@ -23,14 +25,14 @@ Result<std::string> validate_domain(std::string_view input) {
   if (input.empty()) return fail("Enter a domain name.", Severity::permanent);
   if (input.size() > 300) return fail("That is too long for a domain name.", Severity::permanent);
   std::string d;
-  for (char c : input) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x80)
-      return fail(
-          "Enter the domain in its ASCII form: internationalized labels as IDNA A-labels "
-          "(xn--...).",
-          Severity::permanent);
-    d += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  if (has_non_ascii(input)) {
+    // A name typed in Unicode is checked in its A-label form, as DNS has it.
+    auto a_labels = to_a_labels(input);
+    if (!a_labels) return fail("That is " + a_labels.error().message + ".", Severity::permanent);
+    d = std::move(*a_labels);
+    if (d.empty()) return fail("Enter a domain name.", Severity::permanent);
+  } else {
+    for (char c : input) d += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
   }
   if (d.back() == '.') d.pop_back();
   if (d.empty() || d.size() > 253)

@@ -17,8 +17,9 @@ namespace danemta::web {
 // A domain as typed into the form: trimmed, lower-cased, one final dot
 // dropped. Letter-digit-hyphen labels of 1..63 octets, at most 253 octets,
 // two labels at least; a label with "--" in its third and fourth position
-// must be an IDNA A-label ("xn--"). Non-ASCII input is refused with a hint
-// to give the A-label form. The error is one sentence for the page.
+// must be an IDNA A-label ("xn--"). A name typed in Unicode is converted to
+// A-labels first (base/idna; IDNA2008), and checked and returned in that
+// form. The error is one sentence for the page.
 Result<std::string> validate_domain(std::string_view input);
 
 // A port as typed ("" is `allowed.front()`): digits, and one of `allowed`.

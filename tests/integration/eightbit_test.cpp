@@ -167,4 +167,32 @@ TEST(EightBit, SubmittersMailParametersGoToTheNextHop) {
   relay->stop(SIGTERM);
 }
 
+// RFC 6531 and RFC 5891: an SMTPUTF8 recipient in a Unicode domain is
+// delivered to the MX of the domain's A-label form (the only form the lab's
+// DNS has), DANE-verified, with the address passed on as it was given.
+TEST(EightBit, InternationalizedDomainGoesToItsALabelMx) {
+  Receivers rx(196);
+  auto chain = lab::self_signed({"mx.xn--bcher196-65a.example"});
+  lab::Receiver& mx = rx.add(10, Receivers::with_chain(chain, "mx.xn--bcher196-65a.example"));
+  lab::World world(lab::spec({{{"name", "xn--bcher196-65a.example"},
+                               {"records",
+                                {"@ MX 10 mx", "mx A " + rx.ip(10),
+                                 rx.tlsa_line("mx", lab::tlsa_rdata(chain.leaf, 3, 1, 1))}}}}));
+  RelaySetup setup(world, rx.port(), "min_backoff_seconds = 600\nmax_backoff_seconds = 600\n");
+  auto relay = setup.start();
+  const std::string to =
+      "u@B\xc3\x9c"
+      "cher196.example";
+  ASSERT_EQ(submit(setup, world.dir(), to, "idn", "SMTPUTF8").exit_code, 0) << relay->log();
+  ASSERT_TRUE(lab::wait_messages(mx, 1)) << relay->log();
+  ASSERT_TRUE(relay->wait_for_log("status=sent")) << relay->log();
+  EXPECT_NE(relay->log().find("tls=dane-verified"), std::string::npos) << relay->log();
+  bool rcpt_as_given = false;
+  for (const lab::Session& s : mx.sessions())
+    for (const lab::Command& c : s.commands)
+      if (c.line == "RCPT TO:<" + to + ">") rcpt_as_given = true;
+  EXPECT_TRUE(rcpt_as_given) << "the address goes on in the form the sender gave";
+  relay->stop(SIGTERM);
+}
+
 }  // namespace

@@ -5,10 +5,12 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <memory>
 #include <set>
 #include <stdexcept>
 
+#include "base/idna.hpp"
 #include "base/text.hpp"
 
 namespace danemta::dane {
@@ -175,6 +177,37 @@ TEST(Plan, SecureMxWithUsableTlsaRequiresDane) {
   EXPECT_EQ(h.sni(), "mx1.example.org");
   EXPECT_EQ(h.usable_tlsa.size(), 1u);
   EXPECT_EQ(h.reference_names, (std::vector<std::string>{"mx1.example.org", "example.org"}));
+}
+
+// RFC 5891: DNS is asked in A-labels; the certificate's names are A-labels too.
+TEST(Plan, InternationalizedDomainIsLookedUpInALabels) {
+  World w;
+  w.mx("xn--bcher-kva.example", S, {{10, "mx.xn--bcher-kva.example"}});
+  w.addr("mx.xn--bcher-kva.example", S, {"192.0.2.1"});
+  w.tlsa_set("_25._tcp.mx.xn--bcher-kva.example", S, {tlsa(3, 1, 1)});
+  DestinationPlan d = w.run(
+      "B\xc3\x9c"
+      "cher.example");
+  EXPECT_FALSE(d.failure) << d.reason;
+  EXPECT_EQ(d.domain, "xn--bcher-kva.example");
+  ASSERT_EQ(d.hosts.size(), 1u);
+  EXPECT_EQ(d.hosts[0].requirement, Requirement::dane);
+  EXPECT_EQ(d.hosts[0].reference_names,
+            (std::vector<std::string>{"mx.xn--bcher-kva.example", "xn--bcher-kva.example"}));
+  EXPECT_TRUE(std::any_of(d.notes.begin(), d.notes.end(), [](const std::string& n) {
+    return n.find("looked up as xn--bcher-kva.example") != std::string::npos;
+  }));
+  for (const std::string& q : w.asked) EXPECT_FALSE(has_non_ascii(q)) << q;
+}
+
+TEST(Plan, InvalidInternationalizedDomainFailsWithoutLookups) {
+  World w;
+  DestinationPlan d = w.run("a\xff.example");
+  ASSERT_TRUE(d.failure);
+  EXPECT_EQ(*d.failure, Outcome::domain_not_found);
+  EXPECT_NE(d.reason.find("not a valid internationalized domain name"), std::string::npos)
+      << d.reason;
+  EXPECT_TRUE(w.asked.empty());
 }
 
 TEST(Plan, MxFailuresDeferTheDestinationWithoutAddressFallback) {
