@@ -838,6 +838,17 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         ok = seconds(node, cfg.web.check_timeout, 600);
       } else if (k == "probe_timeout_seconds") {
         ok = seconds(node, cfg.web.probe_timeout, 300);
+      } else if (k == "trusted_proxies") {
+        auto* arr = node.as_array();
+        if (!arr) return bad(name, "must be an array of addresses or networks");
+        cfg.web.trusted_proxies.clear();
+        for (auto&& item : *arr) {
+          auto v = item.value<std::string>();
+          if (!v) return bad(name, "must be an array of addresses or networks");
+          auto net = read_network(*v);
+          if (!net) return bad(name, net.error().message);
+          cfg.web.trusted_proxies.push_back(*net);
+        }
       } else {
         return bad(name, "unknown key");
       }

@@ -267,6 +267,10 @@ struct WebConfig {
   std::chrono::seconds client_window{60};        // ... in this window; then 429
   std::chrono::seconds check_timeout{60};        // one whole check
   std::chrono::seconds probe_timeout{15};        // each SMTP step of a probe
+  // Reverse proxies in front of the page: a request from one of these is
+  // counted against the address its X-Forwarded-For names (the last one
+  // that is not itself a trusted proxy). Empty: the header is ignored.
+  std::vector<Network> trusted_proxies;
 };
 
 // [inbound]: danemta as a receiving MX (off unless `listen` is set). Mail

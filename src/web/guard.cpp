@@ -128,6 +128,33 @@ std::string client_key(const std::string& address) {
   return boost::asio::ip::address_v6(bytes).to_string() + "/64";
 }
 
+std::string forwarded_client(const std::string& peer, std::string_view forwarded_for,
+                             const std::vector<config::Network>& trusted_proxies) {
+  const auto trusted = [&](const std::string& address) {
+    for (const config::Network& n : trusted_proxies)
+      if (config::contains(n, address)) return true;
+    return false;
+  };
+  std::string client = peer;
+  while (trusted(client)) {
+    while (!forwarded_for.empty() && (forwarded_for.back() == ' ' || forwarded_for.back() == '\t'))
+      forwarded_for.remove_suffix(1);
+    if (forwarded_for.empty()) break;
+    const std::size_t comma = forwarded_for.rfind(',');
+    std::string_view entry =
+        comma == std::string_view::npos ? forwarded_for : forwarded_for.substr(comma + 1);
+    forwarded_for =
+        comma == std::string_view::npos ? std::string_view() : forwarded_for.substr(0, comma);
+    while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t'))
+      entry.remove_prefix(1);
+    boost::system::error_code ec;
+    const auto address = boost::asio::ip::make_address(std::string(entry), ec);
+    if (ec) break;
+    client = address.to_string();
+  }
+  return client;
+}
+
 void RateLimiter::prune(clock::time_point now) {
   for (auto it = seen_.begin(); it != seen_.end();) {
     auto& q = it->second;

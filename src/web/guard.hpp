@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "config/config.hpp"
 
 namespace danemta::web {
 
@@ -33,6 +34,17 @@ std::string private_target(const std::string& address);
 
 // The rate-limit key of a client: its IPv4 address, or its IPv6 /64.
 std::string client_key(const std::string& address);
+
+// The client a request is counted against. `peer` (the TCP peer) itself,
+// unless it lies in one of `trusted_proxies` and the request carries
+// X-Forwarded-For (`forwarded_for`: every such header's value, joined by
+// ","): then the header is read from its end, each entry being the address
+// the previous (trusted) hop saw, and the first one that is not a trusted
+// proxy is the client. A malformed or missing entry stops the walk at the
+// last trusted hop. Entries a client wrote itself (to the left of what its
+// first trusted proxy added) are never reached.
+std::string forwarded_client(const std::string& peer, std::string_view forwarded_for,
+                             const std::vector<config::Network>& trusted_proxies);
 
 // At most `limit` checks per client in any `window`.
 class RateLimiter {

@@ -480,6 +480,14 @@ asio::awaitable<void> serve(StatePtr s, Stream& stream, std::string client) {
     if (ec) break;
     const auto& request = parser.get();
     const std::string target(request.target());
+    std::string forwarded_for;
+    if (!s->web.trusted_proxies.empty()) {
+      for (auto [it, end] = request.equal_range("X-Forwarded-For"); it != end; ++it) {
+        if (!forwarded_for.empty()) forwarded_for += ',';
+        forwarded_for += std::string(it->value());
+      }
+    }
+    const std::string who = forwarded_client(client, forwarded_for, s->web.trusted_proxies);
     const std::string path = target.substr(0, target.find('?'));
     const bool head = request.method() == http::verb::head;
     if (request.method() != http::verb::get && !head) {
@@ -490,15 +498,15 @@ asio::awaitable<void> serve(StatePtr s, Stream& stream, std::string client) {
       break;
     }
     if (path == "/events" && !head) {
-      co_await events(s, stream, target, client);
+      co_await events(s, stream, target, who);
       break;
     }
     Reply r;
     if (path == "/api/check" && !head) {
       const asio::any_io_executor ex = stream.get_executor();
-      r = co_await api_check(s, ex, target, client);
+      r = co_await api_check(s, ex, target, who);
     } else {
-      r = page(s, path, target, client);
+      r = page(s, path, target, who);
     }
     const bool keep_alive = request.keep_alive() && !r.close && n + 1 < kMaxRequests;
     if (!co_await respond(stream, std::move(r), request.version(), keep_alive, head) || !keep_alive)

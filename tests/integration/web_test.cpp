@@ -119,8 +119,10 @@ struct Http {
   std::string body;
 };
 
-Http get(const std::string& url, const std::string& ca_file = "") {
-  lab::CommandResult r = lab::run_command(kWebPy + " get '" + url + "' " + ca_file);
+Http get(const std::string& url, const std::string& ca_file = "",
+         const std::string& forwarded_for = "") {
+  const std::string env = forwarded_for.empty() ? "" : "X_FORWARDED_FOR='" + forwarded_for + "' ";
+  lab::CommandResult r = lab::run_command(env + kWebPy + " get '" + url + "' " + ca_file);
   Http h;
   try {
     json j = json::parse(r.out);
@@ -232,7 +234,8 @@ TEST(Web, RefusesPrivateTargetsOverRateAndBadInput) {
   Web web(l, "refusals",
           "listen = \"127.0.186.1:" + std::to_string(lab::free_tcp_port()) +
               "\"\n"
-              "client_checks = 2\nclient_window_seconds = 3600\n");
+              "client_checks = 2\nclient_window_seconds = 3600\n"
+              "trusted_proxies = [\"127.0.0.1\"]\n");
   ASSERT_FALSE(web.base.empty());
 
   // Bad input never starts a check (nor counts against the client).
@@ -288,6 +291,15 @@ TEST(Web, RefusesPrivateTargetsOverRateAndBadInput) {
   EXPECT_EQ(over_events.status, 200);
   EXPECT_NE(over_events.body.find("event: refused\ndata: Too many checks"), std::string::npos)
       << over_events.body;
+  // Behind a trusted proxy (127.0.0.1 here) each visitor its X-Forwarded-For
+  // names has a limit of its own; without the header the proxy is the client.
+  EXPECT_EQ(get(web.base + "/api/check?domain=nomail186.example", "", "198.51.100.7").status, 200);
+  EXPECT_EQ(
+      get(web.base + "/api/check?domain=nomail186.example", "", "192.0.2.1, 198.51.100.7").status,
+      200);
+  EXPECT_EQ(get(web.base + "/api/check?domain=nomail186.example", "", "198.51.100.7").status, 429);
+  EXPECT_EQ(get(web.base + "/api/check?domain=nomail186.example", "", "junk").status, 429)
+      << "a malformed header: the proxy itself is the client";
   // The form itself is always served.
   EXPECT_EQ(get(web.base + "/").status, 200);
   EXPECT_EQ(get(web.base + "/nothing").status, 404);

@@ -81,6 +81,28 @@ TEST(WebGuard, QueryAndEscaping) {
   EXPECT_NE(page.find("bad &lt;input&gt;"), std::string::npos);
 }
 
+TEST(WebGuard, ForwardedClientTrustsOnlyConfiguredProxies) {
+  const std::vector<config::Network> proxies{{"127.0.0.1", 32}, {"10.0.0.0", 8}};
+  // No trusted proxy configured, or a peer that is not one: the header is ignored.
+  EXPECT_EQ(web::forwarded_client("127.0.0.1", "198.51.100.7", {}), "127.0.0.1");
+  EXPECT_EQ(web::forwarded_client("203.0.113.5", "198.51.100.7", proxies), "203.0.113.5");
+  // One proxy: the address it saw.
+  EXPECT_EQ(web::forwarded_client("127.0.0.1", "198.51.100.7", proxies), "198.51.100.7");
+  // Two proxies in a row; what the client wrote itself (on the left) is not read.
+  EXPECT_EQ(web::forwarded_client("127.0.0.1", "1.2.3.4, 198.51.100.7 , 10.1.2.3", proxies),
+            "198.51.100.7");
+  EXPECT_EQ(web::forwarded_client("127.0.0.1", "2001:db8::1", proxies), "2001:db8::1");
+  // Missing or malformed: the last trusted hop is the client.
+  EXPECT_EQ(web::forwarded_client("127.0.0.1", "", proxies), "127.0.0.1");
+  EXPECT_EQ(web::forwarded_client("127.0.0.1", "unknown", proxies), "127.0.0.1");
+  EXPECT_EQ(web::forwarded_client("127.0.0.1", "198.51.100.7, junk", proxies), "127.0.0.1");
+  EXPECT_EQ(web::forwarded_client("127.0.0.1", "198.51.100.7, 10.0.0.9, junk", proxies),
+            "127.0.0.1");
+  EXPECT_EQ(web::forwarded_client("127.0.0.1", "junk, 10.0.0.9", proxies), "10.0.0.9");
+  // A chain of only trusted proxies ends at the leftmost.
+  EXPECT_EQ(web::forwarded_client("127.0.0.1", "10.0.0.1,10.0.0.2", proxies), "10.0.0.1");
+}
+
 TEST(WebGuard, ConfigSection) {
   auto cfg = config::parse(R"(
 [web]
@@ -92,6 +114,7 @@ client_checks = 3
 client_window_seconds = 600
 check_timeout_seconds = 90
 probe_timeout_seconds = 5
+trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
 )");
   ASSERT_TRUE(cfg) << cfg.error().message;
   EXPECT_EQ(cfg->web.listen, "[::1]:8443");
@@ -102,13 +125,18 @@ probe_timeout_seconds = 5
   EXPECT_EQ(cfg->web.client_window, std::chrono::seconds(600));
   EXPECT_EQ(cfg->web.check_timeout, std::chrono::seconds(90));
   EXPECT_EQ(cfg->web.probe_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(cfg->web.trusted_proxies,
+            (std::vector<config::Network>{{"127.0.0.1", 32}, {"10.0.0.0", 8}}));
   config::Config defaults;
+  EXPECT_TRUE(defaults.web.trusted_proxies.empty());
   EXPECT_EQ(defaults.web.allowed_ports, (std::vector<std::uint16_t>{25}));
   EXPECT_FALSE(defaults.web.allow_private_targets);
   for (const char* bad :
        {"[web]\nallowed_ports = []", "[web]\nallowed_ports = [0]", "[web]\nlisten = \"x\"",
         "[web]\nmax_concurrent = 0", "[web]\ntls_cert_file = \"/a.pem\"", "[web]\nnope = 1",
-        "[web]\nallow_private_targets = \"yes\"", "web = 1"}) {
+        "[web]\nallow_private_targets = \"yes\"", "web = 1",
+        "[web]\ntrusted_proxies = \"127.0.0.1\"", "[web]\ntrusted_proxies = [\"proxy\"]",
+        "[web]\ntrusted_proxies = [\"10.0.0.0/33\"]"}) {
     auto r = config::parse(bad);
     EXPECT_FALSE(r) << bad;
     if (!r) {

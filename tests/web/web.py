@@ -25,6 +25,9 @@ WAIT = 240  # seconds: a bound for a stuck page, not a timing expectation
 
 def get(url, ca_file=None):
     req = urllib.request.Request(url)
+    # As a reverse proxy would add it (tests of [web] trusted_proxies).
+    if os.environ.get("X_FORWARDED_FOR"):
+        req.add_header("X-Forwarded-For", os.environ["X_FORWARDED_FOR"])
     ctx = None
     if ca_file:
         import ssl
