@@ -68,8 +68,12 @@ Want ssl_want(SSL* ssl, int rc, error_code& ec) {
       }
       return Want::none;
     default: {
+      // SSL_ERROR_SSL, or a condition this client never asks for (an X.509
+      // lookup, async jobs): a failure in any case, never a success code.
       const unsigned long e = ERR_get_error();
-      if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+      if (e == 0) {
+        ec = boost::system::errc::make_error_code(boost::system::errc::protocol_error);
+      } else if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
         ec = asio::ssl::error::stream_truncated;
       } else {
         ec = error_code(static_cast<int>(e), asio::error::get_ssl_category());
@@ -301,6 +305,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<error_code> tls_handshake() {
     for (;;) {
       ERR_clear_error();
+      errno = 0;  // SSL_ERROR_SYSCALL reads it
       const int rc = SSL_connect(tls.get());
       if (rc == 1) co_return error_code{};
       error_code ec;
@@ -313,6 +318,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<std::tuple<error_code, std::size_t>> tls_read_some() {
     for (;;) {
       ERR_clear_error();
+      errno = 0;  // SSL_ERROR_SYSCALL reads it
       std::size_t n = 0;
       const int rc = SSL_read_ex(tls.get(), buffer.data(), buffer.size(), &n);
       if (rc == 1) co_return std::tuple<error_code, std::size_t>{error_code{}, n};
@@ -328,6 +334,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<error_code> tls_write_all(std::string_view bytes) {
     while (!bytes.empty()) {
       ERR_clear_error();
+      errno = 0;  // SSL_ERROR_SYSCALL reads it
       std::size_t n = 0;
       const int rc = SSL_write_ex(tls.get(), bytes.data(), bytes.size(), &n);
       if (rc == 1) {
