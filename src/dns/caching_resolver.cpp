@@ -1,7 +1,9 @@
 #include "dns/caching_resolver.hpp"
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <iterator>
 #include <list>
 #include <map>
 #include <string>
