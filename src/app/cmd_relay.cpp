@@ -28,6 +28,7 @@
 #include <optional>
 #include <random>
 
+#include "dns/caching_resolver.hpp"
 #include "dns/unbound_resolver.hpp"
 #include "logging/logger.hpp"
 #include "metrics/registry.hpp"
@@ -143,12 +144,32 @@ asio::awaitable<void> report_schedule(std::string config_path, const config::Con
   }
 }
 
+constexpr std::chrono::minutes kCacheSummaryEvery{5};
+
+// The answer cache's line (docs/logs.md): lookups, hits and evictions since
+// `before`, entries now.
+logging::Event dns_cache_event(const dns::CacheStats& now, const dns::CacheStats& before) {
+  logging::Event e;
+  e.kind = "dns-cache";
+  e.fields = {{"lookups", (now.hits + now.misses) - (before.hits + before.misses)},
+              {"hits", now.hits - before.hits},
+              {"entries", now.entries},
+              {"evictions", now.evictions - before.evictions}};
+  e.lines.push_back({logging::Program::master, relay::dns_cache_summary(now, before)});
+  return e;
+}
+
 // The monitoring endpoint on `listen` ([metrics] listen), serving the
-// relay's figures and health.
+// relay's figures (the answer cache's brought up to date first) and health.
 Result<std::unique_ptr<metrics::Server>> open_monitor(asio::io_context& io, relay::Relay& relay,
+                                                      const dns::CachingResolver& cache,
+                                                      metrics::Registry& registry,
                                                       const std::string& listen) {
   metrics::Site site;
-  site.metrics = [&relay]() { return relay.scrape(); };
+  site.metrics = [&relay, &cache, &registry]() {
+    relay::count_dns_cache(registry, cache.stats());
+    return relay.scrape();
+  };
   site.unhealthy = [&relay]() { return relay.unhealthy(); };
   return metrics::Server::start(io, listen, std::move(site));
 }
@@ -225,7 +246,10 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
       return 2;
     }
   }
-  relay::MeteredResolver metered(**resolver, registry);
+  dns::CachingResolver cache(
+      io, **resolver,
+      {.max_entries = cfg.dns.answer_cache_entries, .max_ttl = cfg.dns.answer_cache_max_ttl});
+  relay::MeteredResolver metered(cache, registry);
   relay::Relay relay(io, cfg, metered, **spool, log, wall_clock);
   relay.set_tlsrpt_store(reports.get());
   relay.set_metrics(&registry);
@@ -237,7 +261,7 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
   std::unique_ptr<metrics::Server> monitor;
   std::string monitor_listen;  // the [metrics] listen value it serves
   if (!cfg.metrics.listen.empty()) {
-    auto opened = open_monitor(io, relay, cfg.metrics.listen);
+    auto opened = open_monitor(io, relay, cache, registry, cfg.metrics.listen);
     if (!opened) {
       std::cerr << "danemta relay: metrics: " << opened.error().message << "\n";
       return 2;
@@ -300,7 +324,7 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
             monitor_listen.clear();
           }
           if (!next->metrics.listen.empty()) {
-            auto opened = open_monitor(io, relay, next->metrics.listen);
+            auto opened = open_monitor(io, relay, cache, registry, next->metrics.listen);
             if (!opened) {
               notice("danemta relay: reload: metrics: " + opened.error().message);
             } else {
@@ -324,6 +348,28 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
   if (!config_path.empty())
     asio::co_spawn(io, report_schedule(config_path, running, notice, stopping), asio::detached);
 
+  // The answer cache's figures in the log every kCacheSummaryEvery while
+  // there are lookups, and once more at the end.
+  dns::CacheStats summarized;
+  auto summarize = [&log, &cache, &summarized]() {
+    const dns::CacheStats now = cache.stats();
+    if (now.hits + now.misses == summarized.hits + summarized.misses) return;
+    log.write(dns_cache_event(now, summarized));
+    summarized = now;
+  };
+  asio::steady_timer cache_summary(io);
+  std::function<void(const boost::system::error_code&)> on_cache_summary =
+      [&](const boost::system::error_code& ec) {
+        if (ec) return;
+        summarize();
+        cache_summary.expires_after(kCacheSummaryEvery);
+        cache_summary.async_wait(on_cache_summary);
+      };
+  if (cache.enabled()) {
+    cache_summary.expires_after(kCacheSummaryEvery);
+    cache_summary.async_wait(on_cache_summary);
+  }
+
   asio::signal_set signals(io, SIGINT, SIGTERM);
   auto timer = std::make_shared<asio::steady_timer>(io);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
@@ -339,6 +385,7 @@ int run_relay(const config::Config& cfg, const std::string& config_path) {
     drain(io, relay, timer, std::chrono::steady_clock::now() + grace, notice);
   });
   io.run();
+  summarize();
   notice("danemta relay: stopped");
   return 0;
 }

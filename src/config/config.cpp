@@ -427,6 +427,14 @@ Result<Config> parse(std::string_view toml_text, std::string_view source_name) {
         auto v = integer("dns.cache_mib", node, 4, 65536, "MiB");
         if (!v) return tl::unexpected(v.error());
         cfg.dns.cache_mib = static_cast<std::size_t>(*v);
+      } else if (k == "answer_cache_entries") {
+        auto v = integer("dns.answer_cache_entries", node, 0, 10000000, "answers");
+        if (!v) return tl::unexpected(v.error());
+        cfg.dns.answer_cache_entries = static_cast<std::size_t>(*v);
+      } else if (k == "answer_cache_max_ttl_seconds") {
+        auto v = integer("dns.answer_cache_max_ttl_seconds", node, 1, 86400, "seconds");
+        if (!v) return tl::unexpected(v.error());
+        cfg.dns.answer_cache_max_ttl = std::chrono::seconds(*v);
       } else {
         return bad(std::string("dns.") + std::string(k), "unknown key");
       }

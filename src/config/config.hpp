@@ -28,6 +28,12 @@ struct DnsConfig {
   // RRsets, a quarter for validated keys. About 6 KiB per destination domain
   // (MX, A, AAAA, TLSA and their signatures), so 64 MiB keeps ~10,000.
   std::size_t cache_mib = 64;
+  // danemta's own cache of validated answers in front of the validator's
+  // (dns/caching_resolver.hpp), whose hits and misses the relay reports:
+  // at most this many answers (0: no such cache), each for its TTL and at
+  // most answer_cache_max_ttl.
+  std::size_t answer_cache_entries = 100000;
+  std::chrono::seconds answer_cache_max_ttl{3600};
 };
 
 // Per-destination TLS policy ([policy] table: "example.org" = "dane-only").

@@ -45,8 +45,9 @@ struct TlsaRecord {
 std::string to_string(const TlsaRecord& r);
 
 struct CnameLink {
-  std::string owner;   // normalized
-  std::string target;  // normalized
+  std::string owner;      // normalized
+  std::string target;     // normalized
+  std::uint32_t ttl = 0;  // the CNAME record's
 };
 
 struct Answer {
@@ -57,6 +58,10 @@ struct Answer {
   int rcode = 0;          // DNS RCODE: 0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN
   bool nxdomain = false;  // the name does not exist
   bool havedata = false;  // records of qtype exist (false with rcode 0 is NODATA)
+  // The smallest TTL of the records of qtype; for NXDOMAIN and NODATA the
+  // negative TTL (RFC 2308 section 5: the smaller of the SOA's TTL and its
+  // MINIMUM field), 0 when the response carries no SOA. The aliases on the
+  // way have their own (cname_chain).
   std::uint32_t ttl = 0;
 
   // Validator reason for a bogus answer, or the lookup error for an

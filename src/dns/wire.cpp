@@ -158,6 +158,45 @@ Result<Message> parse_message(Bytes packet) {
   return m;
 }
 
+std::optional<std::uint32_t> negative_ttl(Bytes packet) {
+  constexpr std::uint16_t kSoa = 6;
+  constexpr std::uint16_t kIn = 1;
+  auto m = parse_message(packet);
+  if (!m) return std::nullopt;
+  // parse_message stopped after the answer section: find where it ends.
+  std::size_t pos = kHeaderSize;
+  for (std::uint16_t i = 0; i < m->header.qdcount; ++i) {
+    if (!read_name(packet, pos, packet.size())) return std::nullopt;
+    pos += 4;
+  }
+  for (std::uint16_t i = 0; i < m->header.ancount; ++i) {
+    if (!read_name(packet, pos, packet.size())) return std::nullopt;
+    pos += 10u + get16(packet, pos + 8);
+  }
+  std::optional<std::uint32_t> ttl;
+  for (std::uint16_t i = 0; i < m->header.nscount; ++i) {
+    if (!read_name(packet, pos, packet.size()) || packet.size() - pos < 10) return std::nullopt;
+    const std::uint16_t type = get16(packet, pos);
+    const std::uint16_t rclass = get16(packet, pos + 2);
+    const std::uint32_t rr_ttl = get32(packet, pos + 4);
+    const std::uint16_t rdlength = get16(packet, pos + 8);
+    pos += 10;
+    if (rdlength > packet.size() - pos) return std::nullopt;
+    const std::size_t end = pos + rdlength;
+    if (type == kSoa && rclass == kIn) {
+      // RFC 1035 section 3.3.13: MNAME, RNAME, then SERIAL, REFRESH, RETRY,
+      // EXPIRE and MINIMUM, 32 bits each.
+      std::size_t at = pos;
+      if (!read_name(packet, at, end) || !read_name(packet, at, end)) return std::nullopt;
+      if (end - at != 20) return std::nullopt;
+      const std::uint32_t minimum = get32(packet, at + 16);
+      ttl = std::min(ttl.value_or(rr_ttl), std::min(rr_ttl, minimum));
+    }
+    pos = end;
+  }
+  return ttl;
+}
+
 Result<std::string> parse_a(Bytes packet, const Record& rr) {
   if (!fits(packet, rr)) return fail("RDATA outside the packet");
   if (rr.rdlength != 4) return fail(rdata_size_error(rr.rdlength, "4"));
@@ -331,7 +370,7 @@ std::optional<std::uint32_t> collect_records(Answer& a, wire::Bytes packet,
         break;  // counted, not kept: only the probe asks for it
       case RrType::CNAME:
         if (auto r = wire::parse_cname(packet, rr)) {
-          a.cname_chain.push_back(CnameLink{rr.owner, std::move(*r)});
+          a.cname_chain.push_back(CnameLink{rr.owner, std::move(*r), rr.ttl});
         } else {
           error = r.error().message;
         }
@@ -398,7 +437,6 @@ Answer build_answer(const Query& q, const RawResult& raw) {
   }
 
   // RFC 1034 section 3.6.2: follow the aliases from qname, in order.
-  std::optional<std::uint32_t> cname_ttl;
   if (q.type != RrType::CNAME) {
     for (;;) {
       auto it = std::find_if(message->answers.begin(), message->answers.end(),
@@ -421,9 +459,8 @@ Answer build_answer(const Query& q, const RawResult& raw) {
                               " at " + display_name(it->owner));
         return a;
       }
-      a.cname_chain.push_back(CnameLink{it->owner, *target});
+      a.cname_chain.push_back(CnameLink{it->owner, *target, it->ttl});
       a.canonical_name = std::move(*target);
-      cname_ttl = std::min(cname_ttl.value_or(it->ttl), it->ttl);
     }
   }
 
@@ -431,8 +468,11 @@ Answer build_answer(const Query& q, const RawResult& raw) {
   if (!a.malformed.empty()) return a;
   if (ttl) {
     a.ttl = *ttl;
-  } else if (cname_ttl) {
-    a.ttl = *cname_ttl;
+  } else {
+    // No record of qtype: NXDOMAIN or NODATA, which may be cached for the
+    // SOA's negative TTL (RFC 2308 sections 3 and 5). Without an SOA nothing
+    // says how long: 0.
+    a.ttl = wire::negative_ttl(packet).value_or(0);
   }
 
   const bool found = ttl.has_value();

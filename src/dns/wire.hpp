@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -58,6 +59,12 @@ Result<std::string> read_name(Bytes packet, std::size_t& offset, std::size_t lim
 // Header, question section skipped, answer section records. Authority and
 // additional sections are not read.
 Result<Message> parse_message(Bytes packet);
+
+// The negative-caching TTL of an NXDOMAIN or NODATA response (RFC 2308
+// section 5): the smallest of the TTL and the MINIMUM field of each SOA
+// record (class IN) in the authority section. nullopt when the section has
+// no SOA or the packet does not parse up to its end.
+std::optional<std::uint32_t> negative_ttl(Bytes packet);
 
 // RDATA parsers (record from parse_message over the same packet). Errors say
 // what is wrong with the RDATA without naming the record.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <memory>
 
 #include "dane/outcome.hpp"
@@ -95,6 +96,12 @@ void declare_metrics(metrics::Registry& m) {
   m.declare("danemta_dns_failures_total", Type::counter,
             "DNS lookups that failed (bogus or indeterminate), by reason (bogus, "
             "local-resolver, malformed, timeout, servfail, error).");
+  m.declare("danemta_dns_cache_lookups_total", Type::counter,
+            "Lookups asked of danemta's answer cache ([dns] answer_cache_entries), by result "
+            "(hit: answered from the cache; miss: asked of the validating resolver).");
+  m.declare("danemta_dns_cache_evictions_total", Type::counter,
+            "Unexpired answers dropped from danemta's answer cache to make room.");
+  m.declare("danemta_dns_cache_entries", Type::gauge, "Answers held in danemta's answer cache.");
   m.declare("danemta_queue_recipients", Type::gauge,
             "Recipients in the spool by state: due (next attempt due or under way), deferred "
             "(waiting for a retry), delivered and bounced (kept until danemta queue purge).");
@@ -144,6 +151,10 @@ void declare_metrics(metrics::Registry& m) {
             {{"type", type}, {"security", std::string(dns::to_string(s))}}, 0);
   for (const char* reason : kDnsReasons)
     m.add("danemta_dns_failures_total", {{"reason", reason}}, 0);
+  m.add("danemta_dns_cache_lookups_total", {{"result", "hit"}}, 0);
+  m.add("danemta_dns_cache_lookups_total", {{"result", "miss"}}, 0);
+  m.add("danemta_dns_cache_evictions_total", {}, 0);
+  m.set("danemta_dns_cache_entries", {}, 0);
   m.set("danemta_deliveries_in_flight", {}, 0);
   m.set("danemta_spool_writable", {}, 1);
 }
@@ -218,6 +229,29 @@ std::string dns_failure_reason(const dns::Answer& a) {
   if (a.why.starts_with("timeout")) return "timeout";
   if (a.rcode == 2) return "servfail";
   return "error";
+}
+
+void count_dns_cache(metrics::Registry& m, const dns::CacheStats& stats) {
+  auto catch_up = [&m](std::string_view name, const Labels& labels, std::uint64_t total) {
+    const double gained = static_cast<double>(total) - m.value(name, labels).value_or(0);
+    if (gained > 0) m.add(name, labels, gained);
+  };
+  catch_up("danemta_dns_cache_lookups_total", {{"result", "hit"}}, stats.hits);
+  catch_up("danemta_dns_cache_lookups_total", {{"result", "miss"}}, stats.misses);
+  catch_up("danemta_dns_cache_evictions_total", {}, stats.evictions);
+  m.set("danemta_dns_cache_entries", {}, static_cast<double>(stats.entries));
+}
+
+std::string dns_cache_summary(const dns::CacheStats& now, const dns::CacheStats& before) {
+  const std::uint64_t hits = now.hits - before.hits;
+  const std::uint64_t lookups = hits + (now.misses - before.misses);
+  std::array<char, 16> percent{};
+  std::snprintf(
+      percent.data(), percent.size(), "%.1f",
+      lookups == 0 ? 0.0 : 100.0 * static_cast<double>(hits) / static_cast<double>(lookups));
+  return "dns cache: lookups=" + std::to_string(lookups) + " hits=" + std::to_string(hits) + " (" +
+         percent.data() + "%) entries=" + std::to_string(now.entries) +
+         " evictions=" + std::to_string(now.evictions - before.evictions);
 }
 
 void MeteredResolver::resolve(std::vector<dns::Query> queries,

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "delivery/deliver.hpp"
+#include "dns/caching_resolver.hpp"
 #include "dns/resolver.hpp"
 #include "metrics/registry.hpp"
 #include "queue/spool.hpp"
@@ -51,6 +52,16 @@ void forget_queue(metrics::Registry& registry);
 // "malformed", "timeout", "servfail", or "error" (any other resolver error
 // or RCODE). Empty for an answer that is not a failure.
 std::string dns_failure_reason(const dns::Answer& a);
+
+// danemta's answer cache (dns/caching_resolver.hpp): its figures since it
+// was made into danemta_dns_cache_lookups_total, _evictions_total and
+// _entries (each counter goes up by what it gained since the last call).
+void count_dns_cache(metrics::Registry& registry, const dns::CacheStats& stats);
+
+// The relay's periodic line on the answer cache, for what happened between
+// `before` and `now` (lookups, hits, evictions) and the entries held now:
+// "dns cache: lookups=120 hits=96 (80.0%) entries=41 evictions=0".
+std::string dns_cache_summary(const dns::CacheStats& now, const dns::CacheStats& before);
 
 // Passes every query to `inner` and counts each answer
 // (danemta_dns_lookups_total, danemta_dns_failures_total) before handing it on.

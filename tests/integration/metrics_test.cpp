@@ -248,7 +248,8 @@ TEST(Metrics, FiguresMatchTheLabsDeliveries) {
        {"danemta_messages_received_total", "danemta_recipients_delivered_total",
         "danemta_recipients_deferred_total", "danemta_recipients_bounced_total",
         "danemta_tls_sessions_total", "danemta_dane_failures_total", "danemta_dns_lookups_total",
-        "danemta_dns_failures_total"}) {
+        "danemta_dns_failures_total", "danemta_dns_cache_lookups_total",
+        "danemta_dns_cache_evictions_total"}) {
     EXPECT_TRUE(start.samples.count(counter)) << counter;
     EXPECT_EQ(start.sum(counter), 0) << counter;
   }
@@ -326,6 +327,17 @@ TEST(Metrics, FiguresMatchTheLabsDeliveries) {
                                                             {"security=secure,type=TLSA", 6}}));
   EXPECT_EQ(f.nonzero("danemta_dns_failures_total"),
             (Series{{"reason=bogus", 1}, {"reason=servfail", 1}}));
+  // All 32 lookups went through danemta's answer cache (lab TTLs and SOA
+  // minimum: 300 s). good170.example's four attempts (three messages and
+  // the bounce) asked MX, A, AAAA (NODATA, kept for the SOA's negative TTL)
+  // and TLSA once, then found them in the cache: 12 hits. Every other
+  // lookup was a first or a failure (bogus170, lame170: never kept).
+  EXPECT_EQ(f.nonzero("danemta_dns_cache_lookups_total"),
+            (Series{{"result=hit", 12}, {"result=miss", 20}}));
+  // Kept: MX, A and AAAA of good, stale, refuse, plain and clear; TLSA of
+  // the three signed ones.
+  EXPECT_EQ(f.at("danemta_dns_cache_entries"), 18);
+  EXPECT_EQ(f.at("danemta_dns_cache_evictions_total"), 0);
   // The latency histogram: one observation per delivered recipient,
   // cumulative buckets ending at +Inf = count.
   EXPECT_EQ(f.at("danemta_delivery_duration_seconds_count"), 6);
@@ -361,7 +373,14 @@ TEST(Metrics, FiguresMatchTheLabsDeliveries) {
 
   health = get("http://" + endpoint + "/healthz");
   EXPECT_EQ(health.status, 200);
+  const pid_t pid = relay->pid();
   EXPECT_EQ(relay->stop(SIGTERM), 0);
+  // The cache's summary line, written at stop (the periodic one comes
+  // every 5 minutes).
+  EXPECT_THAT(relay->log(),
+              HasSubstr(" danemta/master[" + std::to_string(pid) +
+                        "]: dns cache: lookups=32 hits=12 (37.5%) entries=18 evictions=0\n"))
+      << relay->log();
 }
 
 TEST(Metrics, HostileRequestsAreRefusedWithinBounds) {

@@ -133,6 +133,10 @@ TEST_F(ResolverTest, SecureNxdomain) {
   EXPECT_FALSE(a.havedata);
   EXPECT_EQ(a.rcode, 3);
   EXPECT_TRUE(a.tlsa.empty());
+  // The negative TTL (RFC 2308) from the SOA libunbound returns with the
+  // denial: the lab's SOA TTL and MINIMUM are both 300.
+  EXPECT_GT(a.ttl, 0u);
+  EXPECT_LE(a.ttl, 300u);
 }
 
 TEST_F(ResolverTest, SecureNodata) {
@@ -141,6 +145,8 @@ TEST_F(ResolverTest, SecureNodata) {
   EXPECT_FALSE(a.nxdomain);
   EXPECT_FALSE(a.havedata);
   EXPECT_EQ(a.rcode, 0);
+  EXPECT_GT(a.ttl, 0u);
+  EXPECT_LE(a.ttl, 300u);
 }
 
 TEST_F(ResolverTest, InsecureZone) {

@@ -77,6 +77,12 @@ source_address6 = "2001:db8::10"
   EXPECT_FALSE(v4->deliver_ipv6);
   EXPECT_EQ(v4->dns.cache_mib, 256u);
   EXPECT_EQ(cfg->dns.cache_mib, 64u);
+  EXPECT_EQ(cfg->dns.answer_cache_entries, 100000u);
+  EXPECT_EQ(cfg->dns.answer_cache_max_ttl, std::chrono::seconds(3600));
+  auto cache = parse("[dns]\nanswer_cache_entries = 0\nanswer_cache_max_ttl_seconds = 60\n");
+  ASSERT_TRUE(cache) << cache.error().message;
+  EXPECT_EQ(cache->dns.answer_cache_entries, 0u);
+  EXPECT_EQ(cache->dns.answer_cache_max_ttl, std::chrono::seconds(60));
 
   const Route* star = cfg->route_for("anything.example");
   ASSERT_NE(star, nullptr);
@@ -155,6 +161,10 @@ TEST(Config, RejectsBadInputWithTheKeyNamed) {
       {"[concurrency]\n\"*\" = 5\n", "concurrency.\"*\""},
       {"[delivery]\ninet_protocols = \"ipv5\"\n", "delivery.inet_protocols"},
       {"[dns]\ncache_mib = 1\n", "dns.cache_mib"},
+      {"[dns]\nanswer_cache_entries = -1\n", "dns.answer_cache_entries"},
+      {"[dns]\nanswer_cache_entries = 20000000\n", "dns.answer_cache_entries"},
+      {"[dns]\nanswer_cache_max_ttl_seconds = 0\n", "dns.answer_cache_max_ttl_seconds"},
+      {"[dns]\nanswer_cache_max_ttl_seconds = 86401\n", "dns.answer_cache_max_ttl_seconds"},
       {"[dns\n", "config:"},
   };
   for (const auto& c : cases) {

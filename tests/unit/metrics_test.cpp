@@ -318,6 +318,38 @@ TEST(RelayInstruments, MeteredResolverCountsEachAnswer) {
   EXPECT_EQ(m.value("danemta_dns_failures_total", {{"reason", "bogus"}}), 1);
 }
 
+TEST(RelayInstruments, DnsCacheFiguresCatchUpWithTheCache) {
+  Registry m;
+  relay::declare_metrics(m);
+  EXPECT_EQ(m.value("danemta_dns_cache_lookups_total", {{"result", "hit"}}), 0);
+  EXPECT_EQ(m.value("danemta_dns_cache_lookups_total", {{"result", "miss"}}), 0);
+  EXPECT_EQ(m.value("danemta_dns_cache_evictions_total", {}), 0);
+  EXPECT_EQ(m.value("danemta_dns_cache_entries", {}), 0);
+
+  relay::count_dns_cache(m, {.hits = 7, .misses = 3, .evictions = 1, .entries = 2});
+  relay::count_dns_cache(m, {.hits = 7, .misses = 3, .evictions = 1, .entries = 2});  // no change
+  EXPECT_EQ(m.value("danemta_dns_cache_lookups_total", {{"result", "hit"}}), 7);
+  EXPECT_EQ(m.value("danemta_dns_cache_lookups_total", {{"result", "miss"}}), 3);
+  EXPECT_EQ(m.value("danemta_dns_cache_evictions_total", {}), 1);
+  EXPECT_EQ(m.value("danemta_dns_cache_entries", {}), 2);
+  relay::count_dns_cache(m, {.hits = 10, .misses = 4, .evictions = 1, .entries = 1});
+  EXPECT_EQ(m.value("danemta_dns_cache_lookups_total", {{"result", "hit"}}), 10);
+  EXPECT_EQ(m.value("danemta_dns_cache_lookups_total", {{"result", "miss"}}), 4);
+  EXPECT_EQ(m.value("danemta_dns_cache_entries", {}), 1);
+  EXPECT_THAT(m.render(), HasSubstr("danemta_dns_cache_lookups_total{result=\"hit\"} 10\n"));
+}
+
+TEST(RelayInstruments, DnsCacheSummaryCoversTheInterval) {
+  const dns::CacheStats before{.hits = 100, .misses = 50, .evictions = 2, .entries = 40};
+  const dns::CacheStats now{.hits = 196, .misses = 74, .evictions = 5, .entries = 41};
+  EXPECT_EQ(relay::dns_cache_summary(now, before),
+            "dns cache: lookups=120 hits=96 (80.0%) entries=41 evictions=3");
+  EXPECT_EQ(relay::dns_cache_summary({.hits = 0, .misses = 3, .evictions = 0, .entries = 3}, {}),
+            "dns cache: lookups=3 hits=0 (0.0%) entries=3 evictions=0");
+  EXPECT_EQ(relay::dns_cache_summary({.hits = 2, .misses = 1, .evictions = 0, .entries = 1}, {}),
+            "dns cache: lookups=3 hits=2 (66.7%) entries=1 evictions=0");
+}
+
 // ---- the spool's counts ---------------------------------------------------
 
 TEST(QueueCounts, ByStateAndTopDestinations) {

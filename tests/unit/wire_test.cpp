@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,13 +64,36 @@ class Packet {
     bytes_[7] = static_cast<std::uint8_t>(ancount_);
     return *this;
   }
+  // A record of the authority section (after every answer record).
+  Packet& authority(const Bytes& owner, std::uint16_t type, std::uint32_t ttl, const Bytes& rdata) {
+    bytes_ = cat({bytes_, owner, u16(type), u16(1), u32(ttl),
+                  u16(static_cast<std::uint16_t>(rdata.size())), rdata});
+    ++nscount_;
+    bytes_[8] = static_cast<std::uint8_t>(nscount_ >> 8);
+    bytes_[9] = static_cast<std::uint8_t>(nscount_);
+    return *this;
+  }
   std::size_t size() const { return bytes_.size(); }
   const Bytes& bytes() const { return bytes_; }
+
+  static Bytes u32(std::uint32_t v) {
+    return {static_cast<std::uint8_t>(v >> 24), static_cast<std::uint8_t>(v >> 16),
+            static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)};
+  }
 
  private:
   Bytes bytes_;
   std::uint16_t ancount_ = 0;
+  std::uint16_t nscount_ = 0;
 };
+
+constexpr std::uint16_t kSoa = 6;
+
+// SOA RDATA (RFC 1035 section 3.3.13) with the given MINIMUM.
+Bytes soa(std::uint32_t minimum) {
+  return cat({name("ns.example.org"), name("hostmaster.example.org"), Packet::u32(2026120101),
+              Packet::u32(3600), Packet::u32(900), Packet::u32(604800), Packet::u32(minimum)});
+}
 
 RawResult secure(const Packet& p, bool havedata = true) {
   RawResult r;
@@ -365,20 +389,89 @@ TEST(Wire, FollowsCnameChainInOrder) {
   EXPECT_EQ(a.cname_chain[0].target, "a.example.net");
   EXPECT_EQ(a.cname_chain[1].owner, "a.example.net");
   EXPECT_EQ(a.cname_chain[1].target, "b.example.com");
+  EXPECT_EQ(a.cname_chain[0].ttl, 600u);
+  EXPECT_EQ(a.cname_chain[1].ttl, 120u);
   EXPECT_EQ(a.canonical_name, "b.example.com");
   EXPECT_EQ(a.addresses, (std::vector<std::string>{"192.0.2.25"}));
   EXPECT_EQ(a.ttl, 300u);
 }
 
-TEST(Wire, CnameToNodataTakesTheCnameTtl) {
+TEST(Wire, CnameToNodataKeepsTheLinkTtlAndTheNegativeTtl) {
   Packet p("mx.example.org", RrType::TLSA);
-  p.rr(ptr(kQuestion), RrType::CNAME, 600, name("a.example.net"));
+  p.rr(ptr(kQuestion), RrType::CNAME, 600, name("a.example.net"))
+      .authority(name("example.net"), kSoa, 3600, soa(300));
   Answer a = build_answer({"mx.example.org", RrType::TLSA}, secure(p, false));
   EXPECT_EQ(a.security, Security::secure);
   EXPECT_FALSE(a.havedata);
   ASSERT_EQ(a.cname_chain.size(), 1u);
+  EXPECT_EQ(a.cname_chain[0].ttl, 600u);
   EXPECT_EQ(a.canonical_name, "a.example.net");
-  EXPECT_EQ(a.ttl, 600u);
+  EXPECT_EQ(a.ttl, 300u);
+}
+
+// RFC 2308 section 5: the negative TTL is the smaller of the SOA record's
+// TTL and its MINIMUM field.
+TEST(Wire, NegativeTtlIsTheSmallerOfSoaTtlAndMinimum) {
+  Packet by_minimum("nope.example.org", RrType::MX, 3);
+  by_minimum.authority(name("example.org"), kSoa, 3600, soa(300));
+  EXPECT_EQ(wire::negative_ttl(by_minimum.bytes()), 300u);
+
+  Packet by_ttl("nope.example.org", RrType::MX, 3);
+  by_ttl.authority(name("example.org"), kSoa, 120, soa(86400));
+  EXPECT_EQ(wire::negative_ttl(by_ttl.bytes()), 120u);
+
+  // Answer records before it (a CNAME) are skipped; other authority records
+  // (NSEC, type 47) are not SOAs; names compressed against the question.
+  Packet mixed("mx.example.org", RrType::TLSA);
+  mixed.rr(ptr(kQuestion), RrType::CNAME, 600, name("a.example.net"))
+      .authority(ptr(kQuestion), 47, 60, Bytes{0, 0, 6, 0x40, 0, 0, 0, 3})
+      .authority(ptr(kQuestion), kSoa, 900,
+                 cat({ptr(kQuestion), ptr(kQuestion), Packet::u32(1), Packet::u32(2),
+                      Packet::u32(3), Packet::u32(4), Packet::u32(450)}));
+  EXPECT_EQ(wire::negative_ttl(mixed.bytes()), 450u);
+}
+
+TEST(Wire, NoNegativeTtlWithoutAnSoa) {
+  Packet none("nope.example.org", RrType::MX, 3);
+  EXPECT_EQ(wire::negative_ttl(none.bytes()), std::nullopt);
+  Packet other("nope.example.org", RrType::MX, 3);
+  other.authority(name("example.org"), 47, 60, Bytes{0, 0, 6, 0x40, 0, 0, 0, 3});
+  EXPECT_EQ(wire::negative_ttl(other.bytes()), std::nullopt);
+}
+
+TEST(Wire, MalformedSoaGivesNoNegativeTtl) {
+  Packet short_soa("nope.example.org", RrType::MX, 3);
+  short_soa.authority(name("example.org"), kSoa, 3600,
+                      cat({name("ns.example.org"), name("h.example.org"), Packet::u32(1)}));
+  EXPECT_EQ(wire::negative_ttl(short_soa.bytes()), std::nullopt);
+  Packet truncated("nope.example.org", RrType::MX, 3);
+  truncated.authority(name("example.org"), kSoa, 3600, soa(300));
+  Bytes cut = truncated.bytes();
+  cut.resize(cut.size() - 3);
+  EXPECT_EQ(wire::negative_ttl(cut), std::nullopt);
+}
+
+TEST(Wire, NxdomainAndNodataCarryTheNegativeTtl) {
+  Packet nx("nope.example.org", RrType::MX, 3);
+  nx.authority(name("example.org"), kSoa, 3600, soa(300));
+  RawResult r = secure(nx, false);
+  r.rcode = 3;
+  r.nxdomain = true;
+  Answer a = build_answer({"nope.example.org", RrType::MX}, r);
+  EXPECT_EQ(a.security, Security::secure);
+  EXPECT_TRUE(a.nxdomain);
+  EXPECT_EQ(a.ttl, 300u);
+
+  Packet nodata("_25._tcp.mx.example.org", RrType::TLSA);
+  nodata.authority(name("example.org"), kSoa, 60, soa(300));
+  Answer b = build_answer({"_25._tcp.mx.example.org", RrType::TLSA}, secure(nodata, false));
+  EXPECT_EQ(b.security, Security::secure);
+  EXPECT_FALSE(b.havedata);
+  EXPECT_EQ(b.ttl, 60u);
+
+  // Without an SOA nothing says how long the absence may be kept.
+  Packet bare("_25._tcp.mx.example.org", RrType::TLSA);
+  EXPECT_EQ(build_answer({"_25._tcp.mx.example.org", RrType::TLSA}, secure(bare, false)).ttl, 0u);
 }
 
 TEST(Wire, CnameLoopIsMalformed) {
