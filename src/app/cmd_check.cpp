@@ -19,20 +19,13 @@
 
 namespace danemta::app {
 
-namespace {}  // namespace
-
-int run_check(const config::Config& cfg, const CheckOptions& options) {
+Result<check::Report> check_report(const config::Config& cfg, const CheckOptions& options) {
   boost::asio::io_context io;
   auto resolver = dns::UnboundResolver::create(io, cfg.dns);
-  if (!resolver) {
-    std::cerr << "danemta check: " << resolver.error().message << "\n";
-    return 2;
-  }
+  if (!resolver) return tl::unexpected(resolver.error());
   boost::asio::ssl::context tls_context(boost::asio::ssl::context::tls_client);
-  if (auto ok = tls::configure_client_context(tls_context.native_handle()); !ok) {
-    std::cerr << "danemta check: " << ok.error().message << "\n";
-    return 2;
-  }
+  if (auto ok = tls::configure_client_context(tls_context.native_handle()); !ok)
+    return tl::unexpected(ok.error());
 
   check::ProbeOptions probe_options;
   probe_options.helo_name = cfg.helo_name.empty() ? local_hostname() : cfg.helo_name;
@@ -58,8 +51,14 @@ int run_check(const config::Config& cfg, const CheckOptions& options) {
             });
       });
   io.run();
+  if (!report) return fail("the check did not complete");
+  return std::move(*report);
+}
+
+int run_check(const config::Config& cfg, const CheckOptions& options) {
+  auto report = check_report(cfg, options);
   if (!report) {
-    std::cerr << "danemta check: the check did not complete\n";
+    std::cerr << "danemta check: " << report.error().message << "\n";
     return 2;
   }
   std::cout << (options.json ? check::render_json(*report) : check::render_text(*report));

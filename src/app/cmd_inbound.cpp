@@ -10,6 +10,8 @@
 #include <sstream>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "base/system.hpp"
 #include "base/text.hpp"
 #include "dns/unbound_resolver.hpp"
@@ -150,6 +152,139 @@ int run_tlsa_rollover(const config::Config& cfg, const std::string& new_pem) {
   return d.switch_now ? 0 : 1;
 }
 
+namespace {
+
+// One [inbound] certificate as `check --self` sees it.
+struct SelfSlot {
+  inbound::Slot slot;
+  inbound::Decision decision;
+  std::vector<std::string> problems;  // in words, one per problem
+};
+
+// The inbound side of `check --self`, decided once for both renderings.
+struct SelfCheck {
+  std::vector<std::string> problems;  // not about one certificate
+  std::vector<SelfSlot> slots;
+  bool problem() const {
+    return !problems.empty() || std::any_of(slots.begin(), slots.end(),
+                                            [](const SelfSlot& s) { return !s.problems.empty(); });
+  }
+};
+
+const char* const kNoMxNames =
+    "no [inbound] mx_names: TLSA records are not checked and the rollover guard is off";
+
+SelfCheck decide_self(const config::Config& cfg, std::vector<inbound::Slot> slots,
+                      const std::vector<inbound::Lookup>& lookups, std::int64_t now) {
+  SelfCheck self;
+  if (cfg.inbound.mx_names.empty()) self.problems.emplace_back(kNoMxNames);
+  for (inbound::Slot& slot : slots) {
+    SelfSlot s;
+    inbound::SlotState state = slot.state;  // read only: the relay keeps the real one
+    s.decision = inbound::decide(slot.served, slot.candidate ? &*slot.candidate : nullptr, lookups,
+                                 state, now, params_of(cfg));
+    if (!slot.files_problem.empty()) s.problems.push_back(slot.files_problem);
+    for (const inbound::NameStatus& n : s.decision.names) {
+      if (!n.problem.empty())
+        s.problems.push_back(n.owner + ": " + n.problem);
+      else if (!n.served_published)
+        s.problems.push_back(n.owner + ": served certificate NOT published");
+    }
+    if (slot.candidate && !s.decision.candidate_published)
+      s.problems.push_back("next certificate not published at every MX name: " + s.decision.why);
+    if (s.decision.expiring) s.problems.push_back(s.decision.expiry_problem);
+    s.slot = std::move(slot);
+    self.slots.push_back(std::move(s));
+  }
+  return self;
+}
+
+void print_self(const config::Config& cfg, const SelfCheck& self) {
+  std::cout << "Inbound MX (" << cfg.inbound.listen.size() << " listener(s), local domains";
+  for (const std::string& d : cfg.inbound.local_domains) std::cout << " " << d;
+  std::cout << ")\n";
+  if (cfg.inbound.mx_names.empty()) std::cout << "  PROBLEM: " << kNoMxNames << "\n";
+  for (const SelfSlot& s : self.slots) {
+    const inbound::Slot& slot = s.slot;
+    const inbound::Decision& d = s.decision;
+    std::cout << "Certificate " << slot.files.cert_file
+              << "\n  served: " << inbound::describe(slot.served) << "\n";
+    if (slot.candidate) std::cout << "  next:   " << inbound::describe(*slot.candidate) << "\n";
+    if (!slot.files_problem.empty()) std::cout << "  PROBLEM: " << slot.files_problem << "\n";
+    print_names(std::cout, d, slot.candidate.has_value());
+    if (slot.candidate) {
+      std::cout << "  rollover: " << (d.switch_now ? "ready (" : "not ready (") << d.why << ")\n";
+      for (const std::string& r : d.to_publish) std::cout << "  publish: " << r << "\n";
+    } else if (!d.names.empty()) {
+      // Readiness for the next rollover: a DANE-TA(2) record (or a second
+      // 3 1 1 for a pre-made key) lets a new certificate in without a wait.
+      std::cout << "  rollover: no new certificate in " << slot.files.cert_file << "\n";
+    }
+    if (d.expiring) std::cout << "  PROBLEM: " << d.expiry_problem << "\n";
+  }
+  std::cout << "\n";
+}
+
+using nlohmann::json;
+
+json null_or(const std::string& s) {
+  return s.empty() ? json(nullptr) : json(s);
+}
+
+// UTC in the form of the certificates' times ("2026-11-29 12:00:00 UTC");
+// null for 0 (not published).
+json time_json(std::int64_t t) {
+  return t == 0 ? json(nullptr) : json(utc(t));
+}
+
+json chain_json(const inbound::Chain& c) {
+  const tls::CertSummary& leaf = c.leaf();
+  return json{{"description", inbound::describe(c)},
+              {"fingerprint_sha256", c.fingerprint},
+              {"subject", leaf.subject},
+              {"issuer", leaf.issuer},
+              {"dns_names", leaf.dns_names},
+              {"not_before", leaf.not_before},
+              {"not_after", leaf.not_after},
+              {"key", leaf.key},
+              {"spki_sha256", leaf.spki_sha256},
+              {"chain_length", c.certs.size()}};
+}
+
+json slot_json(const SelfSlot& s) {
+  const inbound::Slot& slot = s.slot;
+  const inbound::Decision& d = s.decision;
+  const bool next = slot.candidate.has_value();
+  json names = json::array();
+  for (const inbound::NameStatus& n : d.names) {
+    const bool looked_up = n.problem.empty();
+    names.push_back(
+        {{"mx_name", n.mx_name},
+         {"owner", n.owner},
+         {"problem", null_or(n.problem)},
+         {"served_published", n.served_published},
+         {"next_published", next && looked_up ? json(n.candidate_published) : json(nullptr)},
+         {"next_servable_from", next && looked_up ? time_json(n.ready_at) : json(nullptr)}});
+  }
+  std::string rollover = "none";
+  if (next) rollover = d.switch_now ? "ready" : "waiting";
+  return json{{"cert_file", slot.files.cert_file},
+              {"served", chain_json(slot.served)},
+              {"next", next ? chain_json(*slot.candidate) : json(nullptr)},
+              {"files_problem", null_or(slot.files_problem)},
+              {"names", names},
+              {"rollover",
+               {{"status", rollover},
+                {"reason", next ? json(d.why) : json(nullptr)},
+                {"servable_from", next ? time_json(d.ready_at) : json(nullptr)},
+                {"publish", next ? d.to_publish : std::vector<std::string>{}}}},
+              {"expiring", d.expiring},
+              {"expiry_problem", null_or(d.expiry_problem)},
+              {"problems", s.problems}};
+}
+
+}  // namespace
+
 int run_check_self(const config::Config& cfg, const CheckOptions& options) {
   if (!needs_inbound(cfg, "check --self")) return 2;
   std::vector<std::string> notes;
@@ -164,58 +299,55 @@ int run_check_self(const config::Config& cfg, const CheckOptions& options) {
     return 2;
   }
   const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
-  bool problem = false;
-  std::cout << "Inbound MX (" << cfg.inbound.listen.size() << " listener(s), local domains";
-  for (const std::string& d : cfg.inbound.local_domains) std::cout << " " << d;
-  std::cout << ")\n";
-  if (cfg.inbound.mx_names.empty()) {
-    std::cout << "  PROBLEM: no [inbound] mx_names: TLSA records are not checked and the rollover "
-                 "guard is off\n";
-    problem = true;
-  }
-  for (inbound::Slot& slot : *slots) {
-    std::cout << "Certificate " << slot.files.cert_file
-              << "\n  served: " << inbound::describe(slot.served) << "\n";
-    if (slot.candidate) std::cout << "  next:   " << inbound::describe(*slot.candidate) << "\n";
-    if (!slot.files_problem.empty()) {
-      std::cout << "  PROBLEM: " << slot.files_problem << "\n";
-      problem = true;
-    }
-    inbound::SlotState state = slot.state;
-    const inbound::Decision d =
-        inbound::decide(slot.served, slot.candidate ? &*slot.candidate : nullptr, *lookups, state,
-                        now, params_of(cfg));
-    print_names(std::cout, d, slot.candidate.has_value());
-    for (const inbound::NameStatus& n : d.names)
-      if (!n.problem.empty() || !n.served_published) problem = true;
-    if (slot.candidate) {
-      std::cout << "  rollover: " << (d.switch_now ? "ready (" : "not ready (") << d.why << ")\n";
-      for (const std::string& r : d.to_publish) std::cout << "  publish: " << r << "\n";
-      if (!d.candidate_published) problem = true;
-    } else if (!d.names.empty()) {
-      // Readiness for the next rollover: a DANE-TA(2) record (or a second
-      // 3 1 1 for a pre-made key) lets a new certificate in without a wait.
-      std::cout << "  rollover: no new certificate in " << slot.files.cert_file << "\n";
-    }
-    if (d.expiring) {
-      std::cout << "  PROBLEM: " << d.expiry_problem << "\n";
-      problem = true;
-    }
-  }
-  std::cout << "\n";
-  int worst = problem ? 1 : 0;
+  const SelfCheck self = decide_self(cfg, std::move(*slots), *lookups, now);
+  int worst = self.problem() ? 1 : 0;
+  if (!options.json) print_self(cfg, self);
+  json domains = json::array();
   // The sender's view of each local domain: MX, DNSSEC, TLSA and the live
-  // servers, as `danemta check DOMAIN` reports it.
+  // servers, as `danemta check DOMAIN` reports it, with dane-only.
   for (const std::string& domain : cfg.inbound.local_domains) {
     CheckOptions o = options;
     o.domain = domain;
     config::Config c = cfg;
     c.policies[domain] = config::TlsPolicy::dane_only;
-    std::cout << "== danemta check " << domain << "\n";
-    std::cout.flush();
-    const int status = run_check(c, o);
+    if (!options.json) {
+      std::cout << "== danemta check " << domain << "\n";
+      std::cout.flush();
+      worst = std::max(worst, run_check(c, o));
+      continue;
+    }
+    auto report = check_report(c, o);
+    const int status = report ? report->verdict.exit_code : 2;
     worst = std::max(worst, status);
+    domains.push_back(
+        {{"domain", domain},
+         {"exit_code", status},
+         {"report", report ? json::parse(check::render_json(*report)) : json(nullptr)},
+         {"error", report ? json(nullptr) : json(report.error().message)}});
   }
+  if (!options.json) return worst;
+
+  json j;
+  j["inbound"] = {{"listen", cfg.inbound.listen},
+                  {"local_domains", cfg.inbound.local_domains},
+                  {"mx_names", cfg.inbound.mx_names},
+                  {"tlsa_port", cfg.inbound.tlsa_port}};
+  j["certificates"] = json::array();
+  std::vector<std::string> problems = self.problems;
+  for (const SelfSlot& s : self.slots) {
+    j["certificates"].push_back(slot_json(s));
+    for (const std::string& p : s.problems) problems.push_back(s.slot.files.cert_file + ": " + p);
+  }
+  j["domains"] = domains;
+  j["verdict"] = {{"status", worst == 0   ? "ok"
+                             : worst == 1 ? "problem"
+                                          : "error"},
+                  {"problems", problems},
+                  {"exit_code", worst}};
+  // Certificate names and server greetings are bytes from outside: what is
+  // not UTF-8 becomes U+FFFD (RFC 8259 section 8.1).
+  std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  std::cout.flush();
   return worst;
 }
 

@@ -26,6 +26,7 @@
 #include "smtp/data.hpp"
 #include "smtp/path.hpp"
 #include "smtp/sasl.hpp"
+#include "smtp/tally.hpp"
 
 namespace danemta::smtp {
 
@@ -186,6 +187,17 @@ struct Session : std::enable_shared_from_this<Session> {
   std::string sasl_method;   // non-empty once authenticated
   std::string sasl_username;
 
+  // For the log (Postfix smtpd's words): the command being carried out
+  // ("rcpt"; empty between commands), what the session was doing last
+  // ("CONNECT", "RCPT", "END-OF-MESSAGE") for "lost connection after ...",
+  // the first digit of the latest reply (0: none since the command began),
+  // the counts for the last line, and whether that line was written.
+  std::string current;
+  std::string where = "CONNECT";
+  char last_reply = 0;
+  CommandTally tally;
+  bool summarised = false;
+
   bool in_tls() const { return !tls_protocol.empty(); }
   bool authenticated() const { return !sasl_method.empty(); }
   tcp::socket& lowest() { return tls ? tls->next_layer() : socket; }
@@ -221,6 +233,38 @@ struct Session : std::enable_shared_from_this<Session> {
   void reply(std::string_view line) {
     out.append(line);
     out += "\r\n";
+    last_reply = line.empty() ? '\0' : line.front();
+  }
+
+  // A command starts: `name` in lower case, "unknown" for none the server knows.
+  void begin(std::string_view name) {
+    current = std::string(name);
+    where.clear();
+    for (const char c : name) where += static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+    last_reply = '\0';
+  }
+
+  // The command ended: it succeeded when its final reply was 2xx.
+  void end_command() {
+    if (current.empty()) return;
+    tally.count(current, last_reply == '2');
+    current.clear();
+  }
+
+  // The session ends without QUIT or a 421 of ours: "timeout after RCPT
+  // from unknown[192.0.2.1]", "lost connection after DATA from ...".
+  void ended(std::string_view how) {
+    log(std::string(how) + " after " + where + " from unknown[" + client + "]");
+  }
+
+  // The session's last line, once, with the command counts (the command
+  // being carried out, if any, as failed).
+  void summarise() {
+    if (summarised || client.empty()) return;
+    summarised = true;
+    if (!current.empty()) last_reply = '\0';
+    end_command();
+    log("disconnect from unknown[" + client + "]" + tally.summary());
   }
 
   // RFC 5321 4.1.4: the transaction (not the EHLO state) is forgotten.
@@ -237,9 +281,8 @@ struct Session : std::enable_shared_from_this<Session> {
   Next bad(std::string_view line) {
     ++errors;
     if (errors >= config.max_errors) {
-      const std::string goodbye = "421 4.7.0 " + config.hostname + " too many errors";
-      log("disconnect from unknown[" + client + "]: " + goodbye);
-      reply(goodbye);
+      log("too many errors after " + where + " from unknown[" + client + "]");
+      reply("421 4.7.0 " + config.hostname + " too many errors");
       return Next::close;
     }
     reply(line);
@@ -531,6 +574,13 @@ struct Session : std::enable_shared_from_this<Session> {
     const auto space = std::min(line.find(' '), line.size());
     const std::string_view verb = line.substr(0, space);
     const std::string_view arg = trim(line.substr(space));
+    std::string_view name = "unknown";
+    for (const std::string_view known :
+         {"ehlo", "helo", "mail", "rcpt", "data", "quit", "starttls", "auth", "rset", "noop",
+          "vrfy", "help", "expn", "bdat", "etrn", "turn"}) {
+      if (iequals(verb, known)) name = known;
+    }
+    begin(name);
     if (iequals(verb, "EHLO")) return ehlo(arg, true);
     if (iequals(verb, "HELO")) return ehlo(arg, false);
     if (iequals(verb, "MAIL")) return mail(arg);
@@ -544,9 +594,8 @@ struct Session : std::enable_shared_from_this<Session> {
     if (iequals(verb, "AUTH")) return auth(arg);
     // Everything below is a junk command.
     if (++junk > config.max_junk_commands) {
-      const std::string goodbye = "421 4.7.0 " + config.hostname + " Error: too many junk commands";
-      log("disconnect from unknown[" + client + "]: " + goodbye);
-      reply(goodbye);
+      log("too many junk commands after " + where + " from unknown[" + client + "]");
+      reply("421 4.7.0 " + config.hostname + " Error: too many junk commands");
       return Next::close;
     }
     if (iequals(verb, "RSET")) {
@@ -577,7 +626,10 @@ struct Session : std::enable_shared_from_this<Session> {
   // The DATA text after 354, then the reply to it (RFC 5321 4.1.1.4).
   asio::awaitable<Next> receive_data() {
     const auto deadline = Clock::now() + config.data_timeout;
-    if (const Io w = co_await flush(config.command_timeout); w != Io::ok) co_return Next::close;
+    if (const Io w = co_await flush(config.command_timeout); w != Io::ok) {
+      ended("lost connection");
+      co_return Next::close;
+    }
     DataDecoder decoder(config.max_message_bytes);
     ReceivedMessage message;
     message.client = client;
@@ -604,13 +656,16 @@ struct Session : std::enable_shared_from_this<Session> {
         case Io::ok:
           continue;
         case Io::timeout:
+          ended("timeout");
           reply("421 4.4.2 " + config.hostname + " timeout");
           co_return Next::close;
         case Io::closed:
+          ended("lost connection");
           out.clear();
           co_return Next::close;
       }
     }
+    where = "END-OF-MESSAGE";
     if (in.capacity() > 4 * kReadChunk && in.size() - pos < kReadChunk) {
       in.erase(0, pos);
       pos = 0;
@@ -671,7 +726,11 @@ struct Session : std::enable_shared_from_this<Session> {
     }
     in.clear();
     pos = 0;
-    if (co_await flush(config.command_timeout) != Io::ok) co_return Next::close;
+    if (co_await flush(config.command_timeout) != Io::ok) {
+      ended("lost connection");
+      last_reply = '\0';
+      co_return Next::close;
+    }
     tls.emplace(std::move(socket), *config.tls_context);
     arm(Clock::now() + config.command_timeout);
     const auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, use_tuple);
@@ -681,6 +740,7 @@ struct Session : std::enable_shared_from_this<Session> {
       // Nothing more can be said to the client: not in clear, not in TLS.
       log("SSL_accept error from unknown[" + client +
           "]: " + (timed_out ? std::string("timed out") : ec.message()));
+      last_reply = '\0';
       close();
       co_return Next::close;
     }
@@ -715,9 +775,11 @@ struct Session : std::enable_shared_from_this<Session> {
       case Line::Kind::too_long:
         co_return Response{std::nullopt, bad("500 5.5.6 Authentication Exchange line is too long")};
       case Line::Kind::timeout:
+        ended("timeout");
         reply("421 4.4.2 " + config.hostname + " timeout");
         co_return Response{std::nullopt, Next::close};
       case Line::Kind::closed:
+        ended("lost connection");
         break;
     }
     co_return Response{std::nullopt, Next::close};
@@ -822,21 +884,27 @@ struct Session : std::enable_shared_from_this<Session> {
           next = command(line.text);
           break;
         case Line::Kind::too_long:
+          begin("unknown");
           next = bad("500 5.5.2 Error: line too long");  // RFC 5321 4.5.3.1.4
           break;
         case Line::Kind::timeout:
+          ended("timeout");
           reply("421 4.4.2 " + config.hostname + " timeout");  // RFC 5321 4.5.3.2
           next = Next::close;
           break;
         case Line::Kind::closed:
+          ended("lost connection");
+          summarise();
           close();
           co_return;
       }
       if (next == Next::data) next = co_await receive_data();
       if (next == Next::starttls) next = co_await start_tls();
       if (next == Next::auth) next = co_await sasl_exchange();
+      end_command();
       if (next == Next::close) {
         co_await flush(kGoodbyeTimeout);
+        summarise();
         close();
         co_return;
       }
@@ -844,9 +912,14 @@ struct Session : std::enable_shared_from_this<Session> {
   }
 
   // RFC 5321 3.1 and 3.8: a 554 or 421 greeting, then the connection is closed.
+  // The session's last line says it had no commands.
   asio::awaitable<void> refuse(std::string line) {
+    error_code ec;
+    const auto peer = socket.remote_endpoint(ec);
+    if (!ec) client = peer.address().to_string();
     reply(line);
     co_await flush(kGoodbyeTimeout);
+    summarise();
     close();
   }
 };

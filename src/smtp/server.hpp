@@ -76,13 +76,18 @@ struct ServerConfig {
   // command and 10 for the end of data; shorter here is allowed for tests.
   duration command_timeout = std::chrono::minutes(5);
   duration data_timeout = std::chrono::minutes(10);
-  // One line per refusal, without a line ending (may be empty), in
-  // Postfix's smtpd words ("unknown": client names are not looked up): a
-  // client not allowed or over a connection limit ("NOQUEUE: reject: CONNECT
-  // from unknown[192.0.2.1]: 554 5.7.1 ..."), a disconnect for too many
-  // errors or junk commands ("disconnect from unknown[192.0.2.1]: 421 4.7.0
-  // ..."), a refused MAIL or RCPT ("NOQUEUE: reject: RCPT from
-  // unknown[192.0.2.1]: 553 5.1.2 ...; from=<a@b.example> to=<c@[192.0.2.2]>").
+  // One line per event, without a line ending (may be empty), in Postfix's
+  // smtpd words ("unknown": client names are not looked up): a client not
+  // allowed or over a connection limit ("NOQUEUE: reject: CONNECT from
+  // unknown[192.0.2.1]: 554 5.7.1 ..."), a refused MAIL or RCPT ("NOQUEUE:
+  // reject: RCPT from unknown[192.0.2.1]: 553 5.1.2 ...; from=<a@b.example>
+  // to=<c@[192.0.2.2]>"), a session cut short, naming the last command
+  // ("too many errors after RCPT from unknown[192.0.2.1]", "too many junk
+  // commands after NOOP from ...", "timeout after DATA from ...", "lost
+  // connection after CONNECT from ..."; END-OF-MESSAGE: after the text's
+  // reply), and, as the last line of every session (refused ones
+  // included), its commands: "disconnect from unknown[192.0.2.1] ehlo=1
+  // mail=1 rcpt=1/2 data=1 quit=1 commands=5/6" (smtp/tally.hpp).
   // Called on the sessions' strands: with a multi-threaded io_context it must
   // be thread-safe.
   std::function<void(std::string_view)> log;

@@ -232,6 +232,54 @@ TEST(Inbound, RolloverWaitsForThePublishedRecordAndItsTtl) {
   EXPECT_NE(self_before.out.find("publish: _25._tcp.mx.inbound191.example. IN TLSA " + new_rr),
             std::string::npos)
       << self_before.out;
+  // The same as JSON (docs/check-json.md, "danemta check --self --json").
+  const lab::CommandResult json_before =
+      lab::run_command(danemta + " check --self --no-connect --json");
+  EXPECT_EQ(json_before.exit_code, 1) << json_before.out;
+  {
+    const auto j = nlohmann::json::parse(json_before.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << json_before.out;
+    EXPECT_EQ(j["inbound"]["mx_names"], nlohmann::json({"mx.inbound191.example"}));
+    EXPECT_EQ(j["inbound"]["local_domains"], nlohmann::json({"inbound191.example"}));
+    EXPECT_EQ(j["inbound"]["tlsa_port"], 25);
+    ASSERT_EQ(j["certificates"].size(), 1u) << j.dump(2);
+    const auto& c = j["certificates"][0];
+    EXPECT_EQ(c["cert_file"], world.dir() + "/ec.crt");
+    EXPECT_EQ(c["served"]["spki_sha256"], lab::tlsa_data_hex(old_cert.leaf, 1, 1));
+    EXPECT_EQ(c["next"]["spki_sha256"], lab::tlsa_data_hex(new_cert.leaf, 1, 1));
+    EXPECT_EQ(c["next"]["chain_length"], 1);
+    EXPECT_TRUE(c["files_problem"].is_null());
+    ASSERT_EQ(c["names"].size(), 1u);
+    EXPECT_EQ(c["names"][0]["mx_name"], "mx.inbound191.example");
+    EXPECT_EQ(c["names"][0]["owner"], "_25._tcp.mx.inbound191.example");
+    EXPECT_TRUE(c["names"][0]["problem"].is_null());
+    EXPECT_EQ(c["names"][0]["served_published"], true);
+    EXPECT_EQ(c["names"][0]["next_published"], false);
+    EXPECT_TRUE(c["names"][0]["next_servable_from"].is_null());
+    EXPECT_EQ(c["rollover"]["status"], "waiting");
+    EXPECT_TRUE(c["rollover"]["servable_from"].is_null());
+    EXPECT_EQ(c["rollover"]["publish"],
+              nlohmann::json({"_25._tcp.mx.inbound191.example. IN TLSA " + new_rr}));
+    EXPECT_EQ(c["expiring"], false);
+    ASSERT_EQ(c["problems"].size(), 1u);
+    EXPECT_EQ(c["problems"][0].get<std::string>().rfind("next certificate not published", 0), 0u)
+        << c["problems"];
+    EXPECT_EQ(j["verdict"]["status"], "problem");
+    EXPECT_EQ(j["verdict"]["exit_code"], 1);
+    EXPECT_EQ(j["verdict"]["problems"],
+              nlohmann::json({world.dir() + "/ec.crt: " + c["problems"][0].get<std::string>()}));
+    ASSERT_EQ(j["domains"].size(), 1u);
+    const auto& d = j["domains"][0];
+    EXPECT_EQ(d["domain"], "inbound191.example");
+    EXPECT_TRUE(d["error"].is_null());
+    EXPECT_EQ(d["report"]["domain"], "inbound191.example");
+    EXPECT_EQ(d["report"]["policy"], "dane-only");
+    EXPECT_EQ(d["report"]["live"], false);
+    EXPECT_EQ(d["report"]["hosts"][0]["name"], "mx.inbound191.example");
+    EXPECT_EQ(d["report"]["hosts"][0]["requirement"], "dane");
+    EXPECT_EQ(d["exit_code"], d["report"]["verdict"]["exit_code"]);
+    EXPECT_EQ(d["exit_code"], 0);
+  }
   // The DANE sender keeps verifying.
   ASSERT_EQ(labs.send("dave@inbound191.example", "before").exit_code, 0);
   ASSERT_TRUE(sender->wait_for_log("status=sent")) << sender->log();
@@ -256,6 +304,30 @@ TEST(Inbound, RolloverWaitsForThePublishedRecordAndItsTtl) {
   EXPECT_NE(self_after.out.find("_25._tcp.mx.inbound191.example: served certificate published"),
             std::string::npos)
       << self_after.out;
+  const lab::CommandResult json_after = lab::run_command(danemta + " check --self --json");
+  EXPECT_EQ(json_after.exit_code, 0) << json_after.out;
+  {
+    const auto j = nlohmann::json::parse(json_after.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << json_after.out;
+    ASSERT_EQ(j["certificates"].size(), 1u) << j.dump(2);
+    const auto& c = j["certificates"][0];
+    EXPECT_EQ(c["served"]["spki_sha256"], lab::tlsa_data_hex(new_cert.leaf, 1, 1));
+    EXPECT_TRUE(c["next"].is_null());
+    EXPECT_EQ(c["names"][0]["served_published"], true);
+    EXPECT_TRUE(c["names"][0]["next_published"].is_null());
+    EXPECT_EQ(c["rollover"]["status"], "none");
+    EXPECT_TRUE(c["rollover"]["reason"].is_null());
+    EXPECT_EQ(c["rollover"]["publish"], nlohmann::json::array());
+    EXPECT_EQ(c["problems"], nlohmann::json::array());
+    EXPECT_EQ(j["verdict"]["status"], "ok");
+    EXPECT_EQ(j["verdict"]["problems"], nlohmann::json::array());
+    EXPECT_EQ(j["verdict"]["exit_code"], 0);
+    const auto& report = j["domains"][0]["report"];
+    EXPECT_EQ(report["live"], true);
+    EXPECT_EQ(report["verdict"]["status"], "ok");
+    ASSERT_EQ(report["hosts"][0]["probes"].size(), 1u) << report.dump(2);
+    EXPECT_EQ(report["hosts"][0]["probes"][0]["authentication"], "dane-verified");
+  }
 
   // The sender verifies the new certificate.
   ASSERT_EQ(labs.send("erin@inbound191.example", "after").exit_code, 0);

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 
 #include <poll.h>
@@ -115,6 +116,19 @@ TEST(Logs, PflogsummCountsWhatTheRelayDid) {
       R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z relay\.lab\.example danemta/[a-z]+\[\d+\]: .+$)");
   while (std::getline(lines, text)) EXPECT_TRUE(std::regex_match(text, prefixed)) << text;
   EXPECT_THAT(log, HasSubstr("NOQUEUE: reject: CONNECT from unknown[127.0.156.2]: 554 5.7.1"));
+  // Each session's last line, as Postfix's smtpd ends one: swaks's five
+  // sessions, then the refused client's.
+  const std::regex summary(
+      R"(danemta/smtpd\[\d+\]: disconnect from unknown\[127\.0\.0\.1\] ehlo=1 mail=1 rcpt=1 )"
+      R"(data=1 quit=1 commands=5\n)");
+  EXPECT_EQ(
+      std::distance(std::sregex_iterator(log.begin(), log.end(), summary), std::sregex_iterator()),
+      5)
+      << log;
+  EXPECT_TRUE(std::regex_search(
+      log, std::regex(R"(danemta/smtpd\[\d+\]: disconnect from unknown\[127\.0\.156\.2\] )"
+                      R"(commands=0/0\n)")))
+      << log;
   EXPECT_EQ(count(log, "status=sent"), 3u) << log;
   EXPECT_EQ(count(log, "status=bounced"), 1u) << log;
   EXPECT_EQ(count(log, ": removed"), 4u) << log;  // every message with nothing left to try
@@ -342,6 +356,8 @@ TEST(Logs, SyslogHasFacilityMailTagsAndSeverities) {
     EXPECT_EQ(r->severity, severity) << needle;
   };
   expect("client=unknown[127.0.0.1]", "danemta/smtpd", 6);
+  expect("disconnect from unknown[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5",
+         "danemta/smtpd", 6);
   expect("nrcpt=1 (queue active)", "danemta/qmgr", 6);
   expect("to=<b@good156.example>", "danemta/smtp", 6);  // LOG_INFO
   expect("mx.stale156.example[" + rx.ip(11) + "]: tlsa-invalid", "danemta/smtp", 4);

@@ -404,7 +404,11 @@ TEST(RelayHardening, IdleConnectionsUnderALowFdLimitDoNotStopTheRelay) {
   lab::CommandResult sent = setup.swaks("a@sender.example", "b@fd126.example");
   EXPECT_EQ(sent.exit_code, 0) << sent.out << relay.log();
   EXPECT_EQ(relay.stop(SIGTERM), 0) << relay.log();
-  EXPECT_LT(count(relay.log(), "\n"), 200u) << "no log flood";
+  // No log flood: each of the 101 sessions logs at most its refusal or how
+  // it ended, and its "disconnect from" line; a few lines more for the rest.
+  const std::string log = relay.log();
+  EXPECT_LE(count(log, "disconnect from"), 101u) << log;
+  EXPECT_LT(count(log, "\n"), 3u * 101 + 50) << "no log flood";
 }
 
 }  // namespace

@@ -226,6 +226,20 @@ class SmtpServerTest : public ::testing::Test {
     return log_;
   }
 
+  // log_lines() once `count` session summaries ("disconnect from ...") are
+  // there, or after 5 s: a session the client left is logged when the
+  // server notices.
+  std::vector<std::string> log_lines_after_sessions(std::size_t count = 1) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    for (;;) {
+      std::vector<std::string> lines = log_lines();
+      std::size_t done = 0;
+      for (const std::string& l : lines) done += l.starts_with("disconnect from ") ? 1 : 0;
+      if (done >= count || std::chrono::steady_clock::now() > deadline) return lines;
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+
   std::vector<ReceivedMessage> messages() {
     const std::lock_guard lock(store_->mutex);
     return store_->messages;
@@ -676,10 +690,11 @@ TEST_F(SmtpServerTest, ConnectionLimitInAll) {
   Raw over(port_, "127.0.112.1", "127.0.112.3");
   EXPECT_EQ(over.reply(), "421 4.7.0 mx.test.example Error: too many connections from 127.0.112.3");
   EXPECT_TRUE(over.closed_by_server());
-  EXPECT_THAT(log_lines(),
+  EXPECT_THAT(log_lines_after_sessions(),
               ElementsAre("NOQUEUE: reject: CONNECT from unknown[127.0.112.3]: 421 4.7.0 "
                           "mx.test.example Error: too many connections from "
-                          "127.0.112.3"));
+                          "127.0.112.3",
+                          "disconnect from unknown[127.0.112.3] commands=0/0"));
   // A session that ends gives its place back.
   EXPECT_THAT(idle[0]->cmd("QUIT"), StartsWith("221 "));
   EXPECT_TRUE(idle[0]->closed_by_server());
@@ -720,8 +735,9 @@ TEST_F(SmtpServerTest, TooManyJunkCommands) {
   for (int i = 0; i < 100; ++i) ASSERT_THAT(raw.reply(), StartsWith("250 2.0.0")) << i;
   EXPECT_EQ(raw.cmd("NOOP"), "421 4.7.0 mx.test.example Error: too many junk commands");
   EXPECT_TRUE(raw.closed_by_server());
-  EXPECT_THAT(log_lines(), ElementsAre("disconnect from unknown[127.0.114.2]: 421 4.7.0 "
-                                       "mx.test.example Error: too many junk commands"));
+  EXPECT_THAT(log_lines_after_sessions(),
+              ElementsAre("too many junk commands after NOOP from unknown[127.0.114.2]",
+                          "disconnect from unknown[127.0.114.2] noop=100/101 commands=100/101"));
 }
 
 TEST_F(SmtpServerTest, JunkCountRestartsAfterAMessage) {
@@ -768,10 +784,11 @@ TEST_F(SmtpServerTest, RefusalsAreLogged) {
   EXPECT_THAT(raw.cmd("BAR"), StartsWith("421 4.7.0"));
   EXPECT_TRUE(raw.closed_by_server());
   EXPECT_THAT(
-      log_lines(),
+      log_lines_after_sessions(2),
       ElementsAre(
           "NOQUEUE: reject: CONNECT from unknown[127.0.115.2]: 554 5.7.1 mx.test.example relay "
           "access denied",
+          "disconnect from unknown[127.0.115.2] commands=0/0",
           "NOQUEUE: reject: MAIL from unknown[127.0.115.2]: 501 5.1.7 Bad sender address syntax: "
           "empty domain label; from=<a@b..example>",
           "NOQUEUE: reject: RCPT from unknown[127.0.115.2]: 553 5.1.2 address literals are not "
@@ -780,7 +797,121 @@ TEST_F(SmtpServerTest, RefusalsAreLogged) {
           "syntax: "
           "bad source route: empty domain; from=<s@x.example> "
           R"(to=<@"a:x> NOTIFY=SUCCESS"@cap.example>)",
-          "disconnect from unknown[127.0.115.2]: 421 4.7.0 mx.test.example too many errors"));
+          "too many errors after UNKNOWN from unknown[127.0.115.2]",
+          "disconnect from unknown[127.0.115.2] ehlo=1 mail=1/2 rcpt=0/2 unknown=0/2 "
+          "commands=2/7"));
+}
+
+// --- the session's last log line (NET 194) ----------------------------------------
+
+TEST_F(SmtpServerTest, SummaryOfANormalSession) {
+  auto config = test_config();
+  config.log = logger();
+  start(config, "127.0.194.1");
+  Raw raw(port_, "127.0.194.1", "127.0.194.2");
+  EXPECT_THAT(raw.reply(), StartsWith("220 "));
+  EXPECT_THAT(raw.cmd("EHLO client.example"), StartsWith("250-"));
+  EXPECT_THAT(raw.cmd("MAIL FROM:<s@x.example>"), StartsWith("250 "));
+  EXPECT_THAT(raw.cmd("RCPT TO:<r@y.example>"), StartsWith("250 "));
+  EXPECT_THAT(raw.cmd("RCPT TO:<r@[192.0.2.1]>"), StartsWith("553 5.1.2"));
+  EXPECT_THAT(raw.cmd("DATA"), StartsWith("354 "));
+  EXPECT_EQ(raw.cmd("Subject: s\r\n\r\nhi\r\n."), "250 2.0.0 Ok: queued as Q1");
+  EXPECT_THAT(raw.cmd("QUIT"), StartsWith("221 "));
+  EXPECT_TRUE(raw.closed_by_server());
+  EXPECT_THAT(log_lines_after_sessions(),
+              ElementsAre("NOQUEUE: reject: RCPT from unknown[127.0.194.2]: 553 5.1.2 address "
+                          "literals are not accepted: <r@[192.0.2.1]>; from=<s@x.example> "
+                          "to=<r@[192.0.2.1]>",
+                          "disconnect from unknown[127.0.194.2] ehlo=1 mail=1 rcpt=1/2 data=1 "
+                          "quit=1 commands=5/6"));
+}
+
+TEST_F(SmtpServerTest, SummaryCountsRefusedCommandsAsFailed) {
+  auto config = test_config();
+  config.log = logger();
+  start(config, "127.0.194.3");
+  Raw raw(port_, "127.0.194.3", "127.0.194.4");
+  EXPECT_THAT(raw.reply(), StartsWith("220 "));
+  EXPECT_THAT(raw.cmd("MAIL FROM:<s@x.example>"), StartsWith("503 5.5.1"));
+  EXPECT_THAT(raw.cmd("EHLO client.example"), StartsWith("250-"));
+  EXPECT_THAT(raw.cmd("RCPT TO:<r@y.example>"), StartsWith("503 5.5.1"));
+  EXPECT_THAT(raw.cmd("DATA"), StartsWith("503 5.5.1"));
+  EXPECT_THAT(raw.cmd("RCPT TO:<r@y.example>"), StartsWith("503 5.5.1"));
+  EXPECT_THAT(raw.cmd("XYZZY"), StartsWith("500 5.5.2"));
+  EXPECT_THAT(raw.cmd("NOOP"), StartsWith("250 "));
+  EXPECT_THAT(raw.cmd("QUIT"), StartsWith("221 "));
+  EXPECT_TRUE(raw.closed_by_server());
+  // Refused by their sequence, not by policy: no NOQUEUE lines.
+  EXPECT_THAT(log_lines_after_sessions(),
+              ElementsAre("disconnect from unknown[127.0.194.4] mail=0/1 ehlo=1 rcpt=0/2 data=0/1 "
+                          "unknown=0/1 noop=1 quit=1 commands=3/8"));
+}
+
+TEST_F(SmtpServerTest, SummaryAfterTheClientLeftInData) {
+  auto config = test_config();
+  config.log = logger();
+  start(config, "127.0.194.5");
+  {
+    Raw raw(port_, "127.0.194.5", "127.0.194.6");
+    EXPECT_THAT(raw.reply(), StartsWith("220 "));
+    EXPECT_THAT(raw.cmd("EHLO client.example"), StartsWith("250-"));
+    EXPECT_THAT(raw.cmd("MAIL FROM:<s@x.example>"), StartsWith("250 "));
+    EXPECT_THAT(raw.cmd("RCPT TO:<r@y.example>"), StartsWith("250 "));
+    EXPECT_THAT(raw.cmd("DATA"), StartsWith("354 "));
+    raw.send("Subject: half\r\n\r\nsome text\r\n");
+  }
+  EXPECT_THAT(log_lines_after_sessions(),
+              ElementsAre("lost connection after DATA from unknown[127.0.194.6]",
+                          "disconnect from unknown[127.0.194.6] ehlo=1 mail=1 rcpt=1 data=0/1 "
+                          "commands=3/4"));
+  EXPECT_TRUE(messages().empty());
+}
+
+TEST_F(SmtpServerTest, SummaryAfterTooManyErrors) {
+  auto config = test_config();
+  config.max_errors = 3;
+  config.log = logger();
+  start(config, "127.0.194.7");
+  Raw raw(port_, "127.0.194.7", "127.0.194.8");
+  EXPECT_THAT(raw.reply(), StartsWith("220 "));
+  EXPECT_THAT(raw.cmd("EHLO client.example"), StartsWith("250-"));
+  EXPECT_THAT(raw.cmd("FOO"), StartsWith("500 5.5.2"));
+  EXPECT_THAT(raw.cmd("MAIL FROM:<s@x.example>"), StartsWith("250 "));
+  EXPECT_THAT(raw.cmd("RCPT TO:<nodomain>"), StartsWith("501 5.1.3"));
+  EXPECT_EQ(raw.cmd("RCPT TO:<r@y..example>"), "421 4.7.0 mx.test.example too many errors");
+  EXPECT_TRUE(raw.closed_by_server());
+  EXPECT_THAT(
+      log_lines_after_sessions(),
+      ElementsAre("NOQUEUE: reject: RCPT from unknown[127.0.194.8]: 501 5.1.3 Bad recipient "
+                  "address syntax: missing @domain; from=<s@x.example> to=<nodomain>",
+                  "NOQUEUE: reject: RCPT from unknown[127.0.194.8]: 501 5.1.3 Bad recipient "
+                  "address syntax: empty domain label; from=<s@x.example> to=<r@y..example>",
+                  "too many errors after RCPT from unknown[127.0.194.8]",
+                  "disconnect from unknown[127.0.194.8] ehlo=1 unknown=0/1 mail=1 rcpt=0/2 "
+                  "commands=2/5"));
+}
+
+TEST_F(SmtpServerTest, SummaryAfterATimeoutAndOfASilentClient) {
+  auto config = test_config();
+  config.command_timeout = 300ms;
+  config.log = logger();
+  start(config, "127.0.194.9");
+  {
+    Raw raw(port_, "127.0.194.9", "127.0.194.10");
+    EXPECT_THAT(raw.reply(), StartsWith("220 "));
+    EXPECT_THAT(raw.cmd("EHLO client.example"), StartsWith("250-"));
+    EXPECT_EQ(raw.reply(3s), "421 4.4.2 mx.test.example timeout");
+    EXPECT_TRUE(raw.closed_by_server());
+  }
+  {
+    Raw silent(port_, "127.0.194.9", "127.0.194.11");
+    EXPECT_THAT(silent.reply(), StartsWith("220 "));
+  }
+  EXPECT_THAT(log_lines_after_sessions(2),
+              ElementsAre("timeout after EHLO from unknown[127.0.194.10]",
+                          "disconnect from unknown[127.0.194.10] ehlo=1 commands=1",
+                          "lost connection after CONNECT from unknown[127.0.194.11]",
+                          "disconnect from unknown[127.0.194.11] commands=0/0"));
 }
 
 }  // namespace
