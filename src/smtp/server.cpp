@@ -872,6 +872,7 @@ struct Session : std::enable_shared_from_this<Session> {
       co_return;
     }
     client = peer.address().to_string();
+    log("connect from unknown[" + client + "]");
     // Replies are batched, so Nagle's algorithm would only add delay.
     socket.set_option(tcp::no_delay(true), ec);
     reply("220 " + config.hostname + " ESMTP danemta");  // RFC 5321 4.3.1
@@ -1025,8 +1026,10 @@ asio::awaitable<void> listen(tcp::acceptor& acceptor, Settings settings, Accept 
     const ServerConfig& config = *current;
     // (The socket is a parameter: clang 14 cannot capture structured bindings.)
     const auto refuse = [&](tcp::socket& s, std::string line) {
-      if (config.log)
+      if (config.log) {
+        config.log("connect from unknown[" + address.to_string() + "]");
         config.log("NOQUEUE: reject: CONNECT from unknown[" + address.to_string() + "]: " + line);
+      }
       asio::co_spawn(strand, deny(std::move(s), config, std::move(line)), asio::detached);
     };
     // Where AUTH is offered anyone may connect, to authenticate.

@@ -129,6 +129,9 @@ TEST(Logs, PflogsummCountsWhatTheRelayDid) {
       log, std::regex(R"(danemta/smtpd\[\d+\]: disconnect from unknown\[127\.0\.156\.2\] )"
                       R"(commands=0/0\n)")))
       << log;
+  // And each session's first line: "connect from", refused clients too.
+  EXPECT_EQ(count(log, "]: connect from unknown[127.0.0.1]\n"), 5u) << log;
+  EXPECT_EQ(count(log, "]: connect from unknown[127.0.156.2]\n"), 1u) << log;
   EXPECT_EQ(count(log, "status=sent"), 3u) << log;
   EXPECT_EQ(count(log, "status=bounced"), 1u) << log;
   EXPECT_EQ(count(log, ": removed"), 4u) << log;  // every message with nothing left to try
