@@ -8,6 +8,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "base/idna.hpp"
+#include "base/text.hpp"
 
 namespace danemta::web {
 
@@ -137,16 +138,13 @@ std::string forwarded_client(const std::string& peer, std::string_view forwarded
   };
   std::string client = peer;
   while (trusted(client)) {
-    while (!forwarded_for.empty() && (forwarded_for.back() == ' ' || forwarded_for.back() == '\t'))
-      forwarded_for.remove_suffix(1);
+    forwarded_for = trim(forwarded_for);
     if (forwarded_for.empty()) break;
     const std::size_t comma = forwarded_for.rfind(',');
-    std::string_view entry =
-        comma == std::string_view::npos ? forwarded_for : forwarded_for.substr(comma + 1);
+    const std::string_view entry =
+        trim(comma == std::string_view::npos ? forwarded_for : forwarded_for.substr(comma + 1));
     forwarded_for =
         comma == std::string_view::npos ? std::string_view() : forwarded_for.substr(0, comma);
-    while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t'))
-      entry.remove_prefix(1);
     boost::system::error_code ec;
     const auto address = boost::asio::ip::make_address(std::string(entry), ec);
     if (ec) break;
