@@ -8,17 +8,22 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <ctime>
+#include <future>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "auth/credentials.hpp"
 #include "base/text.hpp"
@@ -88,10 +93,23 @@ auto async_plan(dns::Resolver& resolver, std::string domain, dane::PlanOptions o
 
 }  // namespace
 
+// What the intake thread's sessions read of the relay: built on the loop
+// from the running configuration, replaced whole (never changed in place)
+// by start(), reload() and the inbound rollover.
+struct IntakeView {
+  config::Config cfg;
+  std::string hostname;
+  std::shared_ptr<const auth::Credentials> credentials;
+  // Per listener address: what sessions accepted from now on use.
+  std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> settings;
+};
+
 struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
-  Impl(asio::io_context& io_, config::Config cfg_, dns::Resolver& resolver_, queue::Spool& spool_,
-       logging::Logger& log_, std::function<queue::Time()> now_)
+  Impl(asio::io_context& io_, asio::io_context& intake_, config::Config cfg_,
+       dns::Resolver& resolver_, queue::Spool& spool_, logging::Logger& log_,
+       std::function<queue::Time()> now_)
       : io(io_),
+        intake(&intake_),
         cfg(std::move(cfg_)),
         resolver(resolver_),
         spool(spool_),
@@ -115,6 +133,11 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   }
 
   asio::io_context& io;
+  // The listeners' loop, on a thread of its own (Relay owns it; null once
+  // the Relay is gone). Sessions there touch only the spool (its own
+  // threads), the logger and metrics (locked), `view()`, store_problem()
+  // and wake_from_intake(); nothing else of this struct.
+  asio::io_context* intake;
   config::Config cfg;
   dns::Resolver& resolver;
   queue::Spool& spool;
@@ -142,13 +165,16 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   // Authenticated sessions kept open between attempts ([delivery]
   // connection_cache_seconds); handed on only under an identical plan.
   delivery::SessionCache sessions;
-  // Listeners by their configured address. One closed by a reload is kept
-  // in `retired`: its listen() coroutine may still look at it.
-  std::vector<std::pair<std::string, std::unique_ptr<asio::ip::tcp::acceptor>>> acceptors;
+  // Listeners (on the intake loop) by their configured address, with the
+  // address actually bound. One closed by a reload is kept in `retired`:
+  // its listen() coroutine may still look at it.
+  struct Listening {
+    std::string where;
+    std::string bound;  // "127.0.0.1:10025"
+    std::unique_ptr<asio::ip::tcp::acceptor> acceptor;
+  };
+  std::vector<Listening> acceptors;
   std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> retired;
-  // What sessions accepted from now on use, by listener address (reload()
-  // replaces them).
-  std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> server_settings;
   smtp::Accept accept;
   // Attempts in flight: message id -> destination and start, for the log
   // lines of attempts a shutdown cuts off.
@@ -171,8 +197,13 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   std::map<std::string, std::vector<queue::RecipientUpdate>> unrecorded;
   std::chrono::steady_clock::time_point next_storage_retry;
   std::chrono::steady_clock::time_point storage_quiet_until;  // no storage warning before
-  // Why the last message could not be stored (a full disk), until one is.
-  std::string store_problem;
+  // Shared with the intake thread, under intake_mutex: the view its
+  // sessions read, why the last message could not be stored (a full disk;
+  // empty once one is), and the numbers that make Message-IDs unique.
+  mutable std::mutex intake_mutex;
+  std::shared_ptr<const IntakeView> intake_view = std::make_shared<const IntakeView>();
+  std::string store_problem_text;
+  std::mt19937_64 id_rng{std::random_device{}()};
   metrics::Registry* metrics = nullptr;  // where figures go; null: not counted
   // [inbound]: the certificate slots the rollover guard keeps, the STARTTLS
   // context built from what each serves, and the guard's timer (a reload
@@ -187,7 +218,6 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   std::chrono::steady_clock::time_point queue_counted;
   bool queue_counting = false;
   std::chrono::seconds storage_retry() const { return cfg.relay.storage_retry; }
-  std::size_t max_received() const { return cfg.relay.max_received_headers; }
 
   // Runs a blocking spool call on a worker thread, resuming on the loop.
   // Callers pass a named std::function: g++ 12 destroys a lambda-to-function
@@ -209,6 +239,40 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     woken = true;
     timer.cancel();
   }
+  // wake(), from the intake thread: on the loop.
+  void wake_from_intake() {
+    asio::post(io, [weak = weak_from_this()]() {
+      if (const auto r = weak.lock()) r->wake();
+    });
+  }
+
+  std::shared_ptr<const IntakeView> view() const {
+    std::lock_guard lock(intake_mutex);
+    return intake_view;
+  }
+  std::string store_problem() const {
+    std::lock_guard lock(intake_mutex);
+    return store_problem_text;
+  }
+  void set_store_problem(std::string problem) {
+    std::lock_guard lock(intake_mutex);
+    store_problem_text = std::move(problem);
+  }
+  std::uint64_t unique_number() {
+    std::lock_guard lock(intake_mutex);
+    return id_rng();
+  }
+  // Runs `f` on the intake thread and returns when it has run (closing a
+  // listener that thread serves). The intake thread never waits for this one.
+  void on_intake(const std::function<void()>& f) {
+    if (intake == nullptr) return;
+    std::promise<void> done;
+    asio::post(*intake, [&f, &done]() {
+      f();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
 
   // Counts `amount` into counter `name` when figures are kept.
   void count(std::string_view name, const metrics::Labels& labels, double amount = 1) {
@@ -229,7 +293,7 @@ using ImplPtr = std::shared_ptr<Relay::Impl>;
 // RFC 5321 section 4.4: a relay prepends a Received: trace field. The
 // protocol is ESMTPS, ESMTPA or ESMTPSA after STARTTLS or AUTH (RFC 3848);
 // the comments say how, as Postfix's do.
-std::string received_header(const Relay::Impl& r, const smtp::ReceivedMessage& m, queue::Time now) {
+std::string received_header(const IntakeView& v, const smtp::ReceivedMessage& m, queue::Time now) {
   std::string h = "Received: from " + (m.helo.empty() ? std::string("unknown") : m.helo) + " ([" +
                   m.client + "])\r\n";
   const bool inbound = m.service == "inbound";
@@ -241,12 +305,12 @@ std::string received_header(const Relay::Impl& r, const smtp::ReceivedMessage& m
   } else if (!m.tls_protocol.empty()) {
     h += "\t(using " + m.tls_protocol + " with cipher " + m.tls_cipher + ")\r\n";
   }
-  if (!m.sasl_method.empty() && r.cfg.relay.received_auth_user)
+  if (!m.sasl_method.empty() && v.cfg.relay.received_auth_user)
     h += "\t(Authenticated sender: " + smtp::printable_user(m.sasl_username) + ")\r\n";
   const std::string with = std::string("ESMTP") + (m.tls_protocol.empty() ? "" : "S") +
                            (m.sasl_method.empty() ? "" : "A");
   const std::string& by =
-      inbound && !r.cfg.inbound.hostname.empty() ? r.cfg.inbound.hostname : r.hostname;
+      inbound && !v.cfg.inbound.hostname.empty() ? v.cfg.inbound.hostname : v.hostname;
   std::string for_clause;
   if (inbound && m.recipients.size() == 1) for_clause = "\r\n\tfor <" + m.recipients[0] + ">";
   return h + "\tby " + by + " (danemta) with " + with + for_clause + "; " + rfc5322_date(now) +
@@ -255,10 +319,11 @@ std::string received_header(const Relay::Impl& r, const smtp::ReceivedMessage& m
 
 // The fields a submission gets when it lacks them, as Postfix's cleanup
 // adds them (RFC 5322 3.6: Date: is required, Message-ID: should be there).
-std::vector<mime::HeaderCompleter::Field> missing_fields(Relay::Impl& r, queue::Time now) {
-  const std::uint64_t unique = (static_cast<std::uint64_t>(r.rng()) << 32) ^ r.rng();
+std::vector<mime::HeaderCompleter::Field> missing_fields(Relay::Impl& r, const IntakeView& v,
+                                                         queue::Time now) {
+  const std::uint64_t unique = r.unique_number();
   return {{"Date", "Date: " + rfc5322_date(now) + "\r\n"},
-          {"Message-ID", "Message-ID: " + mime::message_id(now, unique, r.hostname) + "\r\n"}};
+          {"Message-ID", "Message-ID: " + mime::message_id(now, unique, v.hostname) + "\r\n"}};
 }
 
 std::int64_t wall_ms() {
@@ -373,19 +438,21 @@ class SpoolSink final : public smtp::TextSink {
 
 // The spool's draft of a message with `header` and `body` (a submission
 // whose text was collected in memory).
-Result<std::unique_ptr<queue::Draft>> draft_of(Relay::Impl& r, const std::string& header,
-                                               std::string_view body) {
-  SpoolSink sink(r.spool.draft(), header, missing_fields(r, r.now()));
+Result<std::unique_ptr<queue::Draft>> draft_of(Relay::Impl& r, const IntakeView& v,
+                                               const std::string& header, std::string_view body) {
+  SpoolSink sink(r.spool.draft(), header, missing_fields(r, v, r.now()));
   sink.write(body);
   return sink.take();
 }
 
+// On the intake thread (see Impl::intake).
 awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m) {
   if (!r) co_return fail("Error: the relay is stopping", Severity::transient);
+  const std::shared_ptr<const IntakeView> view = r->view();
   auto* sink = dynamic_cast<SpoolSink*>(m.text.get());
   // RFC 5321 6.3: a message that has passed too many relays is in a loop.
   if (const std::size_t hops = received_fields(sink ? std::string_view(sink->head()) : m.data);
-      hops > r->max_received()) {
+      hops > view->cfg.relay.max_received_headers) {
     const std::string refusal = "5.4.6 Too many hops (" + std::to_string(hops) +
                                 " Received: header fields): mail forwarding loop";
     r->event(refused_data(m, "554 " + refusal, Level::info));
@@ -401,7 +468,7 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
   nm.body_8bitmime = m.body_8bitmime;
   nm.smtputf8 = m.smtputf8;
   Result<std::unique_ptr<queue::Draft>> text =
-      sink ? sink->take() : draft_of(*r, received_header(*r, m, nm.received_at), m.data);
+      sink ? sink->take() : draft_of(*r, *view, received_header(*view, m, nm.received_at), m.data);
   m.text.reset();
   std::string().swap(m.data);
   const std::size_t size = text && *text ? (*text)->size() : 0;
@@ -427,7 +494,7 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
         refused_data(m, reply + " (cannot store the message: " + e.message + ")", Level::warning));
     r->count("danemta_messages_refused_total",
              {{"reason", e.cause == Cause::storage_full ? "storage-full" : "storage-error"}});
-    if (e.severity == Severity::transient) r->store_problem = e.message;
+    if (e.severity == Severity::transient) r->set_store_problem(e.message);
     if (e.cause == Cause::storage_full)
       co_return fail("Insufficient system storage", Severity::transient, Cause::storage_full);
     if (e.severity == Severity::transient)
@@ -435,10 +502,10 @@ awaitable<Result<std::string>> accept_message(ImplPtr r, smtp::ReceivedMessage m
     co_return id;
   }
   r->event(queued_event(*id, m, size));
-  r->store_problem.clear();
+  r->set_store_problem("");
   r->count("danemta_messages_received_total", {});
   r->count("danemta_recipients_received_total", {}, static_cast<double>(m.recipients.size()));
-  r->wake();
+  r->wake_from_intake();
   co_return id;
 }
 
@@ -635,7 +702,7 @@ awaitable<void> record(ImplPtr r, std::string id, std::vector<queue::RecipientUp
   };
   Result<bool> stored = co_await r->blocking(write);
   if (stored) {
-    r->store_problem.clear();
+    r->set_store_problem("");
     if (*stored) log_removed(*r, id);
     co_return;
   }
@@ -684,7 +751,7 @@ awaitable<bool> write_unrecorded(ImplPtr r) {
     co_return false;
   }
   r->storage_quiet_until = {};
-  r->store_problem.clear();
+  r->set_store_problem("");
   r->line(Program::qmgr, Level::info, "",
           "spool writable again: results of " + std::to_string(recorded) +
               " message(s) recorded; deliveries resume");
@@ -982,14 +1049,32 @@ awaitable<void> scheduler(ImplPtr r) {
 
 }  // namespace
 
+// The listeners' event loop and its thread (see Impl::intake).
+struct Relay::Intake {
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
+  std::thread thread{[this]() { io.run(); }};
+};
+
 Relay::Relay(asio::io_context& io, config::Config config, dns::Resolver& resolver,
              queue::Spool& spool, logging::Logger& log, std::function<queue::Time()> now)
-    : impl_(std::make_shared<Impl>(io, std::move(config), resolver, spool, log, std::move(now))) {}
+    : intake_(std::make_unique<Intake>()),
+      impl_(std::make_shared<Impl>(io, intake_->io, std::move(config), resolver, spool, log,
+                                   std::move(now))) {}
 
 Relay::~Relay() {
   stop();
+  // Sessions still open on the listeners end here, unanswered. Spool and
+  // AUTH calls under way finish first; what they hand back to the stopped
+  // intake loop never runs.
+  intake_->io.stop();
+  intake_->thread.join();
   impl_->pool.join();
   impl_->auth_pool.join();
+  impl_->acceptors.clear();
+  impl_->retired.clear();
+  impl_->intake = nullptr;
+  intake_.reset();  // destroys the sessions and their hold on impl_
 }
 
 namespace {
@@ -1023,7 +1108,7 @@ awaitable<Result<bool>> check_password(std::weak_ptr<Relay::Impl> weak, std::str
                                        std::string password) {
   const ImplPtr r = weak.lock();
   if (!r) co_return fail("the relay is stopping");
-  std::shared_ptr<const auth::Credentials> credentials = r->credentials;
+  std::shared_ptr<const auth::Credentials> credentials = r->view()->credentials;
   if (!credentials) co_return fail("no credentials file loaded");
   const std::function<bool()> check = [credentials, user, password]() {
     return credentials->verify(user, password);
@@ -1050,7 +1135,8 @@ std::string inbound_key(const std::string& address) {
   return std::string(kInbound) + address;
 }
 
-// The listener settings from the relay's current configuration, by address.
+// The listener settings from the relay's current configuration, by address
+// (built on the loop; the sessions run on the intake thread).
 std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> server_settings(const ImplPtr& r) {
   smtp::ServerConfig base;
   base.hostname = r->hostname;
@@ -1060,16 +1146,17 @@ std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> server_settings
   base.max_connections = r->cfg.relay.max_connections;
   base.max_connections_per_client = r->cfg.relay.max_connections_per_client;
   std::weak_ptr<Relay::Impl> weak = r;
-  // The relay runs on one thread: the sessions' log lines need no lock.
+  // The logger takes lines from any thread.
   base.log = [weak](std::string_view text) {
     if (const ImplPtr p = weak.lock()) p->event(smtpd_event(text));
   };
   base.sink = [weak](const smtp::ReceivedMessage& envelope) -> std::shared_ptr<smtp::TextSink> {
     const ImplPtr p = weak.lock();
     if (!p) return nullptr;
+    const std::shared_ptr<const IntakeView> v = p->view();
     const queue::Time now = p->now();
-    return std::make_shared<SpoolSink>(p->spool.draft(), received_header(*p, envelope, now),
-                                       missing_fields(*p, now));
+    return std::make_shared<SpoolSink>(p->spool.draft(), received_header(*v, envelope, now),
+                                       missing_fields(*p, *v, now));
   };
   std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> out;
   for (const config::Listener& l : r->cfg.relay.all_listeners()) {
@@ -1085,7 +1172,7 @@ std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> server_settings
       server->sender_allowed = [weak](std::string_view user, std::string_view sender) {
         const ImplPtr relay = weak.lock();
         const std::shared_ptr<const auth::Credentials> credentials =
-            relay ? relay->credentials : nullptr;
+            relay ? relay->view()->credentials : nullptr;
         return credentials && credentials->may_send_as(user, sender);
       };
     }
@@ -1104,12 +1191,25 @@ std::map<std::string, std::shared_ptr<const smtp::ServerConfig>> server_settings
     server->check_recipient = [weak](const std::string& mailbox) -> std::string {
       const ImplPtr p = weak.lock();
       const auto at = mailbox.rfind('@');
-      if (p && at != std::string::npos && p->cfg.is_local_domain(mailbox.substr(at + 1))) return "";
+      if (p && at != std::string::npos && p->view()->cfg.is_local_domain(mailbox.substr(at + 1)))
+        return "";
       return "554 5.7.1 <" + mailbox + ">: Relay access denied";
     };
     out[inbound_key(address)] = std::move(server);
   }
   return out;
+}
+
+// Hands the intake thread a new view of the running configuration,
+// certificates and credentials.
+void publish_intake(const ImplPtr& r) {
+  auto v = std::make_shared<IntakeView>();
+  v->cfg = r->cfg;
+  v->hostname = r->hostname;
+  v->credentials = r->credentials;
+  v->settings = server_settings(r);
+  std::lock_guard lock(r->intake_mutex);
+  r->intake_view = std::move(v);
 }
 
 // The STARTTLS context from [relay] tls_cert_file and tls_key_file, and a
@@ -1188,29 +1288,36 @@ Result<void> add_listener(const ImplPtr& r, const std::string& where) {
   const bool inbound = where.starts_with(kInbound);
   auto endpoint = parse_listen_address(inbound ? where.substr(kInbound.size()) : where);
   if (!endpoint) return tl::unexpected(endpoint.error());
-  auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(r->io);
+  auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(*r->intake);
   if (auto ok = listen_on(*acceptor, *endpoint, where); !ok) return tl::unexpected(ok.error());
+  boost::system::error_code ec;
+  const asio::ip::tcp::endpoint bound = acceptor->local_endpoint(ec);
+  std::string bound_text = bound.address().to_string();
+  if (bound.address().is_v6()) bound_text = "[" + bound_text + "]";
+  bound_text += ":" + std::to_string(bound.port());
   std::weak_ptr<Relay::Impl> weak = r;
   // Both read the relay's configuration as it is when a client connects.
   smtp::Settings settings = [weak, where]() -> std::shared_ptr<const smtp::ServerConfig> {
     const ImplPtr p = weak.lock();
     if (!p) return std::make_shared<const smtp::ServerConfig>();
-    const auto it = p->server_settings.find(where);
-    return it != p->server_settings.end() ? it->second
-                                          : std::make_shared<const smtp::ServerConfig>();
+    const std::shared_ptr<const IntakeView> v = p->view();
+    const auto it = v->settings.find(where);
+    return it != v->settings.end() ? it->second : std::make_shared<const smtp::ServerConfig>();
   };
   auto allowed = [weak, inbound](const asio::ip::address& peer) {
     const ImplPtr p = weak.lock();
     if (!p) return false;
     if (inbound) return true;  // the MX: RCPT decides (local_domains only)
     const std::string text = peer.to_string();
-    for (const config::Network& n : p->cfg.relay.allow)
+    const std::shared_ptr<const IntakeView> v = p->view();
+    for (const config::Network& n : v->cfg.relay.allow)
       if (config::contains(n, text)) return true;
     return false;
   };
-  asio::co_spawn(r->io, smtp::listen(*acceptor, std::move(settings), r->accept, std::move(allowed)),
+  asio::co_spawn(*r->intake,
+                 smtp::listen(*acceptor, std::move(settings), r->accept, std::move(allowed)),
                  asio::detached);
-  r->acceptors.emplace_back(where, std::move(acceptor));
+  r->acceptors.push_back({where, bound_text, std::move(acceptor)});
   return {};
 }
 
@@ -1323,7 +1430,7 @@ awaitable<void> check_inbound(ImplPtr r) {
   if (switched) {
     if (auto context = inbound_context(*r); context) {
       r->inbound_tls = *context;
-      r->server_settings = server_settings(r);
+      publish_intake(r);
     } else {
       r->line(Program::master, Level::error, "",
               "inbound rollover: cannot load the new certificate: " + context.error().message);
@@ -1361,7 +1468,7 @@ Result<void> Relay::start() {
     auto loaded = start_inbound(impl_);
     if (!loaded) return loaded;
   }
-  impl_->server_settings = server_settings(impl_);
+  publish_intake(impl_);
   std::vector<std::string> listeners;
   for (const config::Listener& l : impl_->cfg.relay.all_listeners()) listeners.push_back(l.address);
   for (const std::string& l : impl_->cfg.inbound.listen) {
@@ -1422,7 +1529,7 @@ std::vector<std::string> Relay::reload(config::Config next) {
   // The files are read again even when the configuration is unchanged: a
   // renewed certificate or a new user is what a SIGHUP is often for.
   for (std::string& n : reload_files(r)) notes.push_back(std::move(n));
-  r.server_settings = server_settings(impl_);
+  publish_intake(impl_);
   // The rollover guard reads the certificate files again and looks up the
   // TLSA records now, logging what it finds.
   if (r.inbound_timer) {
@@ -1433,19 +1540,23 @@ std::vector<std::string> Relay::reload(config::Config next) {
   if (!r.stopping) {
     // Listeners: close the ones no longer configured, open the new ones.
     for (auto it = r.acceptors.begin(); it != r.acceptors.end();) {
-      if (std::find(listen.begin(), listen.end(), it->first) != listen.end()) {
+      if (std::find(listen.begin(), listen.end(), it->where) != listen.end()) {
         ++it;
         continue;
       }
-      boost::system::error_code ec;
-      it->second->close(ec);
-      notes.push_back("stopped listening on " + it->first);
-      r.retired.push_back(std::move(it->second));
+      // Closed before a listener that may take its address is opened.
+      asio::ip::tcp::acceptor* closing = it->acceptor.get();
+      r.on_intake([closing]() {
+        boost::system::error_code ec;
+        closing->close(ec);
+      });
+      notes.push_back("stopped listening on " + it->where);
+      r.retired.push_back(std::move(it->acceptor));
       it = r.acceptors.erase(it);
     }
     for (const std::string& l : listen) {
       const bool open = std::any_of(r.acceptors.begin(), r.acceptors.end(),
-                                    [&l](const auto& a) { return a.first == l; });
+                                    [&l](const Impl::Listening& a) { return a.where == l; });
       if (open) continue;
       if (auto added = add_listener(impl_, l); !added)
         notes.push_back(added.error().message + " (the other listeners go on)");
@@ -1473,10 +1584,14 @@ void Relay::stop() {
   if (impl_->stopping) return;
   impl_->stopping = true;
   impl_->sessions.close_all();
-  for (auto& a : impl_->acceptors) {
-    boost::system::error_code ec;
-    a.second->close(ec);
-  }
+  std::vector<asio::ip::tcp::acceptor*> open;
+  for (const Impl::Listening& a : impl_->acceptors) open.push_back(a.acceptor.get());
+  impl_->on_intake([&open]() {
+    for (asio::ip::tcp::acceptor* a : open) {
+      boost::system::error_code ec;
+      a->close(ec);
+    }
+  });
   impl_->timer.cancel();
   impl_->retention_timer.cancel();
   impl_->pace.cancel();
@@ -1518,7 +1633,7 @@ awaitable<std::string> scrape_metrics(ImplPtr r) {
     }
   }
   r->metrics->set("danemta_deliveries_in_flight", {}, static_cast<double>(r->active));
-  const bool writable = r->unrecorded.empty() && r->store_problem.empty();
+  const bool writable = r->unrecorded.empty() && r->store_problem().empty();
   r->metrics->set("danemta_spool_writable", {}, writable ? 1 : 0);
   co_return r->metrics->render();
 }
@@ -1535,7 +1650,8 @@ std::string Relay::unhealthy() const {
   if (!r.unrecorded.empty())
     return "spool not writable: results of " + std::to_string(r.unrecorded.size()) +
            " message(s) held in memory, deliveries paused";
-  if (!r.store_problem.empty()) return "spool not writable: " + r.store_problem;
+  if (const std::string problem = r.store_problem(); !problem.empty())
+    return "spool not writable: " + problem;
   return "";
 }
 
@@ -1549,14 +1665,7 @@ std::size_t Relay::in_flight() const {
 
 std::vector<std::string> Relay::listening() const {
   std::vector<std::string> out;
-  for (const auto& a : impl_->acceptors) {
-    boost::system::error_code ec;
-    auto ep = a.second->local_endpoint(ec);
-    if (ec) continue;
-    std::string host = ep.address().to_string();
-    if (ep.address().is_v6()) host = "[" + host + "]";
-    out.push_back(host + ":" + std::to_string(ep.port()));
-  }
+  for (const Impl::Listening& a : impl_->acceptors) out.push_back(a.bound);
   return out;
 }
 

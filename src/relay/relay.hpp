@@ -38,8 +38,11 @@ namespace danemta::relay {
 
 class Relay {
  public:
-  // `resolver`, `spool` and `log` must outlive the relay; everything runs on
-  // `io` (spool calls on an internal worker thread). `now` is the clock.
+  // `resolver`, `spool` and `log` must outlive the relay, `io` too. The
+  // SMTP listeners (submission and [inbound]) run on the relay's own intake
+  // thread, so that accepting mail never waits behind delivery work;
+  // everything else runs on `io`, spool calls on internal worker threads.
+  // `now` is the clock; the intake thread calls it too.
   Relay(boost::asio::io_context& io, config::Config config, dns::Resolver& resolver,
         queue::Spool& spool, logging::Logger& log, std::function<queue::Time()> now);
   ~Relay();
@@ -93,6 +96,8 @@ class Relay {
   struct Impl;
 
  private:
+  struct Intake;
+  std::unique_ptr<Intake> intake_;  // before impl_, which refers to it
   std::shared_ptr<Impl> impl_;
 };
 
