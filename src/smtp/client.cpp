@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "smtp/data.hpp"
+#include "smtp/watchdog.hpp"
 
 namespace danemta::smtp {
 
@@ -269,7 +270,10 @@ std::string Failure::to_string() const {
 
 struct Client::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& io, ClientConfig c)
-      : config(std::move(c)), socket(io), timer(io), parser(config.reply_limits) {}
+      : config(std::move(c)),
+        socket(io),
+        watchdog(socket.get_executor()),
+        parser(config.reply_limits) {}
 
   ClientConfig config;
   tcp::socket socket;  // the connection; after STARTTLS, OpenSSL reads and writes it
@@ -279,9 +283,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   // and a BIO pair with two more), so an idle session costs OpenSSL's state
   // only: SSL_MODE_RELEASE_BUFFERS frees the record buffers between records.
   SslPtr tls;
-  asio::steady_timer timer;
-  std::uint64_t watchdog_generation = 0;
-  bool watchdog_fired = false;
+  Watchdog watchdog;
   ReplyParser parser;
   std::array<char, 4096> buffer{};
   bool is_connected = false;
@@ -349,27 +351,15 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
     co_return error_code{};
   }
 
-  // The watchdog bounds one whole operation (a reply of many reads, a write,
-  // a handshake): at `deadline` it cancels the socket's pending I/O. The
-  // generation check makes a late expiry of an earlier arming harmless.
+  // Bounds one whole operation: at `deadline` the socket's pending I/O is
+  // cancelled (smtp/watchdog.hpp).
   void arm(Clock::time_point deadline) {
-    const std::uint64_t generation = ++watchdog_generation;
-    watchdog_fired = false;
-    timer.expires_at(deadline);
-    timer.async_wait([weak = weak_from_this(), generation](const error_code& ec) {
-      if (ec) return;
-      const auto self = weak.lock();
-      if (!self || self->watchdog_generation != generation) return;
-      self->watchdog_fired = true;
+    watchdog.arm(deadline, weak_from_this(), [this]() {
       error_code ignored;
-      self->lowest().cancel(ignored);
+      lowest().cancel(ignored);
     });
   }
-
-  void disarm() {
-    ++watchdog_generation;
-    timer.cancel();
-  }
+  void disarm() { watchdog.disarm(); }
 
   void close_connection() {
     disarm();
@@ -393,7 +383,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
 
   // Classifies a failed socket/TLS operation and closes the connection.
   Failure io_failure(Stage stage, const error_code& ec, std::string_view doing) {
-    const bool timed_out = watchdog_fired;
+    const bool timed_out = watchdog.fired();
     close_connection();
     std::string what(doing);
     if (timed_out) return Failure{FailureKind::timeout, stage, std::nullopt, "timed out " + what};
@@ -584,7 +574,7 @@ asio::awaitable<Outcome<Reply>> Client::connect(std::string address, std::uint16
   }
   self->arm(Clock::now() + self->config.connect);
   const auto [cec] = co_await self->socket.async_connect(tcp::endpoint(ip, port), use_tuple);
-  const bool timed_out = self->watchdog_fired;
+  const bool timed_out = self->watchdog.fired();
   self->disarm();
   if (cec) {
     self->close_connection();
@@ -663,7 +653,7 @@ asio::awaitable<Outcome<void>> Client::starttls(asio::ssl::context& context,
   }
   self->arm(Clock::now() + self->config.starttls);
   const error_code ec = co_await self->tls_handshake();
-  const bool timed_out = self->watchdog_fired;
+  const bool timed_out = self->watchdog.fired();
   self->disarm();
   if (ec) {
     std::string message = ec.message();

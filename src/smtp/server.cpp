@@ -27,6 +27,7 @@
 #include "smtp/path.hpp"
 #include "smtp/sasl.hpp"
 #include "smtp/tally.hpp"
+#include "smtp/watchdog.hpp"
 
 namespace danemta::smtp {
 
@@ -154,18 +155,16 @@ struct Line {
 struct Session : std::enable_shared_from_this<Session> {
   Session(tcp::socket s, ServerConfig c, Accept a, bool allowed)
       : socket(std::move(s)),
-        timer(socket.get_executor()),
+        watchdog(socket.get_executor()),
         config(std::move(c)),
         accept(std::move(a)),
         trusted(allowed) {}
 
   tcp::socket socket;  // the connection until STARTTLS moves it into `tls`
   std::optional<asio::ssl::stream<tcp::socket>> tls;
-  asio::steady_timer timer;
+  Watchdog watchdog;
   ServerConfig config;
   Accept accept;
-  std::uint64_t watchdog_generation = 0;
-  bool watchdog_fired = false;
 
   std::string in;  // bytes read, not yet consumed from `pos` on
   std::size_t pos = 0;
@@ -202,26 +201,15 @@ struct Session : std::enable_shared_from_this<Session> {
   bool authenticated() const { return !sasl_method.empty(); }
   tcp::socket& lowest() { return tls ? tls->next_layer() : socket; }
 
-  // The watchdog bounds one whole operation: at `deadline` it cancels the
-  // socket's pending I/O. The generation check makes a late expiry harmless.
+  // Bounds one whole operation: at `deadline` the socket's pending I/O is
+  // cancelled (smtp/watchdog.hpp).
   void arm(Clock::time_point deadline) {
-    const std::uint64_t generation = ++watchdog_generation;
-    watchdog_fired = false;
-    timer.expires_at(deadline);
-    timer.async_wait([weak = weak_from_this(), generation](const error_code& ec) {
-      if (ec) return;
-      const auto self = weak.lock();
-      if (!self || self->watchdog_generation != generation) return;
-      self->watchdog_fired = true;
+    watchdog.arm(deadline, weak_from_this(), [this]() {
       error_code ignored;
-      self->lowest().cancel(ignored);
+      lowest().cancel(ignored);
     });
   }
-
-  void disarm() {
-    ++watchdog_generation;
-    timer.cancel();
-  }
+  void disarm() { watchdog.disarm(); }
 
   void close() {
     disarm();
@@ -298,7 +286,7 @@ struct Session : std::enable_shared_from_this<Session> {
     } else {
       result = co_await asio::async_write(socket, asio::buffer(out), use_tuple);
     }
-    const bool timed_out = watchdog_fired;
+    const bool timed_out = watchdog.fired();
     disarm();
     out.clear();
     if (out.capacity() > kMaxPendingReplies) std::string().swap(out);
@@ -322,7 +310,7 @@ struct Session : std::enable_shared_from_this<Session> {
     } else {
       result = co_await socket.async_read_some(space, use_tuple);
     }
-    const bool timed_out = watchdog_fired;
+    const bool timed_out = watchdog.fired();
     disarm();
     in.resize(old + std::get<1>(result));
     if (std::get<0>(result)) co_return timed_out ? Io::timeout : Io::closed;
@@ -734,7 +722,7 @@ struct Session : std::enable_shared_from_this<Session> {
     tls.emplace(std::move(socket), *config.tls_context);
     arm(Clock::now() + config.command_timeout);
     const auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, use_tuple);
-    const bool timed_out = watchdog_fired;
+    const bool timed_out = watchdog.fired();
     disarm();
     if (ec) {
       // Nothing more can be said to the client: not in clear, not in TLS.
