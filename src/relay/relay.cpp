@@ -1,6 +1,7 @@
 #include "relay/relay.hpp"
 #include "base/listen.hpp"
 #include "base/system.hpp"
+#include "base/workers.hpp"
 
 #include <unistd.h>
 
@@ -8,13 +9,11 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <ctime>
 #include <future>
@@ -23,7 +22,6 @@
 #include <optional>
 #include <random>
 #include <set>
-#include <thread>
 
 #include "auth/credentials.hpp"
 #include "base/text.hpp"
@@ -150,10 +148,10 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   // and share the next commit (the spool's group commit): one fsync for many
   // accepted messages and results instead of one each, in turn.
   static constexpr std::size_t kSpoolThreads = 8;
-  asio::thread_pool pool{kSpoolThreads};
+  Workers pool{"danemta-spool", kSpoolThreads};
   // One more for AUTH's password hashing (tens of milliseconds each), so
   // that it holds up neither the loop nor the spool.
-  asio::thread_pool auth_pool{1};
+  Workers auth_pool{"danemta-auth", 1};
   // STARTTLS's certificate and AUTH's users, as last loaded ([relay]
   // tls_cert_file, credentials_file); a reload that cannot read a new one
   // keeps these.
@@ -224,7 +222,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   // temporary inside a co_await expression twice (HACKING.md).
   template <class R>
   awaitable<R> blocking(std::function<R()> f) {
-    co_return co_await asio::co_spawn(pool, call<R>(std::move(f)), use_awaitable);
+    co_return co_await asio::co_spawn(pool.context(), call<R>(std::move(f)), use_awaitable);
   }
 
   // One event, one record: Postfix-style text or a JSON object with the
@@ -1051,24 +1049,21 @@ awaitable<void> scheduler(ImplPtr r) {
 
 // The listeners' event loop and its thread (see Impl::intake).
 struct Relay::Intake {
-  asio::io_context io;
-  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
-  std::thread thread{[this]() { io.run(); }};
+  Workers loop{"danemta-intake", 1};
 };
 
 Relay::Relay(asio::io_context& io, config::Config config, dns::Resolver& resolver,
              queue::Spool& spool, logging::Logger& log, std::function<queue::Time()> now)
     : intake_(std::make_unique<Intake>()),
-      impl_(std::make_shared<Impl>(io, intake_->io, std::move(config), resolver, spool, log,
-                                   std::move(now))) {}
+      impl_(std::make_shared<Impl>(io, intake_->loop.context(), std::move(config), resolver, spool,
+                                   log, std::move(now))) {}
 
 Relay::~Relay() {
   stop();
   // Sessions still open on the listeners end here, unanswered. Spool and
   // AUTH calls under way finish first; what they hand back to the stopped
   // intake loop never runs.
-  intake_->io.stop();
-  intake_->thread.join();
+  intake_->loop.stop();
   impl_->pool.join();
   impl_->auth_pool.join();
   impl_->acceptors.clear();
@@ -1113,7 +1108,7 @@ awaitable<Result<bool>> check_password(std::weak_ptr<Relay::Impl> weak, std::str
   const std::function<bool()> check = [credentials, user, password]() {
     return credentials->verify(user, password);
   };
-  co_return co_await asio::co_spawn(r->auth_pool, call<bool>(check), use_awaitable);
+  co_return co_await asio::co_spawn(r->auth_pool.context(), call<bool>(check), use_awaitable);
 }
 
 smtp::Requirement requirement(config::Requirement r) {
@@ -1290,11 +1285,7 @@ Result<void> add_listener(const ImplPtr& r, const std::string& where) {
   if (!endpoint) return tl::unexpected(endpoint.error());
   auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(*r->intake);
   if (auto ok = listen_on(*acceptor, *endpoint, where); !ok) return tl::unexpected(ok.error());
-  boost::system::error_code ec;
-  const asio::ip::tcp::endpoint bound = acceptor->local_endpoint(ec);
-  std::string bound_text = bound.address().to_string();
-  if (bound.address().is_v6()) bound_text = "[" + bound_text + "]";
-  bound_text += ":" + std::to_string(bound.port());
+  const std::string bound = listening_address(*acceptor);
   std::weak_ptr<Relay::Impl> weak = r;
   // Both read the relay's configuration as it is when a client connects.
   smtp::Settings settings = [weak, where]() -> std::shared_ptr<const smtp::ServerConfig> {
@@ -1317,7 +1308,7 @@ Result<void> add_listener(const ImplPtr& r, const std::string& where) {
   asio::co_spawn(*r->intake,
                  smtp::listen(*acceptor, std::move(settings), r->accept, std::move(allowed)),
                  asio::detached);
-  r->acceptors.push_back({where, bound_text, std::move(acceptor)});
+  r->acceptors.push_back({where, bound, std::move(acceptor)});
   return {};
 }
 
