@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
@@ -66,6 +67,21 @@ TEST(Relay, DeliversWithDaneAndLogsIt) {
   lab::CommandResult q = setup.queue("list --all");
   EXPECT_EQ(q.exit_code, 0) << q.out;
   EXPECT_NE(q.out.find("delivered"), std::string::npos) << q.out;
+
+  // Its threads, by the names docs/operations.md lists.
+  std::map<std::string, int> threads;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(relay->pid()) + "/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    ++threads[name];
+  }
+  EXPECT_EQ(threads["danemta-intake"], 1);
+  EXPECT_EQ(threads["danemta-spool"], 8);
+  EXPECT_EQ(threads["danemta-auth"], 1);
+  EXPECT_GE(threads["danemta"], 1) << "the main thread";
+
   EXPECT_EQ(relay->stop(SIGTERM), 0) << relay->log();
   EXPECT_NE(relay->log().find("danemta relay: stopped"), std::string::npos);
 }
