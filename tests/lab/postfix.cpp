@@ -50,25 +50,17 @@ std::vector<std::string> stat_fields(pid_t pid) {
   return out;
 }
 
-// Whether something is bound to ADDRESS:PORT over UDP (a resolver).
-bool udp_port_free(const std::string& address, std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+// A socket on ADDRESS:PORT: SOCK_DGRAM bound (nobody holds the UDP port, e.g. a
+// resolver) or SOCK_STREAM connected (a TCP listener accepts).
+bool socket_works(int type, const std::string& address, std::uint16_t port) {
+  const int fd = ::socket(AF_INET, type, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   ::inet_pton(AF_INET, address.c_str(), &a.sin_addr);
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
-
-bool accepts(const std::string& address, std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  ::inet_pton(AF_INET, address.c_str(), &a.sin_addr);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  const auto* sa = reinterpret_cast<sockaddr*>(&a);
+  const bool ok =
+      (type == SOCK_DGRAM ? ::bind(fd, sa, sizeof a) : ::connect(fd, sa, sizeof a)) == 0;
   ::close(fd);
   return ok;
 }
@@ -209,7 +201,7 @@ std::string PostfixInstance::log() const {
 void PostfixInstance::start(const World& world) {
   if (const std::string why = missing(); !why.empty())
     throw std::runtime_error("cannot run a private Postfix: " + why);
-  if (!udp_port_free(config_.resolver_address, 53))
+  if (!socket_works(SOCK_DGRAM, config_.resolver_address, 53))
     throw std::runtime_error("something already listens on " + config_.resolver_address +
                              ":53 (another test or benchmark?)");
   const passwd* pw = ::getpwnam("postfix");
@@ -255,10 +247,10 @@ void PostfixInstance::start(const World& world) {
     if (script > 0 && !process_alive(script)) break;  // postfix-script gave up
     if (master_pid_ <= 0 && log().find("daemon started") != std::string::npos)
       master_pid_ = live_master(dir_);
-    if (master_pid_ > 0 && accepts(config_.listen, port_)) return;
+    if (master_pid_ > 0 && socket_works(SOCK_STREAM, config_.listen, port_)) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  if (master_pid_ > 0 && accepts(config_.listen, port_)) return;
+  if (master_pid_ > 0 && socket_works(SOCK_STREAM, config_.listen, port_)) return;
   throw std::runtime_error(
       "postfix did not start (" + dir_ +
       "/start.log, maillog below; Postfix reports some fatal errors only to a terminal: keep "
