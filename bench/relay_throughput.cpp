@@ -11,14 +11,9 @@
 // /etc/resolv.conf points there); --mta both runs danemta, then Postfix, for every
 // D of --domains, and compares. Loopback only (NSD on 127.0.0.1, 127.0.90.x and
 // 127.0.91.53); bounded by --messages and --timeout. See bench/README.md.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -49,6 +44,7 @@
 
 #include "lab/certs.hpp"
 #include "lab/lab.hpp"
+#include "lab/postfix.hpp"
 #include "lab/process.hpp"
 #include "lab/receivers.hpp"
 #include "lab/run.hpp"
@@ -363,23 +359,6 @@ double ticks_to_ms(unsigned long long ticks) {
   return static_cast<double>(ticks) * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-std::vector<pid_t> children_of(pid_t parent) {
-  std::vector<pid_t> out;
-  for (const fs::directory_entry& e : fs::directory_iterator("/proc")) {
-    const std::string name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const pid_t pid = static_cast<pid_t>(std::stol(name));
-    std::vector<std::string> f = stat_fields(pid);
-    if (f.size() > 1 && std::stol(f[1]) == parent) out.push_back(pid);
-  }
-  return out;
-}
-
-bool alive(pid_t pid) {
-  std::vector<std::string> f = stat_fields(pid);
-  return !f.empty() && f[0] != "Z";
-}
-
 // Queries the lab's NSD has answered since it started, per type ("RQ" = all): NSD
 // logs its BIND8-style counters (NSTATS per type, XSTATS totals) on SIGUSR1. The
 // difference over a batch is what the relay's resolver (danemta's libunbound,
@@ -551,8 +530,8 @@ class Danemta final : public Mta {
     c.set("dns", "trust_anchor_file", Toml::quote(world.trust_anchor_file()));
     c.set("dns", "timeout_seconds", "10");
     c.set("delivery", "port", std::to_string(rx_port));
-    // As Postfix's inet_protocols = ipv4 below: the lab has no AAAA records, and
-    // neither relay looks them up.
+    // As Postfix's inet_protocols = ipv4 (tests/lab/postfix.cpp): the lab has no
+    // AAAA records, and neither relay looks them up.
     c.set("delivery", "inet_protocols", Toml::quote("ipv4"));
     c.set("relay", "listen",
           "[" + Toml::quote(std::string(kListen) + ":" + std::to_string(port_)) + "]");
@@ -619,217 +598,69 @@ class Danemta final : public Mta {
   pid_t pid_ = -1;
 };
 
-constexpr const char* kPostfix = "/usr/sbin/postfix";
-constexpr const char* kUnbound = "/usr/sbin/unbound";
-constexpr const char* kUnshare = "/usr/bin/unshare";
 constexpr const char* kResolverAddress = "127.0.91.53";  // glibc's resolv.conf has no port
 
-// The master.cf of the instance: Debian's services, chroot off everywhere, plus
-// tlsproxy (smtp_tls_connection_reuse) and the submission listener.
-std::string postfix_master_cf(std::uint16_t port) {
-  return std::string(kListen) + ":" + std::to_string(port) +
-         " inet n - n - - smtpd\n"
-         "pickup    unix  n - n 60    1 pickup\n"
-         "cleanup   unix  n - n -     0 cleanup\n"
-         "qmgr      unix  n - n 300   1 qmgr\n"
-         "tlsmgr    unix  - - n 1000? 1 tlsmgr\n"
-         "rewrite   unix  - - n -     - trivial-rewrite\n"
-         "bounce    unix  - - n -     0 bounce\n"
-         "defer     unix  - - n -     0 bounce\n"
-         "trace     unix  - - n -     0 bounce\n"
-         "verify    unix  - - n -     1 verify\n"
-         "flush     unix  n - n 1000? 0 flush\n"
-         "proxymap  unix  - - n -     - proxymap\n"
-         "proxywrite unix - - n -     1 proxymap\n"
-         "smtp      unix  - - n -     - smtp\n"
-         "relay     unix  - - n -     - smtp\n"
-         "showq     unix  n - n -     - showq\n"
-         "error     unix  - - n -     - error\n"
-         "retry     unix  - - n -     - error\n"
-         "discard   unix  - - n -     - discard\n"
-         "local     unix  - n n -     - local\n"
-         "virtual   unix  - n n -     - virtual\n"
-         "lmtp      unix  - - n -     - lmtp\n"
-         "anvil     unix  - - n -     1 anvil\n"
-         "scache    unix  - - n -     1 scache\n"
-         "postlog   unix-dgram n - n - 1 postlogd\n"
-         "tlsproxy  unix  - - n -     0 tlsproxy\n";
+// The Postfix instance (lab::PostfixInstance, tests/lab/postfix.hpp: its
+// directory, master.cf, unbound on 127.0.91.53:53 and mount namespace) with the
+// benchmark's main.cf settings (bench/README.md lists them): the submission
+// listener on kListen, TLS connection reuse through tlsproxy, one transport entry
+// per recipient domain, the process and destination limits, --postfix-param.
+lab::PostfixConfig postfix_config(const Options& o, std::uint16_t rx_port,
+                                  const std::vector<std::string>& domains) {
+  lab::PostfixConfig c;
+  c.listen = kListen;
+  c.resolver_address = kResolverAddress;
+  // --spool-dir puts the instance (and so its queue) where danemta's spool goes.
+  c.dir_template =
+      (o.spool_dir.empty() ? std::string("/tmp") : o.spool_dir) + "/danemta-bench-postfix-XXXXXX";
+  c.myhostname = "relay.lab.example";
+  // smtp:DOMAIN:PORT keeps the MX lookup (no brackets) and the TLSA lookup at
+  // _PORT._tcp.<MX host>.
+  for (const std::string& d : domains)
+    c.transport.push_back(d + " smtp:" + d + ":" + std::to_string(rx_port));
+  c.connection_reuse = true;
+  c.main_cf = {"default_process_limit = " + std::to_string(o.max_deliveries),
+               "smtp_destination_concurrency_limit = " + std::to_string(o.max_per_destination)};
+  c.main_cf.insert(c.main_cf.end(), o.postfix_params.begin(), o.postfix_params.end());
+  c.keep_dir = o.keep;
+  c.interrupted = &g_interrupted;
+  return c;
 }
 
-// Postfix's main.cf settings (bench/README.md lists them).
-std::string postfix_main_cf(const Options& o, const std::string& dir, std::uint16_t rx_port) {
-  std::ostringstream m;
-  m << "compatibility_level = 3.6\n"
-    << "queue_directory = " << dir << "/queue\n"
-    << "data_directory = " << dir << "/data\n"
-    << "maillog_file_prefixes = " << dir << "\n"
-    << "maillog_file = " << dir << "/maillog\n"
-    << "myhostname = relay.lab.example\n"
-    << "mydestination =\n"
-    << "relay_domains =\n"
-    << "relayhost =\n"
-    << "local_recipient_maps =\n"
-    << "alias_maps =\n"
-    << "alias_database =\n"
-    << "biff = no\n"
-    << "inet_interfaces = 127.0.0.1\n"  // smtpd listens on kListen (master.cf)
-    << "inet_protocols = ipv4\n"
-    << "mynetworks = 127.0.0.0/8\n"
-    << "transport_maps = texthash:" << dir << "/etc/transport\n"
-    << "smtp_dns_support_level = dnssec\n"
-    << "smtp_tls_security_level = dane\n"
-    << "smtp_tls_loglevel = 1\n"
-    << "smtp_tls_session_cache_database = btree:${data_directory}/smtp_scache\n"
-    << "smtp_connection_cache_on_demand = yes\n"
-    << "smtp_tls_connection_reuse = yes\n"
-    << "tlsproxy_tls_security_level = none\n"
-    << "default_process_limit = " << o.max_deliveries << "\n"
-    << "smtp_destination_concurrency_limit = " << o.max_per_destination << "\n";
-  for (const std::string& p : o.postfix_params) m << p << "\n";
-  (void)rx_port;
-  return m.str();
+// What --mta postfix needs, checked before anything runs.
+void check_postfix_prerequisites() {
+  const std::string why = lab::PostfixInstance::missing();
+  if (!why.empty())
+    throw std::runtime_error("--mta postfix: " + why +
+                             " (it needs root, and apt-get install postfix unbound util-linux; "
+                             "see bench/README.md)");
 }
 
-// One Postfix instance in DIR (etc/, queue/, data/, maillog) plus its validating
-// unbound on 127.0.91.53:53, forwarding to the lab's NSD with the lab's trust
-// anchor. Postfix runs in a private mount namespace where /etc/resolv.conf is
-// bind-mounted from DIR/resolv.conf ("nameserver 127.0.91.53", "options trust-ad":
-// glibc 2.31+ clears the AD bit otherwise). `postfix start-fg` keeps master as a
-// child of postfix-script, our child; its pid comes from queue/pid/master.pid.
+// Postfix as a relay under test: lab::PostfixInstance plus what is measured of
+// it (CPU and PSS of master and its children, unbound's CPU and peak RSS) and
+// how its log is read.
 class Postfix final : public Mta {
  public:
   // `domains`: every recipient domain of the world, one transport entry each.
   Postfix(const Options& o, const lab::World& world, std::uint16_t rx_port,
           const std::vector<std::string>& domains)
-      : port_(lab::free_tcp_port()), keep_(o.keep) {
-    try {
-      start(o, world, rx_port, domains);
-    } catch (...) {
-      cleanup();  // the destructor does not run when the constructor throws
-      throw;
-    }
-  }
+      : instance_(world, postfix_config(o, rx_port, domains)) {}
 
-  ~Postfix() override { cleanup(); }
+  std::uint16_t port() const override { return instance_.port(); }
 
-  std::uint16_t port() const override { return port_; }
-
- private:
-  void start(const Options& o, const lab::World& world, std::uint16_t rx_port,
-             const std::vector<std::string>& domains) {
-    for (const char* tool : {kPostfix, kUnbound, kUnshare})
-      if (!fs::exists(tool))
-        throw std::runtime_error(
-            std::string("no ") + tool +
-            " (apt-get install postfix unbound util-linux; see bench/README.md)");
-    if (::geteuid() != 0)
-      throw std::runtime_error("--mta postfix needs root (mount namespace, port 53)");
-    const passwd* pw = ::getpwnam("postfix");
-    if (!pw) throw std::runtime_error("no user 'postfix' (install the postfix package)");
-    if (!port_free(kResolverAddress, 53))
-      throw std::runtime_error(std::string("something already listens on ") + kResolverAddress +
-                               ":53 (another benchmark?)");
-
-    // --spool-dir puts the instance (and so its queue) where danemta's spool goes.
-    std::string tmpl =
-        (o.spool_dir.empty() ? std::string("/tmp") : o.spool_dir) + "/danemta-bench-postfix-XXXXXX";
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp in " + tmpl + " failed");
-    dir_ = tmpl;
-    ::chmod(dir_.c_str(), 0755);  // postfix-owned processes traverse it
-    for (const char* sub : {"etc", "queue", "data"}) fs::create_directory(dir_ + "/" + sub);
-    if (::chown((dir_ + "/data").c_str(), pw->pw_uid, pw->pw_gid) != 0)
-      throw std::runtime_error("chown data directory failed");
-
-    // The resolver.
-    unbound_conf_ = dir_ + "/unbound.conf";
-    std::ofstream(unbound_conf_) << "server:\n  interface: " << kResolverAddress
-                                 << "\n  port: 53\n  do-ip6: no\n  username: \"\"\n"
-                                    "  chroot: \"\"\n  directory: \""
-                                 << dir_
-                                 << "\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n"
-                                    "  verbosity: 1\n  num-threads: 1\n"
-                                    "  do-not-query-localhost: no\n"
-                                    "  access-control: 127.0.0.0/8 allow\n"
-                                    "  trust-anchor-file: \""
-                                 << world.trust_anchor_file()
-                                 << "\"\nremote-control:\n  control-enable: no\n"
-                                    "forward-zone:\n  name: \".\"\n  forward-addr: "
-                                 << world.resolver() << "\n";
-    unbound_ = std::make_unique<lab::Process>(
-        std::vector<std::string>{kUnbound, "-d", "-c", unbound_conf_}, dir_ + "/unbound.log");
-    if (!unbound_->wait_for_log("start of service", std::chrono::seconds(10)))
-      throw std::runtime_error("unbound did not start:\n" + unbound_->log());
-    const std::optional<pid_t> upid = child_pid(unbound_conf_);
-    if (!upid) throw std::runtime_error("cannot find unbound's pid");
-    unbound_pid_ = *upid;
-
-    // The Postfix instance.
-    std::ofstream(dir_ + "/resolv.conf")
-        << "nameserver " << kResolverAddress << "\noptions trust-ad\n";
-    // smtp:DOMAIN:PORT keeps the MX lookup (no brackets) and the TLSA lookup at
-    // _PORT._tcp.<MX host>.
-    std::ofstream transport(dir_ + "/etc/transport");
-    for (const std::string& d : domains) transport << d << " smtp:" << d << ":" << rx_port << "\n";
-    transport.close();
-    std::ofstream(dir_ + "/etc/main.cf") << postfix_main_cf(o, dir_, rx_port);
-    std::ofstream(dir_ + "/etc/master.cf") << postfix_master_cf(port_);
-    const std::vector<pid_t> before = children_of(::getpid());
-    postfix_ = std::make_unique<lab::Process>(
-        std::vector<std::string>{kUnshare, "--mount", "--propagation", "private", "/bin/sh", "-c",
-                                 "mount --bind \"$1\" /etc/resolv.conf && exec " +
-                                     std::string(kPostfix) + " -c \"$2\" start-fg",
-                                 "sh", dir_ + "/resolv.conf", dir_ + "/etc"},
-        dir_ + "/start.log");
-    pid_t script = -1;  // unshare -> sh -> postfix -> postfix-script: one pid, our child
-    for (pid_t c : children_of(::getpid()))
-      if (std::find(before.begin(), before.end(), c) == before.end()) script = c;
-    const auto deadline = Clock::now() + std::chrono::seconds(20);
-    while (Clock::now() < deadline && !g_interrupted) {
-      if (script > 0 && !alive(script)) break;  // postfix-script gave up
-      if (master_pid_ <= 0) {
-        const std::string pidfile = read_file(dir_ + "/queue/pid/master.pid");
-        const long p = std::strtol(pidfile.c_str(), nullptr, 10);
-        if (p > 0 && alive(static_cast<pid_t>(p)) &&
-            read_file(dir_ + "/maillog").find("daemon started") != std::string::npos)
-          master_pid_ = static_cast<pid_t>(p);
-      }
-      if (master_pid_ > 0 && accepts(kListen, port_)) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (master_pid_ <= 0 || !accepts(kListen, port_))
-      throw std::runtime_error(
-          "postfix did not start (" + dir_ +
-          "/start.log, maillog below; Postfix reports some "
-          "fatal errors only to a terminal: try --keep-postfix-dir yes, then script -qc "
-          "'postfix -c DIR/etc check' /dev/null):\n" +
-          postfix_->log() + read_file(dir_ + "/maillog"));
-  }
-
-  void cleanup() {
-    stop();
-    if (!keep_ && !dir_.empty()) {
-      std::error_code ec;
-      fs::remove_all(dir_, ec);
-    } else if (!dir_.empty()) {
-      std::cerr << "danemta_bench_relay: kept " << dir_ << "\n";
-    }
-    dir_.clear();
-  }
-
- public:
   // master's own and reaped children's time (fields 14-17) plus its live children's.
   double cpu_ms() const override {
-    std::vector<std::string> f = stat_fields(master_pid_);
+    std::vector<std::string> f = stat_fields(instance_.master_pid());
     if (f.size() < 15) return 0;
     unsigned long long t = 0;
     for (int i = 14; i <= 17; ++i) t += std::stoull(f[static_cast<std::size_t>(i - 3)]);
-    for (pid_t child : children_of(master_pid_)) {
+    for (pid_t child : lab::child_processes(instance_.master_pid())) {
       std::vector<std::string> c = stat_fields(child);
       if (c.size() >= 13) t += std::stoull(c[11]) + std::stoull(c[12]);
     }
     return ticks_to_ms(t);
   }
-  double helper_cpu_ms() const override { return ::cpu_ms(unbound_pid_); }
+  double helper_cpu_ms() const override { return ::cpu_ms(instance_.unbound_pid()); }
   // Sum of Pss (shared pages divided among their users) over master and its live
   // children, sampled every ~0.5 s during the batches and at their ends: the
   // highest sum so far. Summing VmHWM would count the shared libraries once per
@@ -837,7 +668,7 @@ class Postfix final : public Mta {
   void sample() override { peak_pss_kib_ = std::max(peak_pss_kib_, pss_sum_kib()); }
   long memory_kib() const override { return std::max(peak_pss_kib_, pss_sum_kib()); }
   std::string memory_label() const override { return "Postfix peak PSS (sum, sampled)"; }
-  long helper_memory_kib() const override { return status_kib(unbound_pid_, "VmHWM"); }
+  long helper_memory_kib() const override { return status_kib(instance_.unbound_pid(), "VmHWM"); }
   long pss_sum_kib() const {
     auto pss = [](pid_t pid) {
       std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/smaps_rollup"));
@@ -845,45 +676,17 @@ class Postfix final : public Mta {
         if (line.rfind("Pss:", 0) == 0) return std::strtol(line.c_str() + 4, nullptr, 10);
       return 0L;
     };
-    long sum = pss(master_pid_);
-    for (pid_t child : children_of(master_pid_)) sum += pss(child);
+    const pid_t master = instance_.master_pid();
+    long sum = pss(master);
+    for (pid_t child : lab::child_processes(master)) sum += pss(child);
     return sum;
   }
-  long threads() const override {
-    return 1 + static_cast<long>(children_of(master_pid_).size());  // processes, not threads
+  long threads() const override {  // processes, not threads
+    return 1 + static_cast<long>(lab::child_processes(instance_.master_pid()).size());
   }
-  std::string log() const override { return read_file(dir_ + "/maillog"); }
-  std::string log_path() const override { return dir_ + "/maillog"; }
-
-  void stop() override {
-    if (master_pid_ <= 0 && postfix_ && !dir_.empty()) {  // started, not yet seen ready
-      const long p = std::strtol(read_file(dir_ + "/queue/pid/master.pid").c_str(), nullptr, 10);
-      if (p > 0 && alive(static_cast<pid_t>(p))) master_pid_ = static_cast<pid_t>(p);
-    }
-    if (master_pid_ > 0) {
-      const std::vector<pid_t> children = children_of(master_pid_);
-      ::kill(master_pid_, SIGTERM);  // what `postfix stop` does; master stops its children
-      const auto deadline = Clock::now() + std::chrono::seconds(10);
-      while (alive(master_pid_) && Clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      if (alive(master_pid_)) ::kill(master_pid_, SIGKILL);
-      // The children exit on their own once master is gone; wait for them, so a
-      // following run (--mta both) does not share the CPUs with them.
-      auto any_alive = [&children] {
-        return std::any_of(children.begin(), children.end(), [](pid_t c) { return alive(c); });
-      };
-      const auto children_deadline = Clock::now() + std::chrono::seconds(5);
-      while (any_alive() && Clock::now() < children_deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      for (pid_t c : children)
-        if (alive(c)) ::kill(c, SIGKILL);
-      master_pid_ = -1;
-    }
-    if (postfix_) postfix_->stop(SIGTERM);  // postfix-script exits once master has
-    postfix_.reset();
-    if (unbound_) unbound_->stop(SIGTERM);
-    unbound_.reset();
-  }
+  std::string log() const override { return instance_.log(); }
+  std::string log_path() const override { return instance_.log_path(); }
+  void stop() override { instance_.stop(); }
 
   // smtp(8) logs one line per TLS session it sets up: "Verified" = DANE-verified
   // here (the TLSA 3 1 1 matched); "Trusted", "Untrusted", "Anonymous" would be less.
@@ -905,36 +708,10 @@ class Postfix final : public Mta {
     auto it = levels.find("Verified (smtp sessions)");
     return it == levels.end() ? 0 : it->second;
   }
-  const std::string& dir() const { return dir_; }
+  const std::string& dir() const { return instance_.dir(); }
 
  private:
-  static bool port_free(const char* address, std::uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    ::inet_pton(AF_INET, address, &a.sin_addr);
-    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
-  }
-  static bool accepts(const char* address, std::uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    ::inet_pton(AF_INET, address, &a.sin_addr);
-    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
-  }
-
-  std::uint16_t port_;
-  bool keep_;
-  std::string dir_, unbound_conf_;
-  std::unique_ptr<lab::Process> unbound_, postfix_;
-  pid_t unbound_pid_ = -1;
-  pid_t master_pid_ = -1;
+  lab::PostfixInstance instance_;
   long peak_pss_kib_ = 0;
 };
 
@@ -1435,6 +1212,7 @@ int run(const Options& o) {
   if (o.mta != "postfix" && !fs::exists(o.danemta))
     throw std::runtime_error("no danemta binary at " + o.danemta +
                              " (build it, or pass --danemta PATH)");
+  if (o.mta != "danemta") check_postfix_prerequisites();
   Lab l;
   make_lab(*std::max_element(o.domains.begin(), o.domains.end()), l);
 
