@@ -35,7 +35,12 @@ int run_web(const config::Config& cfg) {
       return 2;
     }
   }
-  auto server = web::Server::start(io, cfg, **resolver, probe_tls, https.get());
+  // One line per event, on stdout like the start line (the journal under
+  // systemd).
+  auto log_line = [](const std::string& line) {
+    std::cout << "danemta web: " << line << std::endl;
+  };
+  auto server = web::Server::start(io, cfg, **resolver, probe_tls, https.get(), log_line);
   if (!server) {
     std::cerr << "danemta web: " << server.error().message << "\n";
     return 2;

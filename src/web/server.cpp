@@ -3,6 +3,7 @@
 // time per request, requests per connection; plus the check limits.
 #include "web/server.hpp"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -25,6 +26,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <ctime>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -58,14 +60,24 @@ constexpr std::size_t kMaxRequests = 100;
 
 // One check in progress: what it has done so far, for whoever follows it.
 struct Job {
-  explicit Job(asio::any_io_executor ex) : signal(ex) {}
+  explicit Job(asio::any_io_executor ex) : signal(ex), wake(ex) {}
   std::string domain;
   std::uint16_t port = 25;
+  std::string client;  // who started it (the rate limit's client)
   std::vector<std::string> steps;
   std::optional<check::Report> report;
   std::string error;  // the check did not complete: why
   bool done = false;
   asio::steady_timer signal;  // cancelled on every change
+  // Its slot of max_concurrent, claimed by admit(): given back once, by
+  // release_slot(), when the check ends or is abandoned.
+  bool holds_slot = false;
+  std::size_t followers = 0;  // /events streams and /api/check requests waiting for it
+  // The last follower left before the end: no further address is probed.
+  bool cancelled = false;
+  asio::steady_timer wake;               // run_job waits on it for the plan
+  std::optional<std::size_t> addresses;  // to probe, once the plan is known
+  std::size_t skipped = 0;               // of them, not probed because the visitor left
 
   void push(std::string line) {
     for (char& c : line)
@@ -145,6 +157,7 @@ struct Server::State {
         limiter(c.web.client_checks, c.web.client_window),
         helo(c.helo_name.empty() ? local_hostname() : c.helo_name) {}
   tcp::acceptor acceptor;
+  std::function<void(const std::string&)> log;
   config::Config cfg;
   const config::WebConfig& web;
   dns::Resolver& resolver;
@@ -190,41 +203,85 @@ std::optional<Refusal> admit(Server::State& s, const std::string& client, bool t
   return std::nullopt;
 }
 
+void release_slot(Server::State& s, Job& job) {
+  if (!job.holds_slot) return;
+  job.holds_slot = false;
+  --s.running;
+}
+
+// The last follower of an unfinished check left: its slot is free at once;
+// run_job probes no further address and ends (after the probe it may be in).
+void abandon(Server::State& s, Job& job) {
+  job.cancelled = true;
+  release_slot(s, job);
+  job.wake.cancel();
+}
+
+// "check of example.org for 192.0.2.1 abandoned: the visitor left; 2 of 3
+// addresses not probed"
+std::string abandoned_line(const Job& job) {
+  std::string line =
+      "check of " + job.domain + " for " + job.client + " abandoned: the visitor left";
+  if (!job.addresses) return line + " during the DNS lookups";
+  return line + "; " + std::to_string(job.skipped) + " of " + std::to_string(*job.addresses) +
+         (*job.addresses == 1 ? " address" : " addresses") + " not probed";
+}
+
+// A follower of a job (an /events stream, an /api/check request) while it
+// waits: when the last one goes before the check ends, the check is
+// abandoned. Not when the server stops (every frame is destroyed then).
+class Follow {
+ public:
+  Follow(Server::State& s, JobPtr job) : s_(s), job_(std::move(job)) { ++job_->followers; }
+  ~Follow() {
+    if (--job_->followers == 0 && !job_->done && !job_->cancelled && !s_.stopped)
+      abandon(s_, *job_);
+  }
+  Follow(const Follow&) = delete;
+  Follow& operator=(const Follow&) = delete;
+
+ private:
+  Server::State& s_;
+  JobPtr job_;
+};
+
 struct PlanWait {
-  explicit PlanWait(asio::any_io_executor ex) : timer(ex) {}
   std::optional<dane::DestinationPlan> plan;
   std::optional<dane::AnswerSet> answers;
-  asio::steady_timer timer;
 };
 
 // One check, the same steps as `danemta check` (app/cmd_check.cpp): the
 // plan, then the probes unless the plan failed. Holds a slot of
-// max_concurrent (claimed by admit()) until it ends.
+// max_concurrent (claimed by admit()) until it ends or is abandoned; an
+// abandoned check logs one line when it ends.
 asio::awaitable<void> run_job(StatePtr s, JobPtr job) {
   struct Slot {
     Server::State& s;
     JobPtr job;
     ~Slot() {
-      --s.running;
+      release_slot(s, *job);
+      if (job->cancelled && !s.stopped && s.log) s.log(abandoned_line(*job));
       job->finish();
     }
   } slot{*s, job};
+  if (job->cancelled) co_return;
   const auto deadline = steady::now() + s->web.check_timeout;
   const auto limit = std::to_string(s->web.check_timeout.count());
   job->push("looking up " + job->domain + " with DNSSEC validation");
 
   auto resolver = std::make_shared<ProgressResolver>(s->resolver, job);
-  const asio::any_io_executor ex = co_await asio::this_coro::executor;
-  auto wait = std::make_shared<PlanWait>(ex);
-  wait->timer.expires_at(deadline);
+  auto wait = std::make_shared<PlanWait>();
+  job->wake.expires_at(deadline);
   dane::PlanOptions plan_options{s->cfg.policy_for(job->domain), job->port};
-  dane::plan_destination(*resolver, job->domain, plan_options,
-                         [wait, resolver](dane::DestinationPlan plan, dane::AnswerSet answers) {
-                           wait->plan = std::move(plan);
-                           wait->answers = std::move(answers);
-                           wait->timer.cancel();
-                         });
-  if (!wait->plan) co_await wait->timer.async_wait(use_tuple);
+  dane::plan_destination(
+      *resolver, job->domain, plan_options,
+      [wait, resolver, job](dane::DestinationPlan plan, dane::AnswerSet answers) {
+        wait->plan = std::move(plan);
+        wait->answers = std::move(answers);
+        job->wake.cancel();
+      });
+  if (!wait->plan && !job->cancelled) co_await job->wake.async_wait(use_tuple);
+  if (job->cancelled) co_return;
   if (!wait->plan) {
     job->error = "The DNS lookups did not complete within " + limit + " seconds.";
     co_return;
@@ -235,6 +292,11 @@ asio::awaitable<void> run_job(StatePtr s, JobPtr job) {
     co_return;
   }
 
+  std::size_t addresses = 0;
+  for (const dane::HostPlan& host : plan.hosts)
+    if (host.requirement != dane::Requirement::unusable) addresses += host.addresses.size();
+  job->addresses = addresses;
+
   check::ProbeOptions po;
   po.helo_name = s->helo;
   po.now = static_cast<std::int64_t>(std::time(nullptr));
@@ -244,6 +306,10 @@ asio::awaitable<void> run_job(StatePtr s, JobPtr job) {
   const std::string port = std::to_string(job->port);
   po.refuse = [job, deadline, allow_private, port, limit](const std::string& host,
                                                           const std::string& address) {
+    if (job->cancelled) {
+      ++job->skipped;
+      return std::string("not probed: the visitor left");
+    }
     if (steady::now() >= deadline)
       return "not probed: the check's time limit (" + limit + " seconds) was reached";
     if (!allow_private) {
@@ -258,21 +324,91 @@ asio::awaitable<void> run_job(StatePtr s, JobPtr job) {
   po.probed = [job](const check::AddressProbe& p) { job->push(describe(p)); };
   std::vector<std::vector<check::AddressProbe>> probes =
       co_await check::probe_destination(s->probe_tls, plan, po);
+  if (job->cancelled) co_return;
   job->report = check::make_report(plan, *wait->answers, std::move(probes));
 }
 
-JobPtr start_job(StatePtr s, asio::any_io_executor ex, std::string domain, std::uint16_t port) {
+// Starts a check admit() has let in (its slot is the job's).
+JobPtr start_job(StatePtr s, asio::any_io_executor ex, std::string domain, std::uint16_t port,
+                 std::string client) {
   auto job = std::make_shared<Job>(ex);
   job->domain = std::move(domain);
   job->port = port;
+  job->client = std::move(client);
+  job->holds_slot = true;
   asio::co_spawn(ex, run_job(s, job), asio::detached);
   return job;
 }
 
-// Waits for the job's next change (or its end).
+// Waits for the job's next change (or its end, or the watch seeing the
+// visitor leave).
 asio::awaitable<void> next_change(Job& job) {
   job.signal.expires_at(asio::steady_timer::time_point::max());
   co_await job.signal.async_wait(use_tuple);
+}
+
+// Whether the visitor is still there while it waits for its check: one read
+// on its connection, pending until the check ends (one read and one write
+// at a time on a stream: the events are written meanwhile).
+struct Watch {
+  explicit Watch(asio::any_io_executor ex) : ended(ex) {}
+  bool reading = false;      // watch() runs
+  bool stopping = false;     // stop_watch() asked it to end
+  bool gone = false;         // the connection closed or failed: the visitor left
+  asio::steady_timer ended;  // cancelled when watch() ends
+};
+using WatchPtr = std::shared_ptr<Watch>;
+
+// Reads until the connection ends (the visitor left: EOF, a reset, an
+// error) or stop_watch(). What the client sends meanwhile is kept in
+// `buffer` when `keep` (an HTTP client may send its next request before
+// the answer: /api/check) and dropped otherwise (/events, whose connection
+// closes after the stream). A full `buffer` (more than 16 KiB sent ahead of
+// the answer) counts as leaving too.
+template <class Stream>
+asio::awaitable<void> watch(Stream& stream, beast::flat_buffer& buffer, bool keep, WatchPtr w,
+                            JobPtr job) {
+  while (!w->stopping) {
+    const std::size_t room = buffer.max_size() - buffer.size();
+    if (room == 0) {
+      w->gone = true;
+      break;
+    }
+    auto [ec, n] = co_await stream.async_read_some(
+        buffer.prepare(std::min<std::size_t>(room, 4096)), use_tuple);
+    buffer.commit(n);
+    if (!keep) buffer.consume(buffer.size());
+    if (ec) {
+      if (!w->stopping) w->gone = true;
+      break;
+    }
+  }
+  w->reading = false;
+  job->signal.cancel();
+  w->ended.cancel();
+}
+
+template <class Stream>
+void start_watch(Stream& stream, beast::flat_buffer& buffer, bool keep, const WatchPtr& w,
+                 const JobPtr& job) {
+  // No time limit on this read (the request's is still set): the events'
+  // writes have theirs.
+  beast::get_lowest_layer(stream).expires_never();
+  w->reading = true;
+  asio::co_spawn(stream.get_executor(), watch(stream, buffer, keep, w, job), asio::detached);
+}
+
+// Ends the watch's read and waits until watch() has returned: the stream
+// may be read again, or closed.
+template <class Stream>
+asio::awaitable<void> stop_watch(Stream& stream, Watch& w) {
+  if (!w.reading) co_return;
+  w.stopping = true;
+  beast::get_lowest_layer(stream).cancel();
+  while (w.reading) {
+    w.ended.expires_at(asio::steady_timer::time_point::max());
+    co_await w.ended.async_wait(use_tuple);
+  }
 }
 
 struct Reply {
@@ -356,8 +492,28 @@ asio::awaitable<bool> send(Stream& stream, std::string text) {
   co_return !ec;
 }
 
+// The job's steps as they come, then its result, until the check ends, the
+// watch sees the visitor leave or a write fails.
+template <class Stream>
+asio::awaitable<void> send_events(Stream& stream, Job& job, const Watch& w, std::string api) {
+  std::size_t sent = 0;
+  for (;;) {
+    while (sent < job.steps.size() && !w.gone) {
+      std::string e = event("step", job.steps[sent++]);
+      if (!co_await send(stream, std::move(e))) co_return;
+    }
+    if (w.gone) co_return;
+    if (job.done) break;
+    co_await next_change(job);
+  }
+  std::string last =
+      job.report ? event("result", render_report(*job.report, api)) : event("failed", job.error);
+  co_await send(stream, std::move(last));
+}
+
 // /events: the check's steps as they come, then its result; the connection
-// closes after it.
+// closes after it. The check is abandoned when the visitor closes the
+// stream first (bytes it sends on it are ignored).
 template <class Stream>
 asio::awaitable<void> events(StatePtr s, Stream& stream, std::string target, std::string client) {
   std::string head =
@@ -380,25 +536,23 @@ asio::awaitable<void> events(StatePtr s, Stream& stream, std::string target, std
     co_await send(stream, std::move(refused));
     co_return;
   }
-  JobPtr job = start_job(s, stream.get_executor(), *domain, *port);
-  std::size_t sent = 0;
-  for (;;) {
-    while (sent < job->steps.size()) {
-      std::string e = event("step", job->steps[sent++]);
-      if (!co_await send(stream, std::move(e))) co_return;
-    }
-    if (job->done) break;
-    co_await next_change(*job);
-  }
-  std::string last =
-      job->report ? event("result",
-                          render_report(*job->report, api_link(*domain, *port, !port_text.empty())))
-                  : event("failed", job->error);
-  co_await send(stream, std::move(last));
+  const asio::any_io_executor ex = stream.get_executor();
+  JobPtr job = start_job(s, ex, *domain, *port, client);
+  auto w = std::make_shared<Watch>(ex);
+  beast::flat_buffer dropped(4096);
+  Follow follow(*s, job);
+  start_watch(stream, dropped, false, w, job);
+  std::string api = api_link(*domain, *port, !port_text.empty());
+  co_await send_events(stream, *job, *w, std::move(api));
+  co_await stop_watch(stream, *w);
 }
 
-asio::awaitable<Reply> api_check(StatePtr s, asio::any_io_executor ex, std::string target,
-                                 std::string client) {
+// /api/check: the report once the check ends; nothing (the connection
+// closes) when the client left first, which abandons the check.
+template <class Stream>
+asio::awaitable<std::optional<Reply>> api_check(StatePtr s, Stream& stream,
+                                                beast::flat_buffer& buffer, std::string target,
+                                                std::string client) {
   auto domain = validate_domain(query_value(target, "domain"));
   if (!domain) co_return json_reply(http::status::bad_request, json_error(domain.error().message));
   auto port = validate_port(query_value(target, "port"), s->web.allowed_ports);
@@ -408,8 +562,16 @@ asio::awaitable<Reply> api_check(StatePtr s, asio::any_io_executor ex, std::stri
     r.retry_after = no->retry_after;
     co_return r;
   }
-  JobPtr job = start_job(s, ex, *domain, *port);
-  while (!job->done) co_await next_change(*job);
+  const asio::any_io_executor ex = stream.get_executor();
+  JobPtr job = start_job(s, ex, *domain, *port, client);
+  auto w = std::make_shared<Watch>(ex);
+  {
+    Follow follow(*s, job);
+    start_watch(stream, buffer, true, w, job);
+    while (!job->done && !w->gone) co_await next_change(*job);
+    co_await stop_watch(stream, *w);
+  }
+  if (!job->done) co_return std::nullopt;
   if (!job->report) co_return json_reply(http::status::gateway_timeout, json_error(job->error));
   co_return json_reply(http::status::ok, check::render_json(*job->report));
 }
@@ -503,8 +665,9 @@ asio::awaitable<void> serve(StatePtr s, Stream& stream, std::string client) {
     }
     Reply r;
     if (path == "/api/check" && !head) {
-      const asio::any_io_executor ex = stream.get_executor();
-      r = co_await api_check(s, ex, target, who);
+      std::optional<Reply> answer = co_await api_check(s, stream, buffer, target, who);
+      if (!answer) break;  // the client left
+      r = std::move(*answer);
     } else {
       r = page(s, path, target, who);
     }
@@ -581,10 +744,12 @@ asio::awaitable<void> accept_loop(StatePtr s) {
 Result<std::unique_ptr<Server>> Server::start(asio::io_context& io, const config::Config& cfg,
                                               dns::Resolver& resolver,
                                               asio::ssl::context& probe_tls,
-                                              asio::ssl::context* https) {
+                                              asio::ssl::context* https,
+                                              std::function<void(const std::string&)> logger) {
   auto endpoint = parse_listen_address(cfg.web.listen);
   if (!endpoint) return tl::unexpected(endpoint.error());
   auto state = std::make_shared<State>(io, cfg, resolver, probe_tls, https);
+  state->log = std::move(logger);
   if (auto r = listen_on(state->acceptor, *endpoint, cfg.web.listen); !r)
     return tl::unexpected(r.error());
   asio::co_spawn(io, accept_loop(state), asio::detached);

@@ -18,9 +18,13 @@
 // while max_concurrent run (503); and it probes only the addresses of the
 // domain's own MX hosts, public ones unless allow_private_targets, each SMTP
 // step bounded by probe_timeout and the check by check_timeout. No mail is
-// sent: a probe stops after STARTTLS and the certificate check.
+// sent: a probe stops after STARTTLS and the certificate check. A check
+// whose visitor leaves (closes the /events stream or the /api/check
+// connection) is abandoned: its slot is free at once, no further address is
+// probed, and it logs one line when it ends.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -44,11 +48,15 @@ class Server {
  public:
   // Binds cfg.web.listen and serves until stop() or destruction. `https`:
   // a server context with the certificate, or nullptr for plain HTTP.
-  // `resolver`, `probe_tls` and `https` must outlive the server.
+  // `resolver`, `probe_tls` and `https` must outlive the server. `logger`
+  // (optional) gets the server's log lines, without a prefix: "check of
+  // example.org for 192.0.2.1 abandoned: the visitor left; 2 of 3
+  // addresses not probed".
   static Result<std::unique_ptr<Server>> start(boost::asio::io_context& io,
                                                const config::Config& cfg, dns::Resolver& resolver,
                                                boost::asio::ssl::context& probe_tls,
-                                               boost::asio::ssl::context* https);
+                                               boost::asio::ssl::context* https,
+                                               std::function<void(const std::string&)> logger = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -1,6 +1,7 @@
 // `danemta web` against the lab: the real binary serving the page, headless
 // Chromium (tests/web/web.py, selenium) reading it, and the JSON API
-// compared with `danemta check --json`. NETs 127.0.185.x - 127.0.189.x.
+// compared with `danemta check --json`. NETs 127.0.185.x - 127.0.189.x and
+// 127.0.195.x (checks whose visitor leaves).
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -13,6 +14,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -322,8 +325,19 @@ bool read_until(int fd, const std::string& text, std::string& got,
   return true;
 }
 
-int connect_to(const std::string& ip, std::uint16_t port) {
+// A TCP connection to ip:port, from `source` when one is given (another
+// client for the web server's limits).
+int connect_to(const std::string& ip, std::uint16_t port, const std::string& source = "") {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (!source.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source.c_str(), &local.sin_addr);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+      ::close(fd);
+      return -1;
+    }
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
@@ -407,6 +421,143 @@ TEST(Web, BusyWhenEveryCheckSlotIsTaken) {
   EXPECT_EQ(get(web.base + "/").status, 200) << "the form is served while busy";
   ::close(follower);
   ::close(silent);
+}
+
+// Accepts one connection on any of `listeners` within `patience`; -1 if
+// none came.
+int accept_one(const std::vector<int>& listeners,
+               std::chrono::seconds patience = std::chrono::seconds(180)) {
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::vector<pollfd> p;
+    for (int fd : listeners) p.push_back(pollfd{fd, POLLIN, 0});
+    if (::poll(p.data(), p.size(), 200) <= 0) continue;
+    for (const pollfd& x : p)
+      if (x.revents & POLLIN) return ::accept(x.fd, nullptr, nullptr);
+  }
+  return -1;
+}
+
+// The connections waiting on `listeners` (made, not yet accepted): accepts
+// and closes them, and says how many there were.
+std::size_t accept_waiting(const std::vector<int>& listeners) {
+  std::size_t n = 0;
+  for (int fd : listeners) {
+    for (;;) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 0) <= 0) break;
+      const int c = ::accept(fd, nullptr, nullptr);
+      if (c < 0) break;
+      ::close(c);
+      ++n;
+    }
+  }
+  return n;
+}
+
+// How often `text` occurs in `where`.
+std::size_t count_of(const std::string& where, const std::string& text) {
+  std::size_t n = 0;
+  for (auto at = where.find(text); at != std::string::npos; at = where.find(text, at + 1)) ++n;
+  return n;
+}
+
+TEST(Web, CheckStopsWhenItsVisitorLeaves) {
+  // One MX host with three addresses, each a listener that never greets: a
+  // check probes them one after the other, each probe waiting for its
+  // greeting (probe_timeout_seconds, 300 here) until the test closes it.
+  std::vector<int> silent;
+  std::uint16_t port = 0;
+  for (int i = 10; i <= 12; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    const std::string ip = "127.0.195." + std::to_string(i);
+    ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << ip;
+    ASSERT_EQ(::listen(fd, 8), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    silent.push_back(fd);
+  }
+  lab::World world(
+      json{{"zones",
+            {{{"name", "slow195.example"},
+              {"records",
+               {"@ MX 10 mx", "mx A 127.0.195.10", "mx A 127.0.195.11", "mx A 127.0.195.12"}}},
+             {{"name", "nomail195.example"}, {"records", {"@ MX 0 ."}}}}}}
+          .dump());
+  Web web(world, port, "abandon",
+          "listen = \"127.0.195.1:" + std::to_string(lab::free_tcp_port()) +
+              "\"\n"
+              "allow_private_targets = true\nmax_concurrent = 1\nclient_checks = 1000\n"
+              "probe_timeout_seconds = 300\ncheck_timeout_seconds = 600\n");
+  ASSERT_FALSE(web.base.empty());
+  const std::string host = web.base.substr(7, web.base.rfind(':') - 7);
+  const auto web_port =
+      static_cast<std::uint16_t>(std::stoi(web.base.substr(web.base.rfind(':') + 1)));
+
+  // Polls (a bounded wait, not a timing expectation) until a check from
+  // another client is admitted: the one slot is free again.
+  auto admitted = [&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+    Http h;
+    do {
+      h = get(web.base + "/api/check?domain=nomail195.example");
+      if (h.status != 503) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    } while (std::chrono::steady_clock::now() < deadline);
+    return h.status;
+  };
+
+  struct Visit {
+    std::string client;
+    std::string request;
+  };
+  const std::vector<Visit> visits = {
+      // A page's event stream: it reads the steps up to the first probe, then closes.
+      {"127.0.195.2", "GET /events?domain=slow195.example HTTP/1.1\r\nHost: x\r\n\r\n"},
+      // A script's API request, given up while the check probes.
+      {"127.0.195.3", "GET /api/check?domain=slow195.example HTTP/1.1\r\nHost: x\r\n\r\n"}};
+  for (const Visit& v : visits) {
+    SCOPED_TRACE(v.request);
+    int visitor = connect_to(host, web_port, v.client);
+    ASSERT_GE(visitor, 0);
+    ASSERT_EQ(::write(visitor, v.request.data(), v.request.size()),
+              static_cast<ssize_t>(v.request.size()));
+    if (v.request.find("/events") != std::string::npos) {
+      std::string events;
+      ASSERT_TRUE(read_until(visitor, "data: connecting to mx.slow195.example", events)) << events;
+    }
+    // The check's first probe is connected and waits for its greeting.
+    const int probe = accept_one(silent);
+    ASSERT_GE(probe, 0) << web.process->log();
+    EXPECT_EQ(get(web.base + "/api/check?domain=nomail195.example").status, 503)
+        << "the check holds the only slot";
+    ::close(visitor);
+
+    // The slot is free while that probe is still in progress (the probe's
+    // connection is still open: nothing to read, not closed).
+    EXPECT_EQ(admitted(), 200) << web.process->log();
+    pollfd p{probe, POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 0), 0) << "the first probe still waits for its greeting";
+
+    // The probe ends (the connection closes before a greeting); the check
+    // then ends without probing the other two addresses, and says so.
+    ::close(probe);
+    const std::string line = "check of slow195.example for " + v.client +
+                             " abandoned: the visitor left; 2 of 3 addresses not probed";
+    EXPECT_TRUE(web.process->wait_for_log(line, std::chrono::seconds(180))) << web.process->log();
+    EXPECT_EQ(count_of(web.process->log(), line), 1u) << web.process->log();
+    EXPECT_EQ(accept_waiting(silent), 0u) << "no address was probed after the visitor left";
+  }
+  EXPECT_EQ(count_of(web.process->log(), "abandoned"), 2u) << web.process->log();
+  // A check whose visitor stays is not abandoned.
+  EXPECT_EQ(get(web.base + "/api/check?domain=nomail195.example").status, 200);
+  EXPECT_EQ(count_of(web.process->log(), "abandoned"), 2u) << web.process->log();
+  for (int fd : silent) ::close(fd);
 }
 
 }  // namespace
