@@ -374,19 +374,32 @@ TEST(Web, ServesHttpsWithTheConfiguredCertificate) {
   std::filesystem::remove_all(dir);
 }
 
+// A listener on ip:port (port 0: any free one) that accepts connections
+// (the kernel's backlog) and never greets; -1 if it cannot be opened.
+// `port` becomes the port bound.
+int silent_listener(const std::string& ip, std::uint16_t& port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 8) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
 TEST(Web, BusyWhenEveryCheckSlotIsTaken) {
   // An MX host that accepts connections (the kernel's backlog) and never
   // greets: a check of it holds its slot for probe_timeout_seconds.
   const std::string mx = "127.0.187.10";
-  int silent = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  ::inet_pton(AF_INET, mx.c_str(), &a.sin_addr);
-  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(silent, 8), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(silent, reinterpret_cast<sockaddr*>(&a), &len);
-  const std::uint16_t port = ntohs(a.sin_port);
+  std::uint16_t port = 0;
+  const int silent = silent_listener(mx, port);
+  ASSERT_GE(silent, 0);
   lab::World world(json{{"zones",
                          {{{"name", "slow187.example"}, {"records", {"@ MX 10 mx", "mx A " + mx}}},
                           {{"name", "nomail187.example"}, {"records", {"@ MX 0 ."}}}}}}
@@ -469,17 +482,9 @@ TEST(Web, CheckStopsWhenItsVisitorLeaves) {
   std::vector<int> silent;
   std::uint16_t port = 0;
   for (int i = 10; i <= 12; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
     const std::string ip = "127.0.195." + std::to_string(i);
-    ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << ip;
-    ASSERT_EQ(::listen(fd, 8), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
+    const int fd = silent_listener(ip, port);  // the same port on each address
+    ASSERT_GE(fd, 0) << ip;
     silent.push_back(fd);
   }
   lab::World world(
