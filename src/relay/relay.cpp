@@ -1047,23 +1047,18 @@ awaitable<void> scheduler(ImplPtr r) {
 
 }  // namespace
 
-// The listeners' event loop and its thread (see Impl::intake).
-struct Relay::Intake {
-  Workers loop{"danemta-intake", 1};
-};
-
 Relay::Relay(asio::io_context& io, config::Config config, dns::Resolver& resolver,
              queue::Spool& spool, logging::Logger& log, std::function<queue::Time()> now)
-    : intake_(std::make_unique<Intake>()),
-      impl_(std::make_shared<Impl>(io, intake_->loop.context(), std::move(config), resolver, spool,
-                                   log, std::move(now))) {}
+    : intake_(std::make_unique<Workers>("danemta-intake", 1)),
+      impl_(std::make_shared<Impl>(io, intake_->context(), std::move(config), resolver, spool, log,
+                                   std::move(now))) {}
 
 Relay::~Relay() {
   stop();
   // Sessions still open on the listeners end here, unanswered. Spool and
   // AUTH calls under way finish first; what they hand back to the stopped
   // intake loop never runs.
-  intake_->loop.stop();
+  intake_->stop();
   impl_->pool.join();
   impl_->auth_pool.join();
   impl_->acceptors.clear();

@@ -30,6 +30,10 @@ namespace boost::asio {
 class io_context;
 }
 
+namespace danemta {
+class Workers;
+}
+
 namespace danemta::metrics {
 class Registry;
 }
@@ -96,8 +100,9 @@ class Relay {
   struct Impl;
 
  private:
-  struct Intake;
-  std::unique_ptr<Intake> intake_;  // before impl_, which refers to it
+  // The listeners' event loop and its thread (danemta-intake); before
+  // impl_, which refers to it.
+  std::unique_ptr<Workers> intake_;
   std::shared_ptr<Impl> impl_;
 };
 
